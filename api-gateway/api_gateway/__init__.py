@@ -1,0 +1,1 @@
+"""API gateway: one entry point on :5000 that checks tokens, limits rates and forwards."""

@@ -1,0 +1,56 @@
+import ipaddress
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field
+
+from shared.settings import ServiceSettings
+
+
+class GatewaySettings(ServiceSettings):
+    port: int = Field(default=5000, validation_alias=AliasChoices("GATEWAY_PORT", "PORT"))
+    # The gateway is the public entry point: it listens on every interface by
+    # default (a phone on the same network can reach it). Services stay on loopback.
+    host: str = Field(default="0.0.0.0", validation_alias=AliasChoices("GATEWAY_HOST", "HOST"))
+
+    # Seconds to wait for a service's answer before a 504.
+    upstream_timeout: float = Field(default=10.0, gt=0, validation_alias="UPSTREAM_TIMEOUT")
+    # Largest request body forwarded (bytes); larger is 413.
+    max_body_size: int = Field(default=1_048_576, gt=0, validation_alias="MAX_BODY_SIZE")
+
+    rate_limit_enabled: bool = Field(default=True, validation_alias="RATE_LIMIT_ENABLED")
+    rate_limit_default: str = Field(default="300/minute", validation_alias="RATE_LIMIT_DEFAULT")
+    rate_limit_auth: str = Field(default="10/minute", validation_alias="RATE_LIMIT_AUTH")
+    rate_limit_webhook: str = Field(default="600/minute", validation_alias="RATE_LIMIT_WEBHOOK")
+    # Rate-limit counters in Redis (shared by several gateway replicas); memory when unset.
+    redis_url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    # Comma-separated IPs or CIDRs of reverse proxies in front of the gateway. Only
+    # when the direct peer is one of them is X-Forwarded-For believed.
+    trusted_proxies: str = Field(default="", validation_alias="TRUSTED_PROXIES")
+    # Comma-separated origins allowed by CORS; "*" for any.
+    cors_origins: str = Field(default="*", validation_alias="CORS_ORIGINS")
+
+    @property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        return [
+            ipaddress.ip_network(item.strip(), strict=False)
+            for item in self.trusted_proxies.split(",")
+            if item.strip()
+        ]
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [item.strip() for item in self.cors_origins.split(",") if item.strip()]
+
+    def service_urls(self) -> dict[str, str]:
+        return {
+            "auth": self.auth_service_url,
+            "product": self.product_service_url,
+            "cart": self.cart_service_url,
+            "order": self.order_service_url,
+            "payment": self.payment_service_url,
+        }
+
+
+@lru_cache
+def get_settings() -> GatewaySettings:
+    return GatewaySettings()

@@ -1,0 +1,158 @@
+"""Forwarding a request to its service.
+
+Bodies go through byte for byte (the Stripe webhook signature is computed over
+the raw bytes), hop-by-hop headers are dropped, `X-Forwarded-*` and
+`X-Request-ID` added, any incoming internal-service token stripped. Responses
+are streamed back; small ones with a known length are passed whole, which is
+cheaper. A service that is down is a 503, one too slow a 504: never a 500,
+never a hang.
+"""
+
+import asyncio
+import logging
+
+import httpx
+from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+
+from api_gateway.routing import Route
+from shared.errors import AppError, ServiceUnavailable
+from shared.http_client import INTERNAL_TOKEN_HEADER
+from shared.request_context import current_request_id
+
+logger = logging.getLogger(__name__)
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# Set by the gateway itself, whatever the client sent.
+REPLACED_REQUEST_HEADERS = HOP_BY_HOP | {
+    "host",
+    "content-length",
+    INTERNAL_TOKEN_HEADER.lower(),
+    "x-request-id",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    "x-real-ip",
+}
+REPLACED_RESPONSE_HEADERS = HOP_BY_HOP | {"date", "server", "x-request-id"}
+# Responses up to this size with a Content-Length are read whole rather than streamed.
+SMALL_RESPONSE = 64 * 1024
+
+
+class PayloadTooLarge(AppError):
+    status_code = 413
+    message = "Request body too large"
+
+
+class GatewayTimeout(AppError):
+    status_code = 504
+
+
+def _connection_tokens(headers) -> set[str]:
+    return {token.strip().lower() for token in headers.get("connection", "").split(",") if token}
+
+
+async def read_body(request: Request, max_size: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_size:
+        raise PayloadTooLarge()
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_size:
+                raise PayloadTooLarge()
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise AppError("Client closed the request", status_code=400) from None
+    return b"".join(chunks)
+
+
+def upstream_headers(request: Request, client_ip: str, trusted_peer: bool) -> list[tuple[str, str]]:
+    drop = REPLACED_REQUEST_HEADERS | _connection_tokens(request.headers)
+    headers = [(k, v) for k, v in request.headers.items() if k not in drop]
+    peer = request.client.host if request.client else client_ip
+    incoming_forwarded = request.headers.get("x-forwarded-for") if trusted_peer else None
+    forwarded_for = f"{incoming_forwarded}, {peer}" if incoming_forwarded else peer
+    proto = (
+        request.headers.get("x-forwarded-proto") if trusted_peer else None
+    ) or request.url.scheme
+    host = (
+        request.headers.get("x-forwarded-host") if trusted_peer else None
+    ) or request.headers.get("host", "")
+    headers += [
+        ("x-forwarded-for", forwarded_for),
+        ("x-forwarded-proto", proto),
+        ("x-forwarded-host", host),
+        ("x-real-ip", client_ip),
+        ("x-request-id", current_request_id() or ""),
+    ]
+    return headers
+
+
+async def forward(
+    request: Request,
+    route: Route,
+    *,
+    client: httpx.AsyncClient,
+    base_url: str,
+    body: bytes,
+    headers: list[tuple[str, str]],
+    timeout: float,
+) -> Response:
+    url = base_url.rstrip("/") + route.upstream_path
+    query = request.scope.get("query_string", b"")
+    if query:
+        url += "?" + query.decode("latin-1")
+    name = route.upstream.display_name
+    outgoing = client.build_request(request.method, url, headers=headers, content=body)
+    try:
+        async with asyncio.timeout(timeout):
+            upstream = await client.send(outgoing, stream=True)
+    except (TimeoutError, httpx.ReadTimeout):
+        logger.warning("upstream timed out", extra={"upstream": route.upstream.service})
+        raise GatewayTimeout(f"{name} service timed out") from None
+    except httpx.TransportError as exc:
+        logger.warning(
+            "upstream unavailable",
+            extra={"upstream": route.upstream.service, "reason": type(exc).__name__},
+        )
+        raise ServiceUnavailable(f"{name} service unavailable") from None
+
+    drop = REPLACED_RESPONSE_HEADERS | _connection_tokens(upstream.headers)
+    raw_headers = [
+        (k.lower(), v) for k, v in upstream.headers.raw if k.decode("latin-1").lower() not in drop
+    ]
+    length = upstream.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) <= SMALL_RESPONSE:
+        try:
+            content = await upstream.aread()
+        except httpx.TransportError:
+            raise ServiceUnavailable(f"{name} service unavailable") from None
+        finally:
+            await upstream.aclose()
+        response = Response(content=content, status_code=upstream.status_code)
+        response.raw_headers = raw_headers
+        return response
+
+    response = StreamingResponse(
+        upstream.aiter_raw(),
+        status_code=upstream.status_code,
+        background=BackgroundTask(upstream.aclose),
+    )
+    response.raw_headers = raw_headers
+    return response

@@ -1,0 +1,170 @@
+import asyncio
+import base64
+import os
+
+import pytest
+
+from shared.testing import bearer
+
+MAPPING = [
+    ("POST", "/api/auth/register", "auth", "/api/register"),
+    ("GET", "/api/products?page=2&search=a%20b", "product", "/api/products"),
+    ("GET", "/api/cart", "cart", "/api/cart"),
+    ("GET", "/api/orders/admin/orders?status=paid", "order", "/api/admin/orders"),
+    ("POST", "/api/payments/mpesa", "payment", "/api/payments/mpesa"),
+    ("POST", "/api/payments/webhook/stripe", "payment", "/api/webhook/stripe"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "service", "upstream_path"), MAPPING)
+async def test_each_prefix_reaches_its_service_at_the_originals_path(
+    gateway, make_user, fake_services, method, path, service, upstream_path
+):
+    _, token = make_user(role="admin")
+    response = await gateway.request(method, path, headers=bearer(token))
+    assert response.status_code == 200, response.text
+    received = response.json()
+    assert (received["service"], received["path"]) == (service, upstream_path)
+    assert received["query"] == (path.split("?", 1)[1] if "?" in path else "")
+    assert response.headers["X-Upstream"] == "yes"
+
+
+async def test_body_bytes_reach_the_service_unchanged(gateway, make_user):
+    _, token = make_user()
+    payloads = [
+        (os.urandom(4096) + b"\x00\xff", "application/octet-stream"),
+        (b'{ "b":1,\n  "a" : "\\u00e9",   "n": 1.10 }', "application/json"),
+        (b"t=1700000000,v1=abc&x=%20", "application/x-www-form-urlencoded"),
+    ]
+    for body, content_type in payloads:
+        response = await gateway.post(
+            "/api/payments/webhook/stripe", content=body, headers={"Content-Type": content_type}
+        )
+        received = response.json()
+        assert base64.b64decode(received["body"]) == body
+        assert received["headers"]["content-type"] == content_type
+        assert received["headers"]["content-length"] == str(len(body))
+    response = await gateway.put("/api/cart/items/1", content=b"[1,2]", headers=bearer(token))
+    assert base64.b64decode(response.json()["body"]) == b"[1,2]"
+
+
+async def test_headers_are_cleaned_and_forwarding_headers_added(gateway, make_user):
+    _, token = make_user()
+    response = await gateway.get(
+        "/api/cart",
+        headers={
+            **bearer(token),
+            "Connection": "keep-alive, X-Hop",
+            "X-Hop": "dropped",
+            "Proxy-Authorization": "Basic c2VjcmV0",
+            "X-Internal-Token": "forged",
+            "X-Forwarded-For": "1.2.3.4",
+            "X-Custom": "kept",
+        },
+    )
+    headers = response.json()["headers"]
+    assert "x-hop" not in headers and "proxy-authorization" not in headers
+    assert "x-internal-token" not in headers
+    assert headers["x-custom"] == "kept"
+    assert headers["authorization"] == f"Bearer {token}"
+    # The peer is not a trusted proxy: what the client claims is not passed on.
+    assert headers["x-forwarded-for"] == "203.0.113.7"
+    assert headers["x-forwarded-proto"] == "http"
+    assert headers["x-real-ip"] == "203.0.113.7"
+
+
+async def test_a_large_response_is_streamed_through_intact(gateway, make_user):
+    _, token = make_user()
+    response = await gateway.get("/api/cart/big", headers=bearer(token))
+    assert response.status_code == 200
+    assert response.content == b"0123456789abcdef" * 4096 * 16
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/products/internal/check-stock",
+        "/api/products/internal/reserve",
+        "/api/orders/internal/update-status",
+        "/api/cart/internal/cart/checkout",
+        "/api/auth/internal/users/1",
+        "/api/products/Internal/reserve",
+        "/api/products/%69nternal/reserve",
+        "/api/products/x/..%2Finternal/reserve",
+        "/api/products/x/../internal/reserve",
+        "/api/payments/webhook/../../products/internal/reserve",
+    ],
+)
+async def test_internal_paths_are_never_proxied(gateway, make_user, fake_services, path):
+    _, user_token = make_user()
+    _, admin_token = make_user(role="admin")
+    for headers in ({}, bearer(user_token), bearer(admin_token)):
+        for method in ("GET", "POST"):
+            response = await gateway.request(method, path, headers=headers, json={})
+            assert response.status_code == 404, (path, response.text)
+            assert response.json() == {"error": "Route not found"}
+    assert fake_services.received == []
+
+
+async def test_unknown_route_is_404(gateway):
+    for path in ("/api/nothing", "/nothing", "/api"):
+        response = await gateway.get(path)
+        assert response.status_code == 404
+        assert response.json() == {"error": "Route not found"}
+
+
+async def test_request_id_is_echoed_and_passed_on(gateway, make_user):
+    _, token = make_user()
+    response = await gateway.get("/api/cart", headers={**bearer(token), "X-Request-ID": "trace-42"})
+    assert response.headers["X-Request-ID"] == "trace-42"
+    assert response.json()["headers"]["x-request-id"] == "trace-42"
+    made = await gateway.get("/api/cart", headers=bearer(token))
+    assert made.json()["headers"]["x-request-id"] == made.headers["X-Request-ID"]
+    assert len(made.headers["X-Request-ID"]) == 32
+
+
+async def test_gateway_health_and_security_headers(gateway):
+    response = await gateway.get("/health")
+    assert response.json()["service"] == "API Gateway"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "SAMEORIGIN"
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+async def test_cors_preflight(make_client):
+    client = await make_client(CORS_ORIGINS="https://shop.example.com")
+    response = await client.options(
+        "/api/products",
+        headers={
+            "Origin": "https://shop.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "https://shop.example.com"
+    other = await client.options(
+        "/api/products",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "Access-Control-Allow-Origin" not in other.headers
+
+
+async def test_a_body_over_the_limit_is_413(make_client):
+    client = await make_client(MAX_BODY_SIZE="1024")
+    response = await client.post("/api/auth/register", content=b"x" * 2048)
+    assert response.status_code == 413
+    assert response.json() == {"error": "Request body too large"}
+
+
+async def test_user_status_is_cached_and_deactivation_honoured(
+    make_client, make_user, fake_services
+):
+    client = await make_client(USER_STATUS_TTL="0.3")
+    user_id, token = make_user()
+    assert (await client.get("/api/cart", headers=bearer(token))).status_code == 200
+    fake_services.users[user_id]["isActive"] = False
+    await asyncio.sleep(0.35)
+    response = await client.get("/api/cart", headers=bearer(token))
+    assert response.status_code == 401
+    assert response.json() == {"error": "Account is deactivated"}

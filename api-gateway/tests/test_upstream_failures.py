@@ -1,0 +1,42 @@
+import asyncio
+import time
+
+from shared.testing import bearer, free_port
+
+
+async def test_a_service_that_is_down_is_503(make_client, make_user):
+    _, token = make_user()
+    client = await make_client(CART_SERVICE_URL=f"http://127.0.0.1:{free_port()}")
+    response = await client.get("/api/cart", headers=bearer(token))
+    assert response.status_code == 503
+    assert response.json() == {"error": "Cart service unavailable"}
+
+
+async def test_a_service_too_slow_is_504_in_time(make_client, make_user, fake_services):
+    _, token = make_user()
+    client = await make_client(UPSTREAM_TIMEOUT="0.5")
+    started = time.monotonic()
+    response = await client.get("/api/orders/slow", headers=bearer(token))
+    elapsed = time.monotonic() - started
+    assert response.status_code == 504
+    assert response.json() == {"error": "Order service timed out"}
+    assert elapsed < fake_services.slow_seconds  # it did not wait for the answer
+
+
+async def test_the_auth_service_down_is_503_on_protected_routes_only(make_client, make_user):
+    _, token = make_user()
+    client = await make_client(AUTH_SERVICE_URL=f"http://127.0.0.1:{free_port()}")
+    protected = await client.get("/api/cart", headers=bearer(token))
+    assert protected.status_code == 503
+    assert protected.json() == {"error": "Auth service unavailable"}
+    public = await client.get("/api/products")
+    assert public.status_code == 200
+
+
+async def test_many_concurrent_requests_all_get_answers(gateway, make_user):
+    _, token = make_user()
+    responses = await asyncio.gather(
+        *(gateway.get(f"/api/cart?n={i}", headers=bearer(token)) for i in range(200))
+    )
+    assert [r.status_code for r in responses] == [200] * 200
+    assert sorted(int(r.json()["query"][2:]) for r in responses) == list(range(200))

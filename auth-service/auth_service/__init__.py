@@ -1,0 +1,1 @@
+"""Auth service: users, passwords, tokens, admin user management."""

@@ -1,0 +1,11 @@
+from auth_service.config import get_settings
+from shared.server import serve
+
+settings = get_settings()
+serve(
+    "auth_service.main:create_app",
+    name="auth",
+    host=settings.host,
+    port=settings.port,
+    log_level=settings.log_level,
+)

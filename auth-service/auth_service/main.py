@@ -1,0 +1,42 @@
+"""The auth service's app factory (`uvicorn --factory auth_service.main:create_app`)."""
+
+from fastapi import FastAPI
+
+from auth_service import service
+from auth_service.config import AuthSettings, get_settings
+from auth_service.models import User
+from auth_service.routes import admin_router, internal_router, router
+from shared.app import create_app as create_service_app
+from shared.auth import UserStatus, UserStatusSource
+
+
+def _status_from_database(app: FastAPI) -> UserStatusSource:
+    """This service is where user status lives: read it from the database, no cache."""
+
+    async def fetch(user_id) -> UserStatus | None:
+        async with app.state.sessionmaker() as session:
+            user = await session.get(User, user_id)
+            return None if user is None else service.status_of(user)
+
+    return fetch
+
+
+async def _bootstrap_admin(app: FastAPI) -> None:
+    await service.bootstrap_admin(app.state.sessionmaker, app.state.settings)
+
+
+def create_app(settings: AuthSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = create_service_app(
+        name="auth",
+        title="Auth Service",
+        description="Users, passwords and tokens.",
+        settings=settings,
+        routers=[router, admin_router, internal_router],
+        database_url=settings.database_url,
+        user_status_source=_status_from_database,
+        user_status_ttl=0,
+        on_startup=[_bootstrap_admin],
+    )
+    app.dependency_overrides[get_settings] = lambda: settings
+    return app

@@ -1,0 +1,56 @@
+"""The auth service's queries."""
+
+import uuid
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from auth_service.models import User
+
+
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    return await session.get(User, user_id)
+
+
+async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
+    return await session.scalar(select(User).where(User.email == email.lower()))
+
+
+async def insert_user_if_absent(session: AsyncSession, **values) -> uuid.UUID | None:
+    """Inserts unless the email is taken (by anyone, even concurrently); the new id or None."""
+    statement = (
+        insert(User)
+        .values(id=uuid.uuid4(), **values)
+        .on_conflict_do_nothing(index_elements=[User.email])
+        .returning(User.id)
+    )
+    return await session.scalar(statement)
+
+
+async def lock_active_admins(session: AsyncSession) -> list[User]:
+    """Active admins, locked until the transaction ends: two admins demoting each other at
+    the same moment cannot both see the other as the one who remains."""
+    result = await session.scalars(
+        select(User).where(User.role == "admin", User.is_active.is_(True)).with_for_update()
+    )
+    return list(result)
+
+
+async def list_users(
+    session: AsyncSession, *, role: str | None, is_active: bool | None, offset: int, limit: int
+) -> tuple[list[User], int]:
+    conditions = []
+    if role is not None:
+        conditions.append(User.role == role)
+    if is_active is not None:
+        conditions.append(User.is_active.is_(is_active))
+    total = await session.scalar(select(func.count()).select_from(User).where(*conditions))
+    users = await session.scalars(
+        select(User)
+        .where(*conditions)
+        .order_by(User.created_at.desc(), User.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(users), total or 0

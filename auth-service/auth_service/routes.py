@@ -1,0 +1,131 @@
+"""HTTP in, HTTP out: the auth service's routes (the original's contract, plus admin user
+management and password change)."""
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Query, Request, status
+
+from auth_service import service
+from auth_service.dependencies import CurrentUserRecord, Settings, ValidUser
+from auth_service.schemas import (
+    AdminUserUpdate,
+    AuthResponse,
+    ChangePasswordRequest,
+    LoginRequest,
+    MessageWithUser,
+    PasswordChanged,
+    ProfileUpdate,
+    RegisterRequest,
+    UserEnvelope,
+    UserList,
+    UserOut,
+    UserStatusEnvelope,
+    UserStatusOut,
+    VerifiedClaims,
+    VerifyResponse,
+)
+from shared.auth import AdminUser, InternalCaller, authenticate, bearer_token
+from shared.db import SessionDep
+from shared.errors import NotFound, Unauthorized
+from shared.schemas import Page
+from shared.tokens import decode_user_token
+
+router = APIRouter(prefix="/api", tags=["auth"])
+admin_router = APIRouter(prefix="/api/admin", tags=["admin"])
+internal_router = APIRouter(prefix="/api/internal", tags=["internal"])
+
+
+@router.post("/register", status_code=status.HTTP_201_CREATED, response_model=AuthResponse)
+async def register(data: RegisterRequest, session: SessionDep, settings: Settings):
+    user, token = await service.register(session, data, settings)
+    return AuthResponse(message="User registered successfully", token=token, user=user)
+
+
+@router.post("/login", response_model=AuthResponse)
+async def login(data: LoginRequest, session: SessionDep, settings: Settings):
+    user, token = await service.login(session, data.email, data.password, settings)
+    return AuthResponse(message="Login successful", token=token, user=user)
+
+
+@router.get("/profile", response_model=UserEnvelope)
+async def get_profile(user: CurrentUserRecord):
+    return UserEnvelope(user=user)
+
+
+@router.put("/profile", response_model=MessageWithUser)
+async def update_profile(data: ProfileUpdate, user: CurrentUserRecord, session: SessionDep):
+    user = await service.update_profile(session, user, data)
+    return MessageWithUser(message="Profile updated successfully", user=user)
+
+
+@router.post("/change-password", response_model=PasswordChanged)
+async def change_password(
+    data: ChangePasswordRequest, user: CurrentUserRecord, session: SessionDep, settings: Settings
+):
+    token = await service.change_password(session, user, data, settings)
+    return PasswordChanged(message="Password changed successfully", token=token)
+
+
+@router.post("/verify", response_model=VerifyResponse)
+async def verify(request: Request, settings: Settings):
+    """The original's token check: the claims of a valid token whose user exists and is active."""
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthorized("No token provided")
+    secret = settings.jwt_secret.get_secret_value()
+    user = await authenticate(token, secret=secret, user_status=request.app.state.user_status)
+    claims = decode_user_token(token, secret)  # valid: authenticate() accepted it
+    return VerifyResponse(
+        user=VerifiedClaims(
+            id=user.id,
+            email=user.email,
+            role=user.role,
+            iat=claims.issued_at,
+            exp=claims.expires_at,
+        )
+    )
+
+
+@admin_router.get("/users", response_model=UserList)
+async def list_users(
+    admin: AdminUser,
+    session: SessionDep,
+    page: Annotated[Page, Depends()],
+    role: Literal["customer", "admin"] | None = None,
+    is_active: Annotated[bool | None, Query(alias="isActive")] = None,
+):
+    users, total = await service.repository.list_users(
+        session, role=role, is_active=is_active, offset=page.offset, limit=page.limit
+    )
+    return UserList(
+        users=[UserOut.model_validate(u) for u in users],
+        total_pages=page.total_pages(total),
+        current_page=page.page,
+        total_users=total,
+    )
+
+
+@admin_router.put("/users/{user_id}", response_model=MessageWithUser)
+async def update_user(
+    changes: AdminUserUpdate, user: ValidUser, admin: AdminUser, session: SessionDep
+):
+    user = await service.update_user_as_admin(session, admin, user, changes)
+    return MessageWithUser(message="User updated successfully", user=user)
+
+
+@internal_router.get("/users/{user_id}", response_model=UserStatusEnvelope)
+async def user_status(user_id: uuid.UUID, caller: InternalCaller, session: SessionDep):
+    """What other services' user status caches are filled from."""
+    user = await service.repository.get_user(session, user_id)
+    if user is None:
+        raise NotFound("User not found")
+    status_ = service.status_of(user)
+    return UserStatusEnvelope(
+        user=UserStatusOut(
+            id=user.id,
+            role=status_.role,
+            is_active=status_.is_active,
+            tokens_valid_after=status_.tokens_valid_after,
+        )
+    )

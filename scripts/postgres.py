@@ -1,0 +1,258 @@
+"""Finds a PostgreSQL server, or makes a private one, and creates databases.
+
+The order (the same for `make run` and `make test`):
+1. a `<SERVICE>_DATABASE_URL` that is set is used as it is (the caller does that);
+2. a server at 127.0.0.1:5432 (user `postgres`, `PGPASSWORD` if the server wants one);
+3. a private cluster under `.data/postgres`, made from the PostgreSQL server
+   binaries installed on the machine, on its own port (`PRIVATE_POSTGRES_PORT`,
+   default 55432), run as the `postgres` OS user when we are root (PostgreSQL
+   refuses to run as root).
+Otherwise one clear message says what to install.
+"""
+
+import asyncio
+import glob
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from scripts.services import ROOT
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5432
+DEFAULT_USER = "postgres"
+PRIVATE_DIR = ROOT / ".data" / "postgres"
+
+NOT_FOUND_MESSAGE = """\
+No PostgreSQL server found.
+  - Nothing answers on 127.0.0.1:5432 (user postgres), and
+  - no PostgreSQL server binaries (initdb, pg_ctl) were found to create a private one.
+Do one of:
+  - install PostgreSQL 15 or newer (Debian/Ubuntu: sudo apt-get install postgresql;
+    macOS: brew install postgresql@16) and run this again;
+  - set AUTH_DATABASE_URL, PRODUCT_DATABASE_URL, ... to databases you already have
+    (see .env.example);
+  - or use Docker instead: make up"""
+
+
+class PostgresUnavailable(RuntimeError):
+    pass
+
+
+@dataclass
+class PostgresServer:
+    host: str
+    port: int
+    user: str
+    password: str | None = None
+    # Set when we started a private cluster: stops it.
+    stop: Callable[[], None] | None = None
+    description: str = ""
+
+    def url(self, database: str) -> str:
+        auth = quote(self.user, safe="")
+        if self.password:
+            auth += ":" + quote(self.password, safe="")
+        return f"postgresql+asyncpg://{auth}@{self.host}:{self.port}/{database}"
+
+
+async def _can_connect(host: str, port: int, user: str, password: str | None) -> bool:
+    try:
+        connection = await asyncpg.connect(
+            host=host, port=port, user=user, password=password, database="postgres", timeout=3
+        )
+    except (TimeoutError, OSError, asyncpg.PostgresError):
+        return False
+    await connection.close()
+    return True
+
+
+def find_or_start_postgres(log: Callable[[str], None] = print) -> PostgresServer:
+    password = os.environ.get("PGPASSWORD") or None
+    if asyncio.run(_can_connect(DEFAULT_HOST, DEFAULT_PORT, DEFAULT_USER, password)):
+        return PostgresServer(
+            DEFAULT_HOST,
+            DEFAULT_PORT,
+            DEFAULT_USER,
+            password,
+            description=f"PostgreSQL at {DEFAULT_HOST}:{DEFAULT_PORT}",
+        )
+    log(f"nothing answers on {DEFAULT_HOST}:{DEFAULT_PORT}; making a private cluster")
+    return start_private_cluster(log)
+
+
+def _server_bindir() -> Path | None:
+    candidates: list[Path] = []
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        result = subprocess.run(
+            [pg_config, "--bindir"], capture_output=True, text=True, check=False
+        )
+        if result.returncode == 0:
+            candidates.append(Path(result.stdout.strip()))
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(Path(p).parent.name), reverse=True
+    )
+    candidates.extend(Path(p) for p in versions)
+    initdb = shutil.which("initdb")
+    if initdb:
+        candidates.append(Path(initdb).parent)
+    for candidate in candidates:
+        if (candidate / "initdb").is_file() and (candidate / "pg_ctl").is_file():
+            return candidate
+    return None
+
+
+def _as_server_user(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: when we are root, run it as `postgres`."""
+    if os.geteuid() != 0:
+        return command
+    try:
+        pwd.getpwnam(DEFAULT_USER)
+    except KeyError:
+        raise PostgresUnavailable(
+            "Running as root and there is no 'postgres' OS user to run a private PostgreSQL "
+            "cluster. Create one (useradd -r postgres), run as a normal user, or use make up."
+        ) from None
+    runuser = shutil.which("runuser")
+    if runuser:
+        return [runuser, "-u", DEFAULT_USER, "--", *command]
+    return ["su", "-s", "/bin/sh", DEFAULT_USER, "-c", " ".join(command)]
+
+
+def start_private_cluster(log: Callable[[str], None] = print) -> PostgresServer:
+    bindir = _server_bindir()
+    if bindir is None:
+        raise PostgresUnavailable(NOT_FOUND_MESSAGE)
+    port = int(os.environ.get("PRIVATE_POSTGRES_PORT", "55432"))
+    data = PRIVATE_DIR
+    data.parent.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        data.mkdir(exist_ok=True)
+        shutil.chown(data, DEFAULT_USER)
+        data.chmod(0o700)
+
+    def run(command: list[str]) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            _as_server_user(command), capture_output=True, text=True, check=False, cwd="/"
+        )
+
+    if not (data / "PG_VERSION").is_file():
+        log(f"creating a private PostgreSQL cluster with {bindir}/initdb")
+        result = run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                DEFAULT_USER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-instructions",
+            ]
+        )
+        if result.returncode != 0:
+            raise PostgresUnavailable(f"initdb failed:\n{result.stdout}{result.stderr}")
+
+    status = run([str(bindir / "pg_ctl"), "-D", str(data), "status"])
+    if status.returncode != 0:
+        options = f"-p {port} -k {data} -c listen_addresses={DEFAULT_HOST}"
+        result = run(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(data / "server.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ]
+        )
+        if result.returncode != 0:
+            log_tail = (
+                (data / "server.log").read_text(errors="replace")[-2000:]
+                if (data / "server.log").exists()
+                else ""
+            )
+            raise PostgresUnavailable(
+                f"could not start the private cluster:\n{result.stdout}{result.stderr}{log_tail}"
+            )
+
+    deadline = time.monotonic() + 30
+    while not asyncio.run(_can_connect(DEFAULT_HOST, port, DEFAULT_USER, None)):
+        if time.monotonic() > deadline:
+            raise PostgresUnavailable(f"the private cluster does not answer on port {port}")
+        time.sleep(0.2)
+
+    def stop() -> None:
+        run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"])
+
+    return PostgresServer(
+        DEFAULT_HOST,
+        port,
+        DEFAULT_USER,
+        stop=stop,
+        description=f"private PostgreSQL cluster in {data} on port {port}",
+    )
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def create_database_if_missing(url: str) -> bool:
+    """Creates the database of `url` when it does not exist; True when it was created."""
+    parsed = make_url(url)
+    params = dict(
+        host=parsed.host or DEFAULT_HOST,
+        port=parsed.port or DEFAULT_PORT,
+        user=parsed.username or DEFAULT_USER,
+        password=parsed.password,
+        timeout=10,
+    )
+    try:
+        connection = await asyncpg.connect(database=parsed.database, **params)
+    except asyncpg.InvalidCatalogNameError:
+        pass
+    else:
+        await connection.close()
+        return False
+    connection = await asyncpg.connect(database="postgres", **params)
+    try:
+        await connection.execute(f"CREATE DATABASE {_quote_identifier(parsed.database)}")
+    except asyncpg.DuplicateDatabaseError:
+        return False
+    finally:
+        await connection.close()
+    return True
+
+
+async def drop_database(url: str) -> None:
+    parsed = make_url(url)
+    connection = await asyncpg.connect(
+        host=parsed.host,
+        port=parsed.port,
+        user=parsed.username,
+        password=parsed.password,
+        database="postgres",
+        timeout=10,
+    )
+    try:
+        await connection.execute(
+            f"DROP DATABASE IF EXISTS {_quote_identifier(parsed.database)} WITH (FORCE)"
+        )
+    finally:
+        await connection.close()

@@ -1,0 +1,297 @@
+"""`make run`: the whole system in the foreground, one log stream.
+
+1. finds or provisions PostgreSQL (scripts/postgres.py) unless every
+   `<SERVICE>_DATABASE_URL` is set, and creates each service's database;
+2. applies every service's Alembic migrations;
+3. starts every service that exists in this checkout (`python -m <package>`),
+   each line of output prefixed with the service's name;
+4. on Ctrl-C (SIGINT) or SIGTERM stops every process it started (and the
+   private PostgreSQL cluster, if it made one): nothing is left listening.
+If one service dies, the others are stopped too and the exit status is 1.
+
+A hand-written supervisor rather than honcho: the start has an order
+(database, migrations, services, readiness) that a Procfile runner does not
+express, and the private PostgreSQL cluster must be stopped with the rest.
+"""
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import sys
+from collections.abc import Mapping
+
+import httpx
+from dotenv import dotenv_values
+
+from scripts.postgres import (
+    PostgresServer,
+    PostgresUnavailable,
+    create_database_if_missing,
+    find_or_start_postgres,
+)
+from scripts.services import ROOT, Service, present_services
+
+DEV_SECRETS_FILE = ROOT / ".data" / "dev-secrets.env"
+# Generated for development when not set, so that `make run` needs no `.env`.
+GENERATED_SECRETS = ("JWT_SECRET", "INTERNAL_SERVICE_SECRET")
+STOP_TIMEOUT = 15.0
+READY_TIMEOUT = 90.0
+_COLOURS = ["36", "33", "35", "32", "34", "31", "96", "93"]
+
+
+class Output:
+    """Writes each process's lines with its name in front, in one stream."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.width = max(len(name) for name in [*names, "migrate", "stack"])
+        self.colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        self.colours = {name: _COLOURS[i % len(_COLOURS)] for i, name in enumerate(names)}
+
+    def line(self, name: str, text: str) -> None:
+        prefix = f"{name:<{self.width}} |"
+        if self.colour:
+            prefix = f"\033[{self.colours.get(name, '37')}m{prefix}\033[0m"
+        sys.stdout.write(f"{prefix} {text.rstrip()}\n")
+        sys.stdout.flush()
+
+
+def load_environment() -> dict[str, str]:
+    """`.env` under the process environment (the environment wins)."""
+    env = {key: value for key, value in dotenv_values(ROOT / ".env").items() if value is not None}
+    env.update(os.environ)
+    return env
+
+
+def ensure_development_secrets(env: dict[str, str], out: "Output") -> None:
+    """Secrets that are not set are generated once and kept in `.data/dev-secrets.env`, so
+    tokens stay valid across restarts. Never in production: there they must be set."""
+    missing = [name for name in GENERATED_SECRETS if not env.get(name)]
+    if not missing or env.get("ENVIRONMENT", env.get("NODE_ENV")) == "production":
+        return
+    stored = dotenv_values(DEV_SECRETS_FILE) if DEV_SECRETS_FILE.exists() else {}
+    values = {name: stored.get(name) or secrets.token_urlsafe(48) for name in GENERATED_SECRETS}
+    DEV_SECRETS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    DEV_SECRETS_FILE.touch(mode=0o600, exist_ok=True)
+    DEV_SECRETS_FILE.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    for name in missing:
+        env[name] = values[name]
+    out.line("stack", f"development secrets for {', '.join(missing)} are in {DEV_SECRETS_FILE}")
+
+
+def service_port(service: Service, env: Mapping[str, str]) -> int:
+    return int(env.get(service.port_env) or service.default_port)
+
+
+def database_urls(
+    services: list[Service], env: Mapping[str, str], out: Output
+) -> tuple[dict[str, str], PostgresServer | None]:
+    urls: dict[str, str] = {}
+    server: PostgresServer | None = None
+    for service in services:
+        if not service.database_env:
+            continue
+        url = env.get(service.database_env)
+        if not url:
+            if server is None:
+                server = find_or_start_postgres(lambda text: out.line("stack", text))
+                out.line("stack", f"using {server.description}")
+            url = server.url(service.default_database)
+        urls[service.database_env] = url
+    return urls, server
+
+
+async def prepare_databases(services: list[Service], env: dict[str, str], out: Output) -> None:
+    for service in services:
+        if not service.database_env:
+            continue
+        url = env[service.database_env]
+        if await create_database_if_missing(url):
+            out.line("stack", f"created database for {service.name}")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "alembic",
+            "-c",
+            str(service.path / "alembic.ini"),
+            "upgrade",
+            "head",
+            cwd=ROOT,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        assert process.stdout is not None
+        async for raw in process.stdout:
+            out.line("migrate", f"{service.name}: {raw.decode(errors='replace')}")
+        if await process.wait() != 0:
+            raise RuntimeError(f"migrations of {service.name} failed")
+
+
+async def _pump(name: str, stream: asyncio.StreamReader, out: Output) -> None:
+    async for raw in stream:
+        out.line(name, raw.decode(errors="replace"))
+
+
+async def _wait_until_healthy(services: list[Service], env: Mapping[str, str]) -> bool:
+    deadline = asyncio.get_running_loop().time() + READY_TIMEOUT
+    async with httpx.AsyncClient(timeout=2) as client:
+        for service in services:
+            url = f"http://127.0.0.1:{service_port(service, env)}/health"
+            while True:
+                try:
+                    if (await client.get(url)).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if asyncio.get_running_loop().time() > deadline:
+                    return False
+                await asyncio.sleep(0.2)
+    return True
+
+
+def _signal_group(process: asyncio.subprocess.Process, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+
+
+async def supervise(services: list[Service], env: dict[str, str], out: Output) -> int:
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_requested.set)
+
+    processes: dict[str, asyncio.subprocess.Process] = {}
+    pumps: list[asyncio.Task] = []
+    exit_code = 0
+    try:
+        for service in services:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                service.package,
+                cwd=ROOT,
+                env=env,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,  # its own process group: we stop it, children included
+            )
+            processes[service.name] = process
+            assert process.stdout is not None
+            pumps.append(asyncio.create_task(_pump(service.name, process.stdout, out)))
+            out.line(
+                "stack",
+                f"started {service.name} (pid {process.pid}) on port {service_port(service, env)}",
+            )
+
+        exits = {asyncio.create_task(p.wait()): name for name, p in processes.items()}
+        stop_wait = asyncio.create_task(stop_requested.wait())
+        ready = asyncio.create_task(_wait_until_healthy(services, env))
+        pending: set[asyncio.Task] = {stop_wait, ready, *exits}
+        while True:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            if ready in done:
+                if ready.result():
+                    _print_banner(services, env, out)
+                else:
+                    out.line("stack", "some services are not healthy yet; see their logs above")
+            if stop_wait in done:
+                out.line("stack", "stopping")
+                break
+            exited = [exits[task] for task in done if task in exits]
+            if exited:
+                name = exited[0]
+                out.line(
+                    "stack",
+                    f"{name} exited with code {processes[name].returncode}; stopping everything",
+                )
+                exit_code = 1
+                break
+        for task in pending:
+            task.cancel()
+    finally:
+        await _stop_all(processes, out)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await asyncio.gather(*pumps, return_exceptions=True)
+    return exit_code
+
+
+async def _stop_all(processes: dict[str, asyncio.subprocess.Process], out: Output) -> None:
+    running = {name: p for name, p in processes.items() if p.returncode is None}
+    for process in running.values():
+        _signal_group(process, signal.SIGTERM)
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(p.wait() for p in running.values())), timeout=STOP_TIMEOUT
+        )
+    except TimeoutError:
+        for name, process in running.items():
+            if process.returncode is None:
+                out.line("stack", f"{name} did not stop in {STOP_TIMEOUT:.0f}s; killing it")
+                _signal_group(process, signal.SIGKILL)
+        await asyncio.gather(*(p.wait() for p in running.values()))
+    # Stragglers in a group whose leader has exited (a worker a service forked).
+    for process in processes.values():
+        _signal_group(process, signal.SIGKILL)
+
+
+def _print_banner(services: list[Service], env: Mapping[str, str], out: Output) -> None:
+    by_name = {service.name: service for service in services}
+    out.line("stack", "all services are up")
+    if "gateway" in by_name:
+        gateway = f"http://localhost:{service_port(by_name['gateway'], env)}"
+        out.line("stack", f"  API gateway:  {gateway}   (health: {gateway}/health)")
+    for service in services:
+        if service.name != "gateway":
+            port = service_port(service, env)
+            out.line("stack", f"  {service.name + ':':<13} http://localhost:{port}/docs")
+    if env.get("ADMIN_EMAIL") and env.get("ADMIN_PASSWORD"):
+        out.line("stack", f"  admin login:  {env['ADMIN_EMAIL']} (password from ADMIN_PASSWORD)")
+    out.line("stack", "press Ctrl-C to stop")
+
+
+def child_environment(
+    services: list[Service], env: dict[str, str], urls: dict[str, str]
+) -> dict[str, str]:
+    child = dict(env)
+    child.update(urls)
+    for service in services:
+        port = service_port(service, env)
+        child[service.port_env] = str(port)
+        # The processes reach each other where this supervisor started them.
+        child[service.url_env] = f"http://127.0.0.1:{port}"
+    child.setdefault("PYTHONUNBUFFERED", "1")
+    return child
+
+
+def main() -> int:
+    services = present_services()
+    env = load_environment()
+    out = Output([service.name for service in services])
+    ensure_development_secrets(env, out)
+    server: PostgresServer | None = None
+    try:
+        try:
+            urls, server = database_urls(services, env, out)
+        except PostgresUnavailable as exc:
+            out.line("stack", str(exc))
+            return 1
+        child_env = child_environment(services, env, urls)
+        try:
+            asyncio.run(prepare_databases(services, child_env, out))
+        except (RuntimeError, OSError) as exc:
+            out.line("stack", f"cannot prepare the databases: {exc}")
+            return 1
+        return asyncio.run(supervise(services, child_env, out))
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        if server is not None and server.stop is not None:
+            out.line("stack", "stopping the private PostgreSQL cluster")
+            server.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,13 @@
+"""The project's common library: every service builds its app from these parts.
+
+- settings:        pydantic-settings base class and the production secret checks
+- app:             `create_app`, which wires middleware, error handlers, health and lifespan
+- db:              async engine, one session (one transaction) per request
+- errors:          `AppError` and the one `{"error": ...}` format of every response
+- tokens:          user JWTs (PyJWT, HS256) and short-lived internal service tokens
+- passwords:       pwdlib (argon2id for new hashes, bcrypt hashes of the original accepted)
+- auth:            `CurrentUser`, `AdminUser`, `InternalCaller` dependencies, user status cache
+- http_client:     the pooled service-to-service HTTP client
+- request_context: X-Request-ID, access log
+- logging:         JSON logs
+"""

@@ -1,0 +1,37 @@
+"""`GET /health` (liveness, the original's body) and `GET /ready` (readiness:
+the database answers)."""
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from shared.db import database_is_reachable
+
+
+def health_router(service_title: str) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health")
+    async def health() -> dict[str, str]:
+        return {
+            "status": "OK",
+            "service": service_title,
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+
+    @router.get("/ready")
+    async def ready(request: Request) -> JSONResponse:
+        engine = getattr(request.app.state, "engine", None)
+        if engine is not None and not await database_is_reachable(engine):
+            return JSONResponse(
+                {
+                    "status": "unavailable",
+                    "service": service_title,
+                    "error": "Database unavailable",
+                },
+                status_code=503,
+            )
+        return JSONResponse({"status": "ready", "service": service_title})
+
+    return router

@@ -1,0 +1,37 @@
+"""What every service's `migrations/env.py` does: run Alembic with the async
+engine against the service's own database."""
+
+import asyncio
+from collections.abc import Callable
+
+from sqlalchemy import MetaData, pool
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from shared.settings import database_url_for_asyncpg
+
+
+def run_migrations(context, target_metadata: MetaData, default_url: Callable[[], str]) -> None:
+    """`context` is `alembic.context`. The URL is `sqlalchemy.url` from the Alembic config
+    when set (tests), else the service's settings."""
+    url = database_url_for_asyncpg(
+        context.config.get_main_option("sqlalchemy.url") or default_url()
+    )
+
+    if context.is_offline_mode():
+        context.configure(url=url, target_metadata=target_metadata, literal_binds=True)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+
+    def do_run(connection) -> None:
+        context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
+        with context.begin_transaction():
+            context.run_migrations()
+
+    async def run_async() -> None:
+        engine = create_async_engine(url, poolclass=pool.NullPool)
+        async with engine.connect() as connection:
+            await connection.run_sync(do_run)
+        await engine.dispose()
+
+    asyncio.run(run_async())

@@ -1,0 +1,100 @@
+"""Helpers for the services' test suites (real PostgreSQL, never a mock of it)."""
+
+import asyncio
+import secrets
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import asyncpg
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import MetaData, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.settings import database_url_for_asyncpg
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on (at the moment of asking)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def random_secret() -> str:
+    return secrets.token_urlsafe(48)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def _admin_connection(url: str) -> asyncpg.Connection:
+    parsed = make_url(url)
+    return await asyncpg.connect(
+        host=parsed.host,
+        port=parsed.port,
+        user=parsed.username,
+        password=parsed.password,
+        database="postgres",
+    )
+
+
+async def create_database(url: str) -> None:
+    connection = await _admin_connection(url)
+    try:
+        await connection.execute(f"CREATE DATABASE {_quote(make_url(url).database)}")
+    finally:
+        await connection.close()
+
+
+async def drop_database(url: str) -> None:
+    connection = await _admin_connection(url)
+    try:
+        await connection.execute(
+            f"DROP DATABASE IF EXISTS {_quote(make_url(url).database)} WITH (FORCE)"
+        )
+    finally:
+        await connection.close()
+
+
+def _upgrade(service_dir: Path, url: str) -> None:
+    config = Config(str(service_dir / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", url)
+    command.upgrade(config, "head")
+
+
+async def migrate(service_dir: Path, url: str) -> None:
+    """Alembic `upgrade head`, in a thread: env.py runs its own event loop."""
+    await asyncio.to_thread(_upgrade, service_dir, url)
+
+
+@asynccontextmanager
+async def migrated_database(server_url: str, name: str, service_dir: Path) -> AsyncIterator[str]:
+    """A throwaway database with the service's migrations applied, dropped afterwards.
+    `server_url` is any URL of the test server (its database part is replaced)."""
+    database = f"test_{name}_{uuid.uuid4().hex[:10]}"
+    url = database_url_for_asyncpg(
+        make_url(server_url).set(database=database).render_as_string(hide_password=False)
+    )
+    await create_database(url)
+    try:
+        await migrate(service_dir, url)
+        yield url
+    finally:
+        await drop_database(url)
+
+
+async def truncate_all(engine: AsyncEngine, metadata: MetaData) -> None:
+    tables = ", ".join(_quote(table.name) for table in metadata.sorted_tables)
+    if tables:
+        async with engine.begin() as connection:
+            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
