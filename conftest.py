@@ -5,6 +5,9 @@ import os
 
 import pytest
 
+# The library first: its tests live in shared/tests, and pytest would otherwise name
+# them as modules of a `shared` package of its own making.
+import shared.testing  # noqa: F401
 from scripts.postgres import find_or_start_postgres
 
 # Tests build their settings explicitly; a developer's shell or .env must not leak in.

@@ -266,7 +266,8 @@ def child_environment(
     return child
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    migrate_only = "--migrate-only" in (argv if argv is not None else sys.argv[1:])
     services = present_services()
     env = load_environment()
     out = Output([service.name for service in services])
@@ -284,6 +285,9 @@ def main() -> int:
         except (RuntimeError, OSError) as exc:
             out.line("stack", f"cannot prepare the databases: {exc}")
             return 1
+        if migrate_only:
+            out.line("stack", "databases ready, migrations applied")
+            return 0
         return asyncio.run(supervise(services, child_env, out))
     except KeyboardInterrupt:
         return 130

@@ -5,8 +5,10 @@ rate per client IP, check the token and the user's current status on protected
 routes (401/403 before any service sees the request), forward.
 """
 
+import httpx
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from httpx_aiohttp import AiohttpTransport
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,7 +21,6 @@ from api_gateway.security_headers import SecurityHeadersMiddleware
 from shared.app import create_app as create_service_app
 from shared.auth import authenticate, bearer_token
 from shared.errors import AppError, Forbidden, NotFound, Unauthorized
-from shared.http_client import create_http_client
 
 PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
@@ -31,8 +32,10 @@ class TooManyRequests(AppError):
 
 async def _start(app: FastAPI) -> None:
     settings: GatewaySettings = app.state.settings
-    # The proxy's own pool: sized for the traffic of the whole system.
-    app.state.upstream = create_http_client(timeout=settings.upstream_timeout, max_connections=512)
+    # The proxy's own connection pool, sized for the traffic of the whole system.
+    app.state.upstream = AiohttpTransport(
+        limits=httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    )
     app.state.rate_limiter = (
         RateLimiter(
             make_storage(settings.redis_url),
@@ -88,7 +91,7 @@ async def proxy(request: Request) -> Response:
     response = await forward(
         request,
         route,
-        client=state.upstream,
+        transport=state.upstream,
         base_url=state.service_urls[route.upstream.service],
         body=body,
         headers=upstream_headers(request, ip, trusted_peer),

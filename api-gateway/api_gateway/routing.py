@@ -8,6 +8,7 @@ sees `/api/orders/admin/...` as `/api/admin/...`, and so on.
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
 
 
 class Access(Enum):
@@ -108,6 +109,7 @@ def is_forbidden_path(path: str) -> bool:
     return "" in segments[:-1]
 
 
+@lru_cache(maxsize=8192)
 def resolve(method: str, path: str) -> Route | None:
     """The route for a gateway request, or None (404)."""
     if is_forbidden_path(path):

@@ -72,7 +72,11 @@ def _fake_app(fake: FakeServices) -> Starlette:
                     yield chunk
 
             return StreamingResponse(chunks(), media_type="application/octet-stream")
-        return JSONResponse(record, headers={"X-Upstream": "yes"})
+        response = JSONResponse(record, headers={"X-Upstream": "yes"})
+        if request.url.path.endswith("/set-cookie"):
+            response.set_cookie("session", "user-a-secret")
+            response.set_cookie("theme", "dark")
+        return response
 
     return Starlette(
         routes=[

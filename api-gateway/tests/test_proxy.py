@@ -168,3 +168,14 @@ async def test_user_status_is_cached_and_deactivation_honoured(
     response = await client.get("/api/cart", headers=bearer(token))
     assert response.status_code == 401
     assert response.json() == {"error": "Account is deactivated"}
+
+
+async def test_cookies_a_service_sets_reach_the_client_and_no_one_else(gateway, make_user):
+    _, token = make_user()
+    first = await gateway.get("/api/cart/set-cookie", headers=bearer(token))
+    assert sorted(first.headers.get_list("set-cookie"))[0].startswith("session=user-a-secret")
+    assert len(first.headers.get_list("set-cookie")) == 2
+    gateway.cookies.clear()
+    _, other_token = make_user()
+    second = await gateway.get("/api/cart", headers=bearer(other_token))
+    assert "cookie" not in second.json()["headers"]

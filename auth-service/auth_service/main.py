@@ -2,9 +2,8 @@
 
 from fastapi import FastAPI
 
-from auth_service import service
+from auth_service import repository, service
 from auth_service.config import AuthSettings, get_settings
-from auth_service.models import User
 from auth_service.routes import admin_router, internal_router, router
 from shared.app import create_app as create_service_app
 from shared.auth import UserStatus, UserStatusSource
@@ -15,8 +14,7 @@ def _status_from_database(app: FastAPI) -> UserStatusSource:
 
     async def fetch(user_id) -> UserStatus | None:
         async with app.state.sessionmaker() as session:
-            user = await session.get(User, user_id)
-            return None if user is None else service.status_of(user)
+            return await repository.get_user_status(session, user_id)
 
     return fetch
 
@@ -27,7 +25,7 @@ async def _bootstrap_admin(app: FastAPI) -> None:
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = create_service_app(
+    return create_service_app(
         name="auth",
         title="Auth Service",
         description="Users, passwords and tokens.",
@@ -38,5 +36,3 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         user_status_ttl=0,
         on_startup=[_bootstrap_admin],
     )
-    app.dependency_overrides[get_settings] = lambda: settings
-    return app

@@ -1,11 +1,15 @@
 from datetime import datetime
 
 from sqlalchemy import Boolean, CheckConstraint, DateTime, String, true
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shared.db import Base, Timestamps, UUIDPrimaryKey
+from shared.db import Timestamps, UUIDPrimaryKey, new_metadata
 
 ROLES = ("customer", "admin")
+
+
+class Base(DeclarativeBase):
+    metadata = new_metadata()
 
 
 class User(UUIDPrimaryKey, Timestamps, Base):

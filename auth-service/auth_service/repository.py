@@ -7,10 +7,28 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.models import User
+from shared.auth import UserStatus
 
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await session.get(User, user_id)
+
+
+async def get_user_status(session: AsyncSession, user_id: uuid.UUID) -> UserStatus | None:
+    """Only what the user status cache needs, without loading the whole row into the ORM."""
+    row = (
+        await session.execute(
+            select(User.role, User.is_active, User.tokens_valid_after).where(User.id == user_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    valid_after = row.tokens_valid_after
+    return UserStatus(
+        role=row.role,
+        is_active=row.is_active,
+        tokens_valid_after=int(valid_after.timestamp()) if valid_after else 0,
+    )
 
 
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:

@@ -4,7 +4,7 @@ management and password change)."""
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Query, Request, status
 
 from auth_service import service
 from auth_service.dependencies import CurrentUserRecord, Settings, ValidUser
@@ -28,7 +28,7 @@ from auth_service.schemas import (
 from shared.auth import AdminUser, InternalCaller, authenticate, bearer_token
 from shared.db import SessionDep
 from shared.errors import NotFound, Unauthorized
-from shared.schemas import Page
+from shared.schemas import PageDep
 from shared.tokens import decode_user_token
 
 router = APIRouter(prefix="/api", tags=["auth"])
@@ -91,7 +91,7 @@ async def verify(request: Request, settings: Settings):
 async def list_users(
     admin: AdminUser,
     session: SessionDep,
-    page: Annotated[Page, Depends()],
+    page: PageDep,
     role: Literal["customer", "admin"] | None = None,
     is_active: Annotated[bool | None, Query(alias="isActive")] = None,
 ):

@@ -1,9 +1,14 @@
+from pathlib import Path
+
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import ValidationError
 
 from auth_service.main import create_app
+from shared.testing import assert_migrations_match_models
+
+SERVICE_DIR = Path(__file__).resolve().parents[1]
 
 
 async def test_health_is_the_originals_body(client):
@@ -68,3 +73,7 @@ def test_production_refuses_weak_or_placeholder_secrets(make_settings, secret):
 def test_production_accepts_strong_secrets(make_settings):
     settings = make_settings(ENVIRONMENT="production")
     assert settings.is_production
+
+
+async def test_the_migrations_build_exactly_the_models(database_url):
+    await assert_migrations_match_models(SERVICE_DIR, database_url)

@@ -18,6 +18,7 @@ from shared.http_client import ServiceClient
 from shared.logging import configure_logging
 from shared.request_context import RequestContextMiddleware
 from shared.settings import ServiceSettings
+from shared.workers import PeriodicWorker
 
 Hook = Callable[[FastAPI], Awaitable[None]]
 QUIET_PATHS = frozenset({"/health", "/ready"})
@@ -34,16 +35,27 @@ def create_app(
     user_status_ttl: float | None = None,
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
+    workers: Sequence[PeriodicWorker] = (),
     description: str = "",
 ) -> FastAPI:
     """`name` is the service's short name (logs, internal tokens); `title` its health name
-    ("Auth Service"). `user_status_source` defaults to asking the auth service."""
+    ("Auth Service"). `user_status_source` defaults to asking the auth service.
+    `workers` run in the background while the app runs, unless `WORKERS_ENABLED=false`
+    (tests run their jobs directly)."""
     configure_logging(name, settings.log_level)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.engine = create_engine(database_url) if database_url else None
+        app.state.engine = (
+            create_engine(
+                database_url,
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_max_overflow,
+            )
+            if database_url
+            else None
+        )
         app.state.sessionmaker = create_sessionmaker(app.state.engine) if database_url else None
         app.state.services = ServiceClient(
             service=name,
@@ -57,11 +69,19 @@ def create_app(
         )
         ttl = settings.user_status_ttl if user_status_ttl is None else user_status_ttl
         app.state.user_status = UserStatusCache(source, ttl=ttl)
+        running: list[PeriodicWorker] = []
         try:
             for hook in on_startup:
                 await hook(app)
+            if settings.workers_enabled:
+                for worker in workers:
+                    worker.start(app)
+                    running.append(worker)
             yield
         finally:
+            # Stop taking new background work first, then finish what is in flight.
+            for worker in running:
+                await worker.stop()
             for hook in reversed(on_shutdown):
                 await hook(app)
             await app.state.services.aclose()

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -138,6 +139,7 @@ async def _integrity_error_handler(request: Request, exc: IntegrityError) -> JSO
 
 
 async def _database_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
+    """The database is down or every connection is busy: 503, the client may retry."""
     if isinstance(exc, DBAPIError) and not exc.connection_invalidated:
         return await _unhandled_error_handler(request, exc)
     logger.error("database unavailable: %s", type(exc).__name__)
@@ -163,4 +165,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(IntegrityError, _integrity_error_handler)
     app.add_exception_handler(DBAPIError, _database_unavailable_handler)
     app.add_exception_handler(ConnectionRefusedError, _database_unavailable_handler)
+    app.add_exception_handler(PoolTimeout, _database_unavailable_handler)
     app.add_exception_handler(Exception, _unhandled_error_handler)

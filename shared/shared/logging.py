@@ -42,3 +42,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
         uvicorn_logger.handlers = []
         uvicorn_logger.propagate = True
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request URL at INFO; URLs can carry secrets (a callback's).
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -3,6 +3,7 @@ engine against the service's own database."""
 
 import asyncio
 from collections.abc import Callable
+from logging.config import fileConfig
 
 from sqlalchemy import MetaData, pool
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -13,6 +14,10 @@ from shared.settings import database_url_for_asyncpg
 def run_migrations(context, target_metadata: MetaData, default_url: Callable[[], str]) -> None:
     """`context` is `alembic.context`. The URL is `sqlalchemy.url` from the Alembic config
     when set (tests), else the service's settings."""
+    config = context.config
+    # From the command line, log as alembic.ini says; tests keep their own logging.
+    if config.config_file_name and config.attributes.get("configure_logging", True):
+        fileConfig(config.config_file_name, disable_existing_loggers=False)
     url = database_url_for_asyncpg(
         context.config.get_main_option("sqlalchemy.url") or default_url()
     )

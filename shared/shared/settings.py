@@ -49,6 +49,16 @@ class ServiceSettings(BaseSettings):
     cart_service_url: str = Field(
         default="http://127.0.0.1:3005", validation_alias="CART_SERVICE_URL"
     )
+    # Database connections per process, and extra ones opened (and closed) under bursts.
+    # Five services share one PostgreSQL under `make run` (100 connections by default).
+    db_pool_size: int = Field(default=10, ge=1, validation_alias="DB_POOL_SIZE")
+    db_max_overflow: int = Field(default=0, ge=0, validation_alias="DB_MAX_OVERFLOW")
+    # Background workers (outbox delivery, expiry, reconciliation); tests switch them off.
+    workers_enabled: bool = Field(default=True, validation_alias="WORKERS_ENABLED")
+    # The shop's currency: prices, orders and payments are in it.
+    store_currency: str = Field(
+        default="KES", min_length=3, max_length=3, validation_alias="STORE_CURRENCY"
+    )
     # Timeout of one service-to-service call, in seconds.
     service_timeout: float = Field(default=5.0, gt=0, validation_alias="SERVICE_TIMEOUT")
 

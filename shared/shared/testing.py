@@ -69,7 +69,20 @@ async def drop_database(url: str) -> None:
 def _upgrade(service_dir: Path, url: str) -> None:
     config = Config(str(service_dir / "alembic.ini"))
     config.set_main_option("sqlalchemy.url", url)
+    config.attributes["configure_logging"] = False
     command.upgrade(config, "head")
+
+
+def _check(service_dir: Path, url: str) -> None:
+    config = Config(str(service_dir / "alembic.ini"))
+    config.set_main_option("sqlalchemy.url", url)
+    config.attributes["configure_logging"] = False
+    command.check(config)  # raises when autogenerate would find a difference
+
+
+async def assert_migrations_match_models(service_dir: Path, url: str) -> None:
+    """The schema is only made by migrations: a model change without its migration fails."""
+    await asyncio.to_thread(_check, service_dir, url)
 
 
 async def migrate(service_dir: Path, url: str) -> None:

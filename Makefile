@@ -1,0 +1,60 @@
+# The two commands of the README are `make run` and `make test`; both work on a
+# machine with only Python 3.11+, make and PostgreSQL: they install uv (with pip,
+# into .tools/) when it is missing, and everything else with uv from uv.lock.
+
+PYTHON ?= python3
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON_PREFERENCE := only-system
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+RUN := $(UV) run --no-sync
+
+.DEFAULT_GOAL := help
+.PHONY: help run test bench lint format migrate install up down logs
+
+help: ## Show the commands
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+run: install ## Start every service (PostgreSQL found or provisioned, migrations applied)
+	@$(RUN) python -m scripts.stack
+
+test: install ## Run the whole test suite against real PostgreSQL
+	@$(RUN) pytest
+
+bench: install ## Measure the gateway against direct calls (needs wrk)
+	@command -v wrk >/dev/null 2>&1 || $(MAKE) --no-print-directory .install-wrk
+	@$(RUN) python -m scripts.bench
+
+lint: install ## ruff check and ruff format --check
+	@$(RUN) ruff check .
+	@$(RUN) ruff format --check .
+
+format: install ## ruff format and fix what ruff can
+	@$(RUN) ruff check --fix .
+	@$(RUN) ruff format .
+
+migrate: install ## Only create the databases and apply the migrations
+	@$(RUN) python -m scripts.stack --migrate-only
+
+install: $(UV) ## Install the dependencies (uv sync from uv.lock)
+	@$(UV) sync --all-packages --locked --quiet
+
+up: ## Start everything with Docker Compose
+	docker compose up --build
+
+down: ## Stop the Docker Compose stack
+	docker compose down
+
+logs: ## Follow the Docker Compose logs
+	docker compose logs -f
+
+$(CURDIR)/.tools/bin/uv:
+	@echo ">> uv is not installed: installing it with pip into .tools/"
+	@$(PYTHON) -m pip install --quiet --disable-pip-version-check --target $(CURDIR)/.tools uv
+
+.install-wrk:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo ">> installing wrk (Debian package)"; \
+		apt-get install -y -qq wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk); \
+	else \
+		echo "make bench needs wrk: sudo apt-get install wrk (Debian/Ubuntu) or brew install wrk"; exit 1; \
+	fi

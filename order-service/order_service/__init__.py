@@ -1,0 +1,1 @@
+"""Order service: orders, checkout and the order lifecycle."""

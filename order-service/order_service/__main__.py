@@ -1,0 +1,11 @@
+from order_service.config import get_settings
+from shared.server import serve
+
+settings = get_settings()
+serve(
+    "order_service.main:create_app",
+    name="order",
+    host=settings.host,
+    port=settings.port,
+    log_level=settings.log_level,
+)

@@ -1,0 +1,1 @@
+"""Payment service: m-Pesa (Daraja STK Push) and Stripe payments, webhooks, refunds."""

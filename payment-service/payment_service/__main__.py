@@ -1,0 +1,11 @@
+from payment_service.config import get_settings
+from shared.server import serve
+
+settings = get_settings()
+serve(
+    "payment_service.main:create_app",
+    name="payment",
+    host=settings.host,
+    port=settings.port,
+    log_level=settings.log_level,
+)

@@ -1,0 +1,19 @@
+"""The product service's app factory (`uvicorn --factory product_service.main:create_app`)."""
+
+from fastapi import FastAPI
+
+from product_service.config import ProductSettings, get_settings
+from product_service.routes import internal_router, router
+from shared.app import create_app as create_service_app
+
+
+def create_app(settings: ProductSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    return create_service_app(
+        name="product",
+        title="Product Service",
+        description="Catalogue, stock and stock reservations.",
+        settings=settings,
+        routers=[router, internal_router],
+        database_url=settings.database_url,
+    )

@@ -1,0 +1,59 @@
+"""Background work inside a service: a task run every few seconds (deliver the
+outbox, expire unpaid orders, ask M-Pesa about open payments).
+
+Each run must be safe with several replicas of the service running the same
+task at once: take rows with `SELECT ... FOR UPDATE SKIP LOCKED`, or otherwise
+make sure two runners never act on the same row. A failing run is logged and
+the next one tries again; shutdown waits for the run in progress to finish.
+"""
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from fastapi import FastAPI
+
+logger = logging.getLogger(__name__)
+
+Job = Callable[[FastAPI], Awaitable[None]]
+
+
+@dataclass
+class PeriodicWorker:
+    name: str
+    interval: float  # seconds between runs
+    job: Job
+    _task: asyncio.Task | None = field(default=None, init=False, repr=False)
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+
+    def start(self, app: FastAPI) -> None:
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._loop(app), name=f"worker:{self.name}")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        if self._task is None:
+            return
+        self._stopping.set()
+        try:
+            await asyncio.wait_for(self._task, timeout)
+        except TimeoutError:
+            self._task.cancel()
+            logger.warning("worker did not stop in time; cancelled", extra={"worker": self.name})
+        self._task = None
+
+    async def _loop(self, app: FastAPI) -> None:
+        # Replicas started together should not run in lock-step.
+        await self._sleep(random.uniform(0, self.interval))  # noqa: S311 (not security)
+        while not self._stopping.is_set():
+            try:
+                await self.job(app)
+            except Exception:
+                logger.exception("worker run failed", extra={"worker": self.name})
+            await self._sleep(self.interval)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)

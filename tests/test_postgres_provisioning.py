@@ -1,0 +1,57 @@
+"""`make run` / `make test` find PostgreSQL, or make a private cluster, or say what to do."""
+
+import asyncio
+import shutil
+import uuid
+
+import asyncpg
+import pytest
+
+from scripts import postgres
+from scripts.services import ROOT
+from shared.testing import free_port
+
+
+def test_a_private_cluster_is_made_when_nothing_answers_on_the_default_port(monkeypatch):
+    private_dir = ROOT / ".data" / f"test-postgres-{uuid.uuid4().hex[:8]}"
+    private_port = free_port()
+    monkeypatch.setattr(postgres, "DEFAULT_PORT", free_port())
+    monkeypatch.setattr(postgres, "PRIVATE_DIR", private_dir)
+    monkeypatch.setenv("PRIVATE_POSTGRES_PORT", str(private_port))
+    messages: list[str] = []
+    server = postgres.find_or_start_postgres(messages.append)
+    try:
+        assert server.port == private_port
+        assert server.stop is not None
+        url = server.url("e2e_private_check")
+        assert asyncio.run(postgres.create_database_if_missing(url)) is True
+        assert asyncio.run(postgres.create_database_if_missing(url)) is False
+
+        async def version() -> str:
+            connection = await asyncpg.connect(
+                host="127.0.0.1", port=private_port, user="postgres", database="e2e_private_check"
+            )
+            try:
+                return await connection.fetchval("SHOW server_version")
+            finally:
+                await connection.close()
+
+        assert asyncio.run(version())
+        assert any("private cluster" in message for message in messages)
+    finally:
+        if server.stop:
+            server.stop()
+        shutil.rmtree(private_dir, ignore_errors=True)
+
+    assert not asyncio.run(postgres._can_connect("127.0.0.1", private_port, "postgres", None))
+
+
+def test_with_no_server_and_no_binaries_the_message_says_what_to_do(monkeypatch):
+    monkeypatch.setattr(postgres, "DEFAULT_PORT", free_port())
+    monkeypatch.setattr(postgres, "_server_bindir", lambda: None)
+    with pytest.raises(postgres.PostgresUnavailable) as raised:
+        postgres.find_or_start_postgres(lambda _: None)
+    message = str(raised.value)
+    assert "apt-get install postgresql" in message
+    assert "make up" in message
+    assert "AUTH_DATABASE_URL" in message

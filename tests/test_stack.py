@@ -1,0 +1,82 @@
+"""`make run`'s process manager with the real processes: up, used through the
+gateway, stopped by Ctrl-C with nothing left listening."""
+
+import signal
+import time
+import uuid
+
+import httpx
+import pytest
+
+from tests.conftest import drop_stack_databases, port_is_open, stack_environment, start_stack
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_run_register_login_profile_then_stop(postgres_url, stop_signal):
+    env, ports = stack_environment(
+        postgres_url, ADMIN_EMAIL="owner@shop.example.com", ADMIN_PASSWORD="owner-password-1"
+    )
+    stack = start_stack(env, ports)
+    try:
+        email = f"john-{uuid.uuid4().hex[:6]}@example.com"
+        with httpx.Client(base_url=stack.gateway, timeout=30) as client:
+            assert client.get("/health").json()["service"] == "API Gateway"
+            registered = client.post(
+                "/api/auth/register",
+                json={
+                    "name": "John Doe",
+                    "email": email,
+                    "password": "password123",
+                    "phoneNumber": "254712345678",
+                },
+            )
+            assert registered.status_code == 201, registered.text
+            login = client.post("/api/auth/login", json={"email": email, "password": "password123"})
+            assert login.status_code == 200
+            token = login.json()["token"]
+            profile = client.get("/api/auth/profile", headers={"Authorization": f"Bearer {token}"})
+            assert profile.status_code == 200
+            assert profile.json()["user"]["email"] == email
+            admin = client.post(
+                "/api/auth/login",
+                json={"email": "owner@shop.example.com", "password": "owner-password-1"},
+            )
+            assert admin.json()["user"]["role"] == "admin"
+
+        output = stack.output()
+        for name in ("auth", "gateway"):
+            assert any(line.startswith(f"{name} ") and "|" in line for line in output.splitlines())
+        assert "migrate" in output
+
+        assert stack.stop(stop_signal) == 0
+        for name, port in ports.items():
+            assert not port_is_open(port), f"{name} still listens on {port}"
+    finally:
+        if stack.process.poll() is None:
+            stack.stop(signal.SIGKILL)
+        drop_stack_databases(env)
+
+
+def test_a_service_that_dies_stops_the_stack(postgres_url):
+    env, ports = stack_environment(postgres_url)
+    stack = start_stack(env, ports)
+    try:
+        auth_pid = next(
+            int(line.split("pid ")[1].split(")")[0])
+            for line in stack.lines
+            if "started auth (pid" in line
+        )
+        import os
+
+        os.kill(auth_pid, signal.SIGKILL)
+        assert stack.process.wait(timeout=40) == 1
+        assert "auth exited" in stack.output()
+        time.sleep(0.2)
+        for port in ports.values():
+            assert not port_is_open(port)
+    finally:
+        if stack.process.poll() is None:
+            stack.stop(signal.SIGKILL)
+        drop_stack_databases(env)
