@@ -1,0 +1,154 @@
+"""The transactional outbox: a change another service must learn of is written in
+the same transaction as the change itself, as a row here, and delivered by a
+worker with retries until the receiver acknowledges it.
+
+A service declares its table with the mixin (and a migration):
+
+    class OutboxMessage(OutboxMessageMixin, Base):
+        __tablename__ = "outbox_messages"
+
+writes with `enqueue(session, OutboxMessage, topic=..., payload=...)` inside the
+transaction of the change, and runs `deliver_due` in a `PeriodicWorker`, with a
+sender per topic that returns normally when the receiver acknowledged and raises
+otherwise. Delivery is at least once: receivers apply messages idempotently
+(every payload carries the message id as `eventId` unless it has its own).
+
+Several replicas may deliver at once: a batch is claimed with
+`FOR UPDATE SKIP LOCKED` and a lease (`available_at` moved forward) in a short
+transaction, then sent outside any transaction; a replica that dies mid-way
+leaves its lease to expire and another replica sends again.
+"""
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import DateTime, Index, Integer, String, Text, func, select, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapped, declared_attr, mapped_column
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+MAX_BACKOFF = timedelta(minutes=5)
+
+Sender = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class OutboxMessageMixin:
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    topic: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Not sent before this moment (retry backoff, or another replica's lease).
+    available_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+    @declared_attr.directive
+    def __table_args__(cls):
+        # The worker's query: undelivered rows, by when they are due.
+        return (
+            Index(
+                f"ix_{cls.__tablename__}_due",
+                "available_at",
+                postgresql_where="delivered_at IS NULL",
+            ),
+        )
+
+
+def enqueue(session: AsyncSession, model: type, *, topic: str, payload: dict[str, Any]):
+    """Adds a message to the current transaction; it exists only if the transaction commits."""
+    message_id = uuid.uuid4()
+    message = model(
+        id=message_id,
+        topic=topic,
+        payload={"eventId": str(message_id), **payload},
+        available_at=datetime.now(UTC),
+    )
+    session.add(message)
+    return message
+
+
+def backoff(attempts: int) -> timedelta:
+    """1 s, 2 s, 4 s, ... up to 5 minutes between attempts."""
+    return min(timedelta(seconds=2 ** max(attempts - 1, 0)), MAX_BACKOFF)
+
+
+async def deliver_due(
+    sessionmaker: async_sessionmaker,
+    model: type,
+    senders: Mapping[str, Sender],
+    *,
+    batch_size: int = 20,
+) -> int:
+    """Sends the messages that are due; returns how many were acknowledged."""
+    now = datetime.now(UTC)
+    async with sessionmaker() as session, session.begin():
+        due = (
+            select(model.id)
+            .where(model.delivered_at.is_(None), model.available_at <= now)
+            .order_by(model.available_at)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        claimed = (
+            await session.execute(
+                update(model)
+                .where(model.id.in_(due.scalar_subquery()))
+                .values(available_at=now + LEASE)
+                .returning(model.id, model.topic, model.payload, model.attempts)
+                .execution_options(synchronize_session=False)
+            )
+        ).all()
+
+    delivered = 0
+    for message_id, topic, payload, attempts in claimed:
+        sender = senders.get(topic)
+        try:
+            if sender is None:
+                raise LookupError(f"no sender for topic {topic!r}")
+            await sender(payload)
+        except Exception as exc:  # any failure: count it, back off, try again later
+            error = f"{type(exc).__name__}: {exc}"[:1000]
+            logger.warning(
+                "outbox delivery failed",
+                extra={
+                    "topic": topic,
+                    "messageId": str(message_id),
+                    "attempt": attempts + 1,
+                    "reason": error,
+                },
+            )
+            values = {
+                "attempts": attempts + 1,
+                "available_at": datetime.now(UTC) + backoff(attempts + 1),
+                "last_error": error,
+            }
+        else:
+            delivered += 1
+            values = {
+                "attempts": attempts + 1,
+                "delivered_at": datetime.now(UTC),
+                "last_error": None,
+            }
+        async with sessionmaker() as session, session.begin():
+            await session.execute(update(model).where(model.id == message_id).values(**values))
+    return delivered
+
+
+async def backlog(session: AsyncSession, model: type) -> tuple[int, float]:
+    """(undelivered messages, age in seconds of the oldest), for metrics and health."""
+    count, oldest = (
+        await session.execute(
+            select(func.count(), func.min(model.created_at)).where(model.delivered_at.is_(None))
+        )
+    ).one()
+    age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+    return count, age
