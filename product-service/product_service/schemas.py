@@ -2,7 +2,7 @@
 
 import uuid
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -26,7 +26,6 @@ MAX_QUANTITY = 1_000_000
 MAX_STOCK = 2_147_483_647  # INTEGER
 MAX_IMAGES = 20
 MAX_DIMENSIONS = 10
-GRAMS = Decimal("0.001")
 MAX_WEIGHT = Decimal("9999999.999")  # NUMERIC(10, 3)
 
 _http_url = TypeAdapter(HttpUrl)
@@ -43,23 +42,6 @@ def _url(value: str) -> str:
     """An http(s) URL, kept as the client wrote it (once it is known to be one)."""
     _http_url.validate_python(value)
     return value
-
-
-def _parse_weight(value: object) -> Decimal:
-    if isinstance(value, bool) or value is None:
-        raise ValueError("must be a decimal number")
-    text = repr(value) if isinstance(value, float) else str(value).strip()
-    try:
-        weight = Decimal(text)
-    except InvalidOperation:
-        raise ValueError("must be a decimal number") from None
-    if not weight.is_finite() or weight < 0:
-        raise ValueError("must be a number of kilograms, 0 or more")
-    if weight != weight.quantize(GRAMS):
-        raise ValueError("must have at most 3 decimal places")
-    if weight > MAX_WEIGHT:
-        raise ValueError(f"must be at most {MAX_WEIGHT}")
-    return weight.quantize(GRAMS)
 
 
 def _dimension_values(value: dict[str, Any]) -> dict[str, Any]:
@@ -82,7 +64,8 @@ Url = Annotated[
     str, StringConstraints(strip_whitespace=True, max_length=2048), AfterValidator(_url)
 ]
 Images = Annotated[list[Url], Field(max_length=MAX_IMAGES)]
-Weight = Annotated[Decimal, BeforeValidator(_parse_weight)]
+# Kilograms: a number or a string, >= 0, at most 3 decimals (pydantic reads floats by repr).
+Weight = Annotated[Decimal, Field(ge=0, le=MAX_WEIGHT, decimal_places=3)]
 # An object such as {"length": 14.7, "width": 7.1, "height": 0.8, "unit": "cm"}.
 Dimensions = Annotated[
     dict[Annotated[str, StringConstraints(min_length=1, max_length=30)], Any],
