@@ -185,16 +185,14 @@ Sort = Literal["newest", "price_asc", "price_desc", "name"]
 # --- Internal ---------------------------------------------------------------------------
 
 
-class InternalBody(RequestModel):
-    model_config = ConfigDict(alias_generator=to_camel, validate_by_alias=True, extra="forbid")
-
-
-class StockItem(InternalBody):
+# Internal bodies ignore fields they do not know (RequestModel's default): a neighbour that
+# sends more than needed (an order line's `productName`) is not refused for it.
+class StockItem(RequestModel):
     product_id: uuid.UUID
     quantity: Quantity
 
 
-class CheckStockRequest(InternalBody):
+class CheckStockRequest(RequestModel):
     items: Annotated[list[StockItem], Field(min_length=1, max_length=MAX_ITEMS_PER_CALL)]
 
 
@@ -216,7 +214,7 @@ class CheckStockResponse(CamelModel):
     items: list[StockAvailable | StockUnavailable]
 
 
-class LookupRequest(InternalBody):
+class LookupRequest(RequestModel):
     product_ids: Annotated[list[uuid.UUID], Field(max_length=MAX_ITEMS_PER_CALL)]
 
 
@@ -233,7 +231,7 @@ class LookupResponse(CamelModel):
     products: list[ProductSummary]
 
 
-class ReserveRequest(InternalBody):
+class ReserveRequest(RequestModel):
     order_id: uuid.UUID
     items: Annotated[list[StockItem], Field(min_length=1, max_length=MAX_ITEMS_PER_CALL)]
 
@@ -250,7 +248,7 @@ class ReserveResponse(CamelModel):
     items: list[ReservedItem]
 
 
-class ReleaseRequest(InternalBody):
+class ReleaseRequest(RequestModel):
     order_id: uuid.UUID
 
 
@@ -259,6 +257,6 @@ class ReleaseResponse(CamelModel):
     released: bool
 
 
-class UpdateStockRequest(InternalBody):
+class UpdateStockRequest(RequestModel):
     product_id: uuid.UUID
     quantity: Annotated[Integer, Field(ge=-MAX_STOCK, le=MAX_STOCK)]

@@ -301,3 +301,18 @@ async def test_release_validates(client, internal_headers):
     )
     assert response.status_code == 400
     assert response.json()["details"][0]["field"] == "orderId"
+
+
+async def test_reserve_ignores_what_it_does_not_need(client, internal_headers, create_product):
+    # The original's order lines carry the client's productName: not refused, not used.
+    product = await create_product(name="Phone", stock=2)
+    response = await client.post(
+        "/api/internal/reserve",
+        json={
+            "orderId": str(uuid.uuid4()),
+            "items": [{"productId": product["id"], "productName": "Free", "quantity": 1}],
+        },
+        headers=internal_headers,
+    )
+    assert response.status_code == 200
+    assert response.json()["items"][0]["name"] == "Phone"
