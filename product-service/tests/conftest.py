@@ -70,7 +70,10 @@ def known_users() -> dict[uuid.UUID, UserStatus]:
 async def app(settings, known_users):
     def status_source(app):
         async def fetch(user_id: uuid.UUID) -> UserStatus | None:
-            return known_users.get(user_id)
+            status = known_users.get(user_id)
+            if isinstance(status, Exception):  # the auth service failing for this user
+                raise status
+            return status
 
         return fetch
 

@@ -10,6 +10,9 @@ from sqlalchemy import insert
 
 from product_service.models import Product
 from product_service.repository import contains_pattern
+from shared.errors import ServiceUnavailable
+from shared.testing import bearer
+from shared.tokens import issue_user_token
 
 
 @pytest.fixture
@@ -252,3 +255,27 @@ async def test_a_bad_token_on_the_public_catalogue_is_just_the_public(client, se
     )
     assert response.status_code == 200
     assert names(response) == ["on sale"]
+
+
+async def test_the_catalogue_stays_readable_when_the_auth_service_is_down(
+    client, seed, known_users, secrets_
+):
+    await seed([{"name": "on sale"}, {"name": "withdrawn", "is_active": False}])
+    user_id = uuid.uuid4()
+    known_users[user_id] = ServiceUnavailable("Auth service unavailable")
+    token = issue_user_token(
+        user_id=user_id,
+        email="admin@example.com",
+        role="admin",
+        secret=secrets_["JWT_SECRET"],
+        expires_in="1h",
+    )
+    listed = await client.get("/api/products?includeInactive=true", headers=bearer(token))
+    assert listed.status_code == 200
+    assert names(listed) == ["on sale"]
+    # A write cannot be judged without the auth service: 503, not a guess.
+    refused = await client.post(
+        "/api/products", json={"name": "x", "price": 1}, headers=bearer(token)
+    )
+    assert refused.status_code == 503
+    assert refused.json() == {"error": "Auth service unavailable"}
