@@ -91,11 +91,17 @@ async def client(app):
 
 @pytest.fixture
 def make_token(known_users, secrets_):
-    """A user token for a user of that role the auth service knows."""
+    """A user token saying `role`, for a user the auth service knows: as that role and
+    `active`, or as `status` says (another status, or an exception the lookup raises)."""
 
-    def make(role: str = "customer", *, active: bool = True) -> str:
+    def make(
+        role: str = "customer",
+        *,
+        active: bool = True,
+        status: UserStatus | Exception | None = None,
+    ) -> str:
         user_id = uuid.uuid4()
-        known_users[user_id] = UserStatus(role=role, is_active=active)
+        known_users[user_id] = status or UserStatus(role=role, is_active=active)
         return issue_user_token(
             user_id=user_id,
             email=f"{role}-{user_id.hex[:6]}@example.com",
