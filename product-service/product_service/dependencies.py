@@ -1,0 +1,89 @@
+"""Dependencies that validate and load."""
+
+import logging
+import uuid
+from decimal import Decimal
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from pydantic import BeforeValidator, StringConstraints
+
+from product_service import service
+from product_service.models import Product
+from product_service.repository import CatalogueQuery
+from product_service.schemas import Sort
+from shared.auth import AuthenticatedUser, optional_user
+from shared.db import SessionDep
+from shared.errors import BadRequest, ServiceUnavailable
+from shared.schemas import parse_money
+
+logger = logging.getLogger(__name__)
+
+
+async def catalogue_viewer(request: Request) -> AuthenticatedUser | None:
+    """Who browses the catalogue: an admin sees inactive products too; anyone else, or a
+    token that does not hold, is the public. When the auth service cannot say who the
+    token's holder is, the catalogue stays readable as the public sees it."""
+    try:
+        return await optional_user(request)
+    except ServiceUnavailable:
+        logger.warning("user status unavailable; serving the public catalogue")
+        return None
+
+
+Viewer = Annotated[AuthenticatedUser | None, Depends(catalogue_viewer)]
+
+
+def parse_product_id(product_id: str) -> uuid.UUID:
+    """A path id that is no UUID names no product: 404, as an unknown one."""
+    try:
+        return uuid.UUID(product_id)
+    except ValueError:
+        raise service.ProductNotFound() from None
+
+
+async def valid_product_id(product_id: str, session: SessionDep) -> Product:
+    """The product of the path, active or not (for admin routes)."""
+    product = await service.repository.get_product(session, parse_product_id(product_id))
+    if product is None:
+        raise service.ProductNotFound()
+    return product
+
+
+async def visible_product(product_id: str, session: SessionDep, viewer: Viewer) -> Product:
+    return await service.get_visible_product(session, parse_product_id(product_id), viewer)
+
+
+ValidProduct = Annotated[Product, Depends(valid_product_id)]
+VisibleProduct = Annotated[Product, Depends(visible_product)]
+
+PriceQuery = Annotated[Decimal, BeforeValidator(parse_money)]
+TextQuery = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
+async def catalogue_query(
+    viewer: Viewer,
+    category: Annotated[TextQuery | None, Query()] = None,
+    search: Annotated[TextQuery | None, Query()] = None,
+    min_price: Annotated[PriceQuery | None, Query(alias="minPrice")] = None,
+    max_price: Annotated[PriceQuery | None, Query(alias="maxPrice")] = None,
+    sort: Annotated[Sort, Query()] = "newest",
+    include_inactive: Annotated[bool, Query(alias="includeInactive")] = False,
+) -> CatalogueQuery:
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise BadRequest(
+            "Validation error",
+            details=[{"field": "minPrice", "message": "must not be greater than maxPrice"}],
+        )
+    return CatalogueQuery(
+        category=category or None,
+        search=search or None,
+        min_price=min_price,
+        max_price=max_price,
+        sort=sort,
+        # Asked for by anyone else, it is simply not granted: the public catalogue.
+        include_inactive=include_inactive and service.can_see_inactive(viewer),
+    )
+
+
+CatalogueQueryDep = Annotated[CatalogueQuery, Depends(catalogue_query)]

@@ -1,0 +1,235 @@
+"""The product service's queries."""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from product_service.models import Product, StockReservation, StockReservationItem
+
+LIKE_ESCAPE = "\\"
+
+
+@dataclass(frozen=True)
+class CatalogueQuery:
+    category: str | None = None
+    search: str | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    sort: str = "newest"
+    include_inactive: bool = False
+
+
+def contains_pattern(text: str) -> str:
+    """An ILIKE pattern matching `text` anywhere, its own `%`, `_` and `\\` taken literally."""
+    escaped = (
+        text.replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
+        .replace("%", LIKE_ESCAPE + "%")
+        .replace("_", LIKE_ESCAPE + "_")
+    )
+    return f"%{escaped}%"
+
+
+# Every order ends in the id: rows with equal keys keep one order from page to page. Each
+# matches an index of models.Product (`lower(name)`: the databases collate byte-wise).
+SORT_ORDERS = {
+    "newest": (Product.created_at.desc(), Product.id.desc()),
+    "price_asc": (Product.price.asc(), Product.id.asc()),
+    "price_desc": (Product.price.desc(), Product.id.desc()),
+    "name": (func.lower(Product.name).asc(), Product.id.asc()),
+}
+
+
+def _conditions(query: CatalogueQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if not query.include_inactive:
+        # Plain `is_active` (not `IS TRUE`): the predicate of the partial indexes, word for
+        # word, so that the planner can prove they apply.
+        conditions.append(Product.is_active)
+    if query.category:
+        conditions.append(Product.category == query.category)
+    if query.search:
+        pattern = contains_pattern(query.search)
+        conditions.append(
+            or_(
+                Product.name.ilike(pattern, escape=LIKE_ESCAPE),
+                Product.description.ilike(pattern, escape=LIKE_ESCAPE),
+            )
+        )
+    if query.min_price is not None:
+        conditions.append(Product.price >= query.min_price)
+    if query.max_price is not None:
+        conditions.append(Product.price <= query.max_price)
+    return conditions
+
+
+def catalogue_statement(query: CatalogueQuery, *, offset: int, limit: int):
+    return (
+        select(Product)
+        .where(*_conditions(query))
+        .order_by(*SORT_ORDERS[query.sort])
+        .offset(offset)
+        .limit(limit)
+    )
+
+
+def catalogue_count_statement(query: CatalogueQuery):
+    return select(func.count()).select_from(Product).where(*_conditions(query))
+
+
+async def list_products(
+    session: AsyncSession, query: CatalogueQuery, *, offset: int, limit: int
+) -> tuple[list[Product], int]:
+    total = await session.scalar(catalogue_count_statement(query)) or 0
+    if offset >= total:  # past the last page: no need to walk the index
+        return [], total
+    products = await session.scalars(catalogue_statement(query, offset=offset, limit=limit))
+    return list(products), total
+
+
+async def get_product(session: AsyncSession, product_id: uuid.UUID) -> Product | None:
+    return await session.get(Product, product_id)
+
+
+async def get_products(session: AsyncSession, product_ids: Sequence[uuid.UUID]) -> list[Product]:
+    if not product_ids:
+        return []
+    result = await session.scalars(select(Product).where(Product.id.in_(set(product_ids))))
+    return list(result)
+
+
+async def add_to_stock(session: AsyncSession, product_id: uuid.UUID, delta: int) -> Product | None:
+    """Adds `delta` (negative takes) in one statement, unless the stock would go below 0.
+    None when nothing changed (no such product, or not enough stock)."""
+    return await session.scalar(
+        update(Product)
+        .where(Product.id == product_id, Product.stock + delta >= 0)
+        .values(stock=Product.stock + delta, updated_at=func.now())
+        .returning(Product)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def set_stock(session: AsyncSession, product_id: uuid.UUID, stock: int) -> Product | None:
+    return await session.scalar(
+        update(Product)
+        .where(Product.id == product_id)
+        .values(stock=stock, updated_at=func.now())
+        .returning(Product)
+        .execution_options(populate_existing=True)
+    )
+
+
+@dataclass(frozen=True)
+class Taken:
+    name: str
+    price: Decimal
+
+
+async def take_stock(session: AsyncSession, product_id: uuid.UUID, quantity: int) -> Taken | None:
+    """Takes `quantity` of an active product in one conditional statement (the row lock it
+    takes serialises concurrent takers; each sees the stock the previous one left). None
+    when the product is unknown, inactive or short."""
+    row = (
+        await session.execute(
+            update(Product)
+            .where(
+                Product.id == product_id,
+                Product.stock >= quantity,
+                Product.is_active.is_(True),
+            )
+            .values(stock=Product.stock - quantity, updated_at=func.now())
+            .returning(Product.name, Product.price)
+        )
+    ).first()
+    return Taken(name=row.name, price=row.price) if row else None
+
+
+async def return_stock(session: AsyncSession, product_id: uuid.UUID, quantity: int) -> None:
+    await session.execute(
+        update(Product)
+        .where(Product.id == product_id)
+        .values(stock=Product.stock + quantity, updated_at=func.now())
+    )
+
+
+async def available_stock(session: AsyncSession, product_ids: Sequence[uuid.UUID]) -> dict:
+    """What each product could give now (0 when unknown or inactive)."""
+    rows = await session.execute(
+        select(Product.id, Product.stock).where(
+            Product.id.in_(set(product_ids)), Product.is_active.is_(True)
+        )
+    )
+    return {row.id: row.stock for row in rows}
+
+
+async def claim_reservation(session: AsyncSession, order_id: uuid.UUID, caller: str) -> bool:
+    """Inserts the order's reservation row unless there is one. A concurrent call for the
+    same order waits here until the first one commits (then finds its row) or rolls back
+    (then claims it itself): only one ever takes stock."""
+    claimed = await session.scalar(
+        insert(StockReservation)
+        .values(order_id=order_id, status="active", caller=caller)
+        .on_conflict_do_nothing(index_elements=[StockReservation.order_id])
+        .returning(StockReservation.order_id)
+    )
+    return claimed is not None
+
+
+async def get_reservation(session: AsyncSession, order_id: uuid.UUID) -> StockReservation | None:
+    return await session.scalar(
+        select(StockReservation)
+        .where(StockReservation.order_id == order_id)
+        .options(selectinload(StockReservation.items))
+        .execution_options(populate_existing=True)
+    )
+
+
+async def add_reservation_items(
+    session: AsyncSession, items: Sequence[StockReservationItem]
+) -> None:
+    session.add_all(items)
+    await session.flush()
+
+
+async def mark_released(session: AsyncSession, order_id: uuid.UUID) -> bool:
+    """Active -> released in one conditional statement: of two concurrent releases, the
+    second waits for the first's row lock, then finds it released and changes nothing."""
+    released = await session.scalar(
+        update(StockReservation)
+        .where(StockReservation.order_id == order_id, StockReservation.status == "active")
+        .values(status="released", released_at=func.now())
+        .returning(StockReservation.order_id)
+    )
+    return released is not None
+
+
+async def reservation_items(
+    session: AsyncSession, order_id: uuid.UUID
+) -> list[StockReservationItem]:
+    result = await session.scalars(
+        select(StockReservationItem)
+        .where(StockReservationItem.order_id == order_id)
+        .order_by(StockReservationItem.product_id)
+    )
+    return list(result)
+
+
+async def insert_released_reservation(
+    session: AsyncSession, order_id: uuid.UUID, caller: str
+) -> bool:
+    """Records the order's reservation as released, unless the order has one. True when
+    there was none: a reservation for that order arriving later (a retry that crossed the
+    release) then takes nothing. Waits for an uncommitted reservation of the order."""
+    inserted = await session.scalar(
+        insert(StockReservation)
+        .values(order_id=order_id, status="released", caller=caller, released_at=func.now())
+        .on_conflict_do_nothing(index_elements=[StockReservation.order_id])
+        .returning(StockReservation.order_id)
+    )
+    return inserted is not None

@@ -1,0 +1,262 @@
+"""Bodies in and out of the product service (camelCase on the wire)."""
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    PlainSerializer,
+    StringConstraints,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from shared.schemas import CamelModel, Money, MoneyInput, RequestModel
+
+MAX_ITEMS_PER_CALL = 100
+MAX_QUANTITY = 1_000_000
+MAX_STOCK = 2_147_483_647  # INTEGER
+MAX_IMAGES = 20
+MAX_DIMENSIONS = 10
+MAX_WEIGHT = Decimal("9999999.999")  # NUMERIC(10, 3)
+
+_http_url = TypeAdapter(HttpUrl)
+
+
+def _reject_bool(value: object) -> object:
+    # JSON true is not the number 1: `"stock": true` is a mistake, not one item.
+    if isinstance(value, bool):
+        raise ValueError("must be an integer")
+    return value
+
+
+def _url(value: str) -> str:
+    """An http(s) URL, kept as the client wrote it (once it is known to be one)."""
+    _http_url.validate_python(value)
+    return value
+
+
+def _dimension_values(value: dict[str, Any]) -> dict[str, Any]:
+    for key, item in value.items():
+        if isinstance(item, bool) or not isinstance(item, int | float | str):
+            raise ValueError(f"{key} must be a number or a short text")
+        if isinstance(item, str) and len(item) > 50:
+            raise ValueError(f"{key} must be at most 50 characters")
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_reject_bool)]
+Stock = Annotated[Integer, Field(ge=0, le=MAX_STOCK)]
+Quantity = Annotated[Integer, Field(ge=1, le=MAX_QUANTITY)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Description = Annotated[str, StringConstraints(max_length=10_000)]
+Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Url = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=2048), AfterValidator(_url)
+]
+Images = Annotated[list[Url], Field(max_length=MAX_IMAGES)]
+# Kilograms: a number or a string, >= 0, at most 3 decimals (pydantic reads floats by repr).
+Weight = Annotated[Decimal, Field(ge=0, le=MAX_WEIGHT, decimal_places=3)]
+# An object such as {"length": 14.7, "width": 7.1, "height": 0.8, "unit": "cm"}.
+Dimensions = Annotated[
+    dict[Annotated[str, StringConstraints(min_length=1, max_length=30)], Any],
+    Field(max_length=MAX_DIMENSIONS),
+    AfterValidator(_dimension_values),
+]
+# Weight leaves as a string with three decimals ("0.187"), as PostgreSQL DECIMALs did.
+WeightOut = Annotated[Decimal, PlainSerializer(str, return_type=str, when_used="json")]
+
+
+class ProductBody(RequestModel):
+    """Product bodies reject what they do not know: a misspelt field is an error, not a
+    silently ignored change."""
+
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_alias=True, extra="forbid")
+
+
+class ProductCreate(ProductBody):
+    name: Name
+    description: Description | None = None
+    price: MoneyInput
+    stock: Stock = 0
+    category: Category | None = None
+    image_url: Url | None = None
+    images: Images = []
+    sku: Sku | None = None
+    weight: Weight | None = None
+    dimensions: Dimensions | None = None
+    is_active: bool = True
+
+
+# What PUT may not set to null: the column has no "nothing" (send [] to clear images).
+NOT_NULLABLE = frozenset({"name", "price", "stock", "images", "is_active"})
+
+
+class ProductUpdate(ProductBody):
+    """PUT: only the fields sent change. Every product field may be sent, sku included."""
+
+    name: Name | None = None
+    description: Description | None = None
+    price: MoneyInput | None = None
+    stock: Stock | None = None
+    category: Category | None = None
+    image_url: Url | None = None
+    images: Images | None = None
+    sku: Sku | None = None
+    weight: Weight | None = None
+    dimensions: Dimensions | None = None
+    is_active: bool | None = None
+
+    @field_validator(*NOT_NULLABLE, mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        if value is None:
+            raise ValueError("may not be null")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+class StockChange(RequestModel):
+    """Admin restock: `{"delta": 5}` (add or take) or `{"stock": 40}` (set), exactly one."""
+
+    model_config = ConfigDict(alias_generator=to_camel, validate_by_alias=True, extra="forbid")
+
+    delta: Annotated[Integer, Field(ge=-MAX_STOCK, le=MAX_STOCK)] | None = None
+    stock: Stock | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self):
+        if (self.delta is None) == (self.stock is None):
+            raise ValueError("send exactly one of delta and stock")
+        return self
+
+
+class ProductOut(CamelModel):
+    id: uuid.UUID
+    name: str
+    description: str | None
+    price: Money
+    stock: int
+    category: str | None
+    image_url: str | None
+    images: list[str]
+    sku: str | None
+    weight: WeightOut | None
+    dimensions: dict[str, Any] | None
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProductEnvelope(CamelModel):
+    product: ProductOut
+
+
+class MessageWithProduct(CamelModel):
+    message: str
+    product: ProductOut
+
+
+class Message(CamelModel):
+    message: str
+
+
+class ProductList(CamelModel):
+    products: list[ProductOut]
+    total_pages: int
+    current_page: int
+    total_products: int
+
+
+Sort = Literal["newest", "price_asc", "price_desc", "name"]
+
+
+# --- Internal ---------------------------------------------------------------------------
+
+
+# Internal bodies ignore fields they do not know (RequestModel's default): a neighbour that
+# sends more than needed (an order line's `productName`) is not refused for it.
+class StockItem(RequestModel):
+    product_id: uuid.UUID
+    quantity: Quantity
+
+
+class CheckStockRequest(RequestModel):
+    items: Annotated[list[StockItem], Field(min_length=1, max_length=MAX_ITEMS_PER_CALL)]
+
+
+class StockAvailable(CamelModel):
+    product_id: uuid.UUID
+    available: Literal[True] = True
+    stock: int
+    price: Money
+
+
+class StockUnavailable(CamelModel):
+    product_id: uuid.UUID
+    available: Literal[False] = False
+    error: str
+
+
+class CheckStockResponse(CamelModel):
+    available: bool
+    items: list[StockAvailable | StockUnavailable]
+
+
+class LookupRequest(RequestModel):
+    product_ids: Annotated[list[uuid.UUID], Field(max_length=MAX_ITEMS_PER_CALL)]
+
+
+class ProductSummary(CamelModel):
+    id: uuid.UUID
+    name: str
+    price: Money
+    stock: int
+    image_url: str | None
+    is_active: bool
+
+
+class LookupResponse(CamelModel):
+    products: list[ProductSummary]
+
+
+class ReserveRequest(RequestModel):
+    order_id: uuid.UUID
+    items: Annotated[list[StockItem], Field(min_length=1, max_length=MAX_ITEMS_PER_CALL)]
+
+
+class ReservedItem(CamelModel):
+    product_id: uuid.UUID
+    name: str
+    price: Money
+    quantity: int
+
+
+class ReserveResponse(CamelModel):
+    order_id: uuid.UUID
+    items: list[ReservedItem]
+
+
+class ReleaseRequest(RequestModel):
+    order_id: uuid.UUID
+
+
+class ReleaseResponse(CamelModel):
+    order_id: uuid.UUID
+    released: bool
+
+
+class UpdateStockRequest(RequestModel):
+    product_id: uuid.UUID
+    quantity: Annotated[Integer, Field(ge=-MAX_STOCK, le=MAX_STOCK)]
