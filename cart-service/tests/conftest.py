@@ -79,6 +79,7 @@ class Neighbours:
     products: dict[str, dict] = field(default_factory=dict)
     lookups: list[list[str]] = field(default_factory=list)
     lookup_route: respx.Route | None = None
+    router: respx.MockRouter | None = None
 
     def add_product(
         self,
@@ -135,6 +136,7 @@ def neighbours(secrets_):
             side_effect=fake.user_status
         )
         fake.lookup_route = mock.post(LOOKUP_URL).mock(side_effect=fake.lookup)
+        fake.router = mock
         yield fake
 
 
