@@ -245,8 +245,10 @@ class CartService:
     async def _open_cart(self, session: AsyncSession, user_id: uuid.UUID) -> Cart:
         """The user's cart for reading, created on first use; an expired cart is emptied
         first (under its lock)."""
-        await repository.create_cart_if_absent(session, user_id, expires_at=self._expiry())
         cart = await repository.get_cart(session, user_id)
+        if cart is None:
+            await repository.create_cart_if_absent(session, user_id, expires_at=self._expiry())
+            cart = await repository.get_cart(session, user_id)
         if cart is None or cart.expires_at <= _now():
             # Purged at this very moment, or expired: the locked path handles both.
             cart = await self._lock_cart(session, user_id)
