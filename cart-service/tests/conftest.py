@@ -155,6 +155,36 @@ async def client(app):
 
 
 @pytest.fixture
+def add_to_cart(client):
+    """`POST /api/cart/items` as the user of `headers`; the response."""
+
+    async def add(headers, product_id, quantity=None, **extra) -> httpx.Response:
+        body = {"productId": product_id, **extra}
+        if quantity is not None:
+            body["quantity"] = quantity
+        return await client.post("/api/cart/items", json=body, headers=headers)
+
+    return add
+
+
+@pytest.fixture
+def fill_cart(neighbours, add_to_cart):
+    """Puts new products in a user's cart: `await fill_cart(headers, ("Phone", "100.00", 2))`
+    for each (name, price, quantity); returns their product ids."""
+
+    async def fill(headers, *lines: tuple[str, str, int]) -> list[str]:
+        product_ids = []
+        for name, price, quantity in lines:
+            product_id = neighbours.add_product(name=name, price=price)
+            response = await add_to_cart(headers, product_id, quantity)
+            assert response.status_code == 200, response.text
+            product_ids.append(product_id)
+        return product_ids
+
+    return fill
+
+
+@pytest.fixture
 def make_user(neighbours, secrets_):
     """A customer the auth service knows; returns (user id, Authorization headers)."""
 

@@ -34,13 +34,6 @@ ITEM_FIELDS = {
 }
 
 
-async def add(client, headers, product_id, quantity=None, **extra):
-    body = {"productId": product_id, **extra}
-    if quantity is not None:
-        body["quantity"] = quantity
-    return await client.post("/api/cart/items", json=body, headers=headers)
-
-
 async def test_first_get_creates_an_empty_cart_and_later_gets_return_it(client, customer, db_rows):
     user_id, headers = customer
     first = await client.get("/api/cart", headers=headers)
@@ -59,12 +52,11 @@ async def test_first_get_creates_an_empty_cart_and_later_gets_return_it(client, 
 
 
 async def test_add_takes_name_price_and_image_from_the_catalogue_not_the_client(
-    client, customer, neighbours, db_rows
+    add_to_cart, client, customer, neighbours, db_rows
 ):
     _, headers = customer
     product_id = neighbours.add_product(name="Phone", price="19.99", stock=5)
-    response = await add(
-        client,
+    response = await add_to_cart(
         headers,
         product_id,
         3,
@@ -96,22 +88,22 @@ async def test_add_takes_name_price_and_image_from_the_catalogue_not_the_client(
     assert stored == {"total_amount": Decimal("59.97"), "item_count": 3}
 
 
-async def test_quantity_defaults_to_one(client, customer, neighbours):
+async def test_quantity_defaults_to_one(add_to_cart, client, customer, neighbours):
     _, headers = customer
     product_id = neighbours.add_product(price="10.00")
-    response = await add(client, headers, product_id)
+    response = await add_to_cart(headers, product_id)
     assert response.json()["cart"]["items"][0]["quantity"] == 1
 
 
 async def test_adding_a_product_already_in_the_cart_adds_to_its_quantity(
-    client, customer, neighbours, db_rows
+    add_to_cart, client, customer, neighbours, db_rows
 ):
     _, headers = customer
     phone = neighbours.add_product(name="Phone", price="100.50", stock=10)
     case = neighbours.add_product(name="Case", price="5.25", stock=10)
-    await add(client, headers, phone, 2)
-    await add(client, headers, case, 1)
-    response = await add(client, headers, phone, 3)
+    await add_to_cart(headers, phone, 2)
+    await add_to_cart(headers, case, 1)
+    response = await add_to_cart(headers, phone, 3)
     cart = response.json()["cart"]
     assert [(i["productName"], i["quantity"]) for i in cart["items"]] == [("Phone", 5), ("Case", 1)]
     assert cart["items"][0]["subtotal"] == "502.50"
@@ -121,28 +113,30 @@ async def test_adding_a_product_already_in_the_cart_adds_to_its_quantity(
     assert stored == {"total_amount": Decimal("507.75"), "item_count": 6}
 
 
-async def test_unknown_or_inactive_product_is_not_found(client, customer, neighbours, db_rows):
+async def test_unknown_or_inactive_product_is_not_found(
+    add_to_cart, client, customer, neighbours, db_rows
+):
     _, headers = customer
     inactive = neighbours.add_product(is_active=False)
     for product_id in (str(uuid.uuid4()), inactive):
-        response = await add(client, headers, product_id, 1)
+        response = await add_to_cart(headers, product_id, 1)
         assert response.status_code == 404
         assert response.json() == {"error": "Product not found"}
     assert await db_rows("SELECT id FROM cart_items") == []
 
 
 async def test_more_than_the_stock_is_insufficient_stock_with_what_is_available(
-    client, customer, neighbours, db_rows
+    add_to_cart, client, customer, neighbours, db_rows
 ):
     _, headers = customer
     product_id = neighbours.add_product(stock=5)
-    response = await add(client, headers, product_id, 6)
+    response = await add_to_cart(headers, product_id, 6)
     assert response.status_code == 400
     assert response.json() == {"error": "Insufficient stock", "available": 5}
 
-    assert (await add(client, headers, product_id, 4)).status_code == 200
+    assert (await add_to_cart(headers, product_id, 4)).status_code == 200
     # 4 in the cart + 2 more would be 6 of a stock of 5.
-    response = await add(client, headers, product_id, 2)
+    response = await add_to_cart(headers, product_id, 2)
     assert response.status_code == 400
     assert response.json() == {"error": "Insufficient stock", "available": 5}
     [line] = await db_rows("SELECT quantity FROM cart_items")
@@ -157,19 +151,21 @@ async def test_more_than_the_stock_is_insufficient_stock_with_what_is_available(
         (1001, "Quantity must be at most 1000"),
     ],
 )
-async def test_add_quantity_out_of_range(client, customer, neighbours, quantity, error):
+async def test_add_quantity_out_of_range(
+    add_to_cart, client, customer, neighbours, quantity, error
+):
     _, headers = customer
     product_id = neighbours.add_product(stock=5000)
-    response = await add(client, headers, product_id, quantity)
+    response = await add_to_cart(headers, product_id, quantity)
     assert response.status_code == 400
     assert response.json() == {"error": error}
 
 
-async def test_a_line_never_holds_more_than_1000(client, customer, neighbours):
+async def test_a_line_never_holds_more_than_1000(add_to_cart, client, customer, neighbours):
     _, headers = customer
     product_id = neighbours.add_product(stock=5000)
-    assert (await add(client, headers, product_id, 1000)).status_code == 200
-    response = await add(client, headers, product_id, 1)
+    assert (await add_to_cart(headers, product_id, 1000)).status_code == 200
+    response = await add_to_cart(headers, product_id, 1)
     assert response.status_code == 400
     assert response.json() == {"error": "Quantity must be at most 1000"}
 
@@ -195,18 +191,22 @@ async def test_add_validation_errors_name_the_field(client, customer, neighbours
     assert [d["field"] for d in response.json()["details"]] == [field]
 
 
-async def test_add_accepts_an_integer_written_as_a_string(client, customer, neighbours):
+async def test_add_accepts_an_integer_written_as_a_string(
+    add_to_cart, client, customer, neighbours
+):
     _, headers = customer
     product_id = neighbours.add_product()
-    response = await add(client, headers, product_id, "2")
+    response = await add_to_cart(headers, product_id, "2")
     assert response.status_code == 200
     assert response.json()["cart"]["itemCount"] == 2
 
 
-async def test_a_cart_holds_at_most_100_different_products(client, customer, neighbours, engine):
+async def test_a_cart_holds_at_most_100_different_products(
+    add_to_cart, client, customer, neighbours, engine
+):
     _, headers = customer
     product_ids = [neighbours.add_product(price="1.00") for _ in range(101)]
-    first = await add(client, headers, product_ids[0], 1)
+    first = await add_to_cart(headers, product_ids[0], 1)
     cart_id = first.json()["cart"]["id"]
     # 99 more lines, written straight to the database (adding them one by one is slow).
     async with engine.begin() as connection:
@@ -220,12 +220,12 @@ async def test_a_cart_holds_at_most_100_different_products(client, customer, nei
             )
         await connection.execute(text("UPDATE carts SET total_amount = 100, item_count = 100"))
 
-    response = await add(client, headers, product_ids[100], 1)
+    response = await add_to_cart(headers, product_ids[100], 1)
     assert response.status_code == 400
     assert response.json() == {"error": "A cart holds at most 100 different products"}
     # More of a product already there is still fine; the whole cart is one lookup call.
     neighbours.lookups.clear()
-    response = await add(client, headers, product_ids[0], 1)
+    response = await add_to_cart(headers, product_ids[0], 1)
     assert response.status_code == 200
     cart = response.json()["cart"]
     assert len(cart["items"]) == 100
@@ -234,11 +234,11 @@ async def test_a_cart_holds_at_most_100_different_products(client, customer, nei
 
 
 async def test_update_sets_the_quantity_and_refreshes_the_price(
-    client, customer, neighbours, db_rows
+    add_to_cart, client, customer, neighbours, db_rows
 ):
     _, headers = customer
     product_id = neighbours.add_product(name="Phone", price="100.00", stock=10)
-    item = (await add(client, headers, product_id, 1)).json()["cart"]["items"][0]
+    item = (await add_to_cart(headers, product_id, 1)).json()["cart"]["items"][0]
     neighbours.products[product_id].update(price="120.00", name="Phone (2025)")
 
     response = await client.put(
@@ -273,11 +273,11 @@ async def test_update_sets_the_quantity_and_refreshes_the_price(
     ],
 )
 async def test_update_refuses_a_quantity_out_of_range_or_over_the_stock(
-    client, customer, neighbours, db_rows, quantity, status, body
+    add_to_cart, client, customer, neighbours, db_rows, quantity, status, body
 ):
     _, headers = customer
     product_id = neighbours.add_product(stock=10)
-    item = (await add(client, headers, product_id, 2)).json()["cart"]["items"][0]
+    item = (await add_to_cart(headers, product_id, 2)).json()["cart"]["items"][0]
     response = await client.put(
         f"/api/cart/items/{item['id']}", json={"quantity": quantity}, headers=headers
     )
@@ -287,10 +287,10 @@ async def test_update_refuses_a_quantity_out_of_range_or_over_the_stock(
     assert line["quantity"] == 2
 
 
-async def test_update_validation_errors(client, customer, neighbours):
+async def test_update_validation_errors(add_to_cart, client, customer, neighbours):
     _, headers = customer
     product_id = neighbours.add_product()
-    item = (await add(client, headers, product_id, 2)).json()["cart"]["items"][0]
+    item = (await add_to_cart(headers, product_id, 2)).json()["cart"]["items"][0]
     for body in ({}, {"quantity": "x"}, {"quantity": 2.5}):
         response = await client.put(f"/api/cart/items/{item['id']}", json=body, headers=headers)
         assert response.status_code == 400
@@ -299,11 +299,11 @@ async def test_update_validation_errors(client, customer, neighbours):
 
 
 async def test_update_of_a_line_whose_product_became_inactive_is_product_not_found(
-    client, customer, neighbours
+    add_to_cart, client, customer, neighbours
 ):
     _, headers = customer
     product_id = neighbours.add_product()
-    item = (await add(client, headers, product_id, 2)).json()["cart"]["items"][0]
+    item = (await add_to_cart(headers, product_id, 2)).json()["cart"]["items"][0]
     neighbours.products[product_id]["isActive"] = False
     response = await client.put(
         f"/api/cart/items/{item['id']}", json={"quantity": 1}, headers=headers
@@ -313,13 +313,11 @@ async def test_update_of_a_line_whose_product_became_inactive_is_product_not_fou
 
 
 async def test_remove_deletes_the_line_and_recomputes_the_totals(
-    client, customer, neighbours, db_rows
+    fill_cart, client, customer, db_rows
 ):
     _, headers = customer
-    phone = neighbours.add_product(name="Phone", price="100.00")
-    case = neighbours.add_product(name="Case", price="7.50")
-    await add(client, headers, phone, 1)
-    items = (await add(client, headers, case, 2)).json()["cart"]["items"]
+    await fill_cart(headers, ("Phone", "100.00", 1), ("Case", "7.50", 2))
+    items = (await client.get("/api/cart", headers=headers)).json()["cart"]["items"]
     response = await client.delete(f"/api/cart/items/{items[0]['id']}", headers=headers)
     assert response.status_code == 200
     body = response.json()
@@ -335,10 +333,10 @@ async def test_remove_deletes_the_line_and_recomputes_the_totals(
     assert again.json() == {"error": "Item not found in cart"}
 
 
-async def test_clear_empties_the_cart(client, customer, neighbours, db_rows):
+async def test_clear_empties_the_cart(add_to_cart, client, customer, neighbours, db_rows):
     _, headers = customer
-    await add(client, headers, neighbours.add_product(price="3.00"), 2)
-    await add(client, headers, neighbours.add_product(price="4.00"), 1)
+    await add_to_cart(headers, neighbours.add_product(price="3.00"), 2)
+    await add_to_cart(headers, neighbours.add_product(price="4.00"), 1)
     response = await client.delete("/api/cart", headers=headers)
     assert response.status_code == 200
     body = response.json()
@@ -378,12 +376,12 @@ async def test_an_unknown_item_id_is_item_not_found(client, customer):
 
 
 async def test_another_users_item_is_not_found_and_stays_untouched(
-    client, make_user, neighbours, db_rows
+    add_to_cart, client, make_user, neighbours, db_rows
 ):
     _, alice = make_user()
     _, mallory = make_user()
     product_id = neighbours.add_product(stock=10)
-    item = (await add(client, alice, product_id, 2)).json()["cart"]["items"][0]
+    item = (await add_to_cart(alice, product_id, 2)).json()["cart"]["items"][0]
 
     update = await client.put(
         f"/api/cart/items/{item['id']}", json={"quantity": 9}, headers=mallory

@@ -5,19 +5,26 @@ import asyncio
 from decimal import Decimal
 
 
+def add_concurrently(client, headers, product_ids, quantity):
+    """One add request per product id, all at once."""
+    return asyncio.gather(
+        *(
+            client.post(
+                "/api/cart/items",
+                json={"productId": product_id, "quantity": quantity},
+                headers=headers,
+            )
+            for product_id in product_ids
+        )
+    )
+
+
 async def test_twenty_concurrent_adds_of_one_product_make_one_line(
     client, customer, neighbours, db_rows
 ):
     _, headers = customer
     product_id = neighbours.add_product(price="19.99", stock=100)
-    responses = await asyncio.gather(
-        *(
-            client.post(
-                "/api/cart/items", json={"productId": product_id, "quantity": 2}, headers=headers
-            )
-            for _ in range(20)
-        )
-    )
+    responses = await add_concurrently(client, headers, [product_id] * 20, 2)
     assert [r.status_code for r in responses] == [200] * 20
     lines = await db_rows("SELECT quantity, subtotal FROM cart_items")
     assert lines == [{"quantity": 40, "subtotal": Decimal("799.60")}]
@@ -36,15 +43,7 @@ async def test_concurrent_adds_of_different_products_keep_the_totals_right(
     _, headers = customer
     prices = ["1.10", "2.20", "3.30", "4.40", "5.50", "6.60", "7.70", "8.80", "9.90", "10.01"]
     product_ids = [neighbours.add_product(price=price) for price in prices]
-    responses = await asyncio.gather(
-        *(
-            client.post(
-                "/api/cart/items", json={"productId": product_id, "quantity": 3}, headers=headers
-            )
-            for product_id in product_ids
-            for _ in range(2)
-        )
-    )
+    responses = await add_concurrently(client, headers, product_ids * 2, 3)
     assert {r.status_code for r in responses} == {200}
     lines = await db_rows("SELECT quantity FROM cart_items")
     assert sorted(line["quantity"] for line in lines) == [6] * 10
@@ -58,14 +57,7 @@ async def test_concurrent_adds_never_take_the_cart_over_the_stock(
 ):
     _, headers = customer
     product_id = neighbours.add_product(price="10.00", stock=5)
-    responses = await asyncio.gather(
-        *(
-            client.post(
-                "/api/cart/items", json={"productId": product_id, "quantity": 1}, headers=headers
-            )
-            for _ in range(12)
-        )
-    )
+    responses = await add_concurrently(client, headers, [product_id] * 12, 1)
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [200] * 5 + [400] * 7
     refused = [r.json() for r in responses if r.status_code == 400]

@@ -16,14 +16,6 @@ def parse(timestamp: str) -> datetime:
     return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
 
 
-async def add(client, headers, product_id, quantity=1):
-    response = await client.post(
-        "/api/cart/items", json={"productId": product_id, "quantity": quantity}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    return response.json()["cart"]
-
-
 async def expire(engine, user_id: str) -> None:
     async with engine.begin() as connection:
         await connection.execute(
@@ -32,7 +24,9 @@ async def expire(engine, user_id: str) -> None:
         )
 
 
-async def test_every_change_moves_the_expiry_forward(client, customer, neighbours, engine):
+async def test_every_change_moves_the_expiry_forward(
+    add_to_cart, client, customer, neighbours, engine
+):
     _, headers = customer
     created = (await client.get("/api/cart", headers=headers)).json()["cart"]
     expected = datetime.now(UTC) + timedelta(days=30)
@@ -40,7 +34,7 @@ async def test_every_change_moves_the_expiry_forward(client, customer, neighbour
 
     async with engine.begin() as connection:
         await connection.execute(text("UPDATE carts SET expires_at = now() + interval '1 day'"))
-    cart = await add(client, headers, neighbours.add_product())
+    cart = (await add_to_cart(headers, neighbours.add_product())).json()["cart"]
     assert abs(parse(cart["expiresAt"]) - expected) < timedelta(minutes=1)
 
 
@@ -56,10 +50,10 @@ async def test_the_expiry_is_a_setting(make_settings, make_user, neighbours):
 
 
 async def test_an_expired_cart_is_empty_on_the_next_visit(
-    client, customer, neighbours, engine, db_rows
+    add_to_cart, client, customer, neighbours, engine, db_rows
 ):
     user_id, headers = customer
-    first = await add(client, headers, neighbours.add_product(price="10.00"), 2)
+    first = (await add_to_cart(headers, neighbours.add_product(price="10.00"), 2)).json()["cart"]
     await expire(engine, user_id)
 
     cart = (await client.get("/api/cart", headers=headers)).json()["cart"]
@@ -71,22 +65,24 @@ async def test_an_expired_cart_is_empty_on_the_next_visit(
     assert stored["item_count"] == 0
 
 
-async def test_adding_to_an_expired_cart_starts_from_empty(client, customer, neighbours, engine):
+async def test_adding_to_an_expired_cart_starts_from_empty(
+    add_to_cart, client, customer, neighbours, engine
+):
     user_id, headers = customer
     old = neighbours.add_product(name="Old")
     new = neighbours.add_product(name="New", price="5.00")
-    await add(client, headers, old, 3)
+    await add_to_cart(headers, old, 3)
     await expire(engine, user_id)
-    cart = await add(client, headers, new, 1)
+    cart = (await add_to_cart(headers, new, 1)).json()["cart"]
     assert [i["productName"] for i in cart["items"]] == ["New"]
     assert cart["itemCount"] == 1 and cart["totalAmount"] == "5.00"
 
 
 async def test_an_expired_cart_cannot_be_checked_out(
-    client, customer, neighbours, engine, settings
+    add_to_cart, client, customer, neighbours, engine, settings
 ):
     user_id, headers = customer
-    await add(client, headers, neighbours.add_product())
+    await add_to_cart(headers, neighbours.add_product())
     await expire(engine, user_id)
     token = issue_internal_token(
         service="order", secret=settings.internal_service_secret.get_secret_value()
@@ -99,12 +95,12 @@ async def test_an_expired_cart_cannot_be_checked_out(
 
 
 async def test_the_purge_deletes_expired_carts_only(
-    app, client, make_user, neighbours, engine, db_rows
+    add_to_cart, app, client, make_user, neighbours, engine, db_rows
 ):
     product_id = neighbours.add_product()
     users = [make_user() for _ in range(3)]
     for _, headers in users:
-        await add(client, headers, product_id)
+        await add_to_cart(headers, product_id)
     expired_ids = [users[0][0], users[1][0]]
     for user_id in expired_ids:
         await expire(engine, user_id)

@@ -9,6 +9,9 @@ import pytest
 from shared.testing import bearer
 from shared.tokens import issue_internal_token, issue_user_token
 
+# A phone and two cases: 119.98.
+LINES = (("Phone", "100.00", 1), ("Case", "9.99", 2))
+
 
 @pytest.fixture
 def internal(settings):
@@ -18,22 +21,11 @@ def internal(settings):
     return {"X-Internal-Token": token}
 
 
-async def fill(client, headers, neighbours):
-    phone = neighbours.add_product(name="Phone", price="100.00")
-    case = neighbours.add_product(name="Case", price="9.99")
-    for product_id, quantity in ((phone, 1), (case, 2)):
-        response = await client.post(
-            "/api/cart/items", json={"productId": product_id, "quantity": quantity}, headers=headers
-        )
-        assert response.status_code == 200
-    return phone, case
-
-
 async def test_checkout_answers_the_users_cart_at_current_prices(
-    client, customer, neighbours, internal
+    fill_cart, client, customer, neighbours, internal
 ):
     user_id, headers = customer
-    phone, _ = await fill(client, headers, neighbours)
+    phone, _ = await fill_cart(headers, *LINES)
     neighbours.products[phone]["price"] = "95.00"
     response = await client.post(
         "/api/internal/cart/checkout", json={"userId": user_id}, headers=internal
@@ -68,10 +60,10 @@ async def test_checkout_of_an_empty_or_missing_cart_is_cart_is_empty(
 
 
 async def test_checkout_still_answers_when_the_product_service_is_down(
-    client, customer, neighbours, internal
+    fill_cart, client, customer, neighbours, internal
 ):
     user_id, headers = customer
-    await fill(client, headers, neighbours)
+    await fill_cart(headers, *LINES)
     neighbours.product_service_fails(httpx.ConnectError("refused"))
     response = await client.post(
         "/api/internal/cart/checkout", json={"userId": user_id}, headers=internal
@@ -82,12 +74,12 @@ async def test_checkout_still_answers_when_the_product_service_is_down(
 
 
 async def test_clear_after_an_order_empties_the_users_cart(
-    client, customer, make_user, neighbours, internal, db_rows
+    fill_cart, client, customer, make_user, neighbours, internal, db_rows
 ):
     user_id, headers = customer
     other_id, other_headers = make_user()
-    await fill(client, headers, neighbours)
-    await fill(client, other_headers, neighbours)
+    await fill_cart(headers, *LINES)
+    await fill_cart(other_headers, *LINES)
     response = await client.post(
         "/api/internal/cart/clear", json={"userId": user_id}, headers=internal
     )
@@ -114,10 +106,10 @@ async def test_internal_bodies_are_validated(client, internal, body):
 
 
 async def test_internal_routes_refuse_anonymous_and_user_tokens(
-    client, customer, make_user, settings, neighbours
+    fill_cart, client, customer, make_user, settings, neighbours
 ):
     user_id, headers = customer
-    await fill(client, headers, neighbours)
+    await fill_cart(headers, *LINES)
     _, admin_headers = make_user(role="admin")
     user_token = headers["Authorization"].removeprefix("Bearer ")
     wrong_key = issue_internal_token(service="order", secret=settings.jwt_secret.get_secret_value())

@@ -1,6 +1,7 @@
 """The cart shows current prices; lines of products gone from the catalogue are marked;
 when the product service is down, reads still answer and changes are 503."""
 
+import asyncio
 from decimal import Decimal
 
 import httpx
@@ -11,22 +12,11 @@ from cart_service.main import create_app
 from shared.testing import free_port
 
 
-async def add(client, headers, product_id, quantity=1):
-    response = await client.post(
-        "/api/cart/items", json={"productId": product_id, "quantity": quantity}, headers=headers
-    )
-    assert response.status_code == 200, response.text
-    return response.json()["cart"]
-
-
 async def test_a_price_change_is_shown_and_flagged_on_its_line(
-    client, customer, neighbours, db_rows
+    fill_cart, client, customer, neighbours, db_rows
 ):
     _, headers = customer
-    phone = neighbours.add_product(name="Phone", price="100.00")
-    case = neighbours.add_product(name="Case", price="10.00")
-    await add(client, headers, phone, 2)
-    await add(client, headers, case, 1)
+    phone, _ = await fill_cart(headers, ("Phone", "100.00", 2), ("Case", "10.00", 1))
     neighbours.products[phone]["price"] = "90.00"
 
     cart = (await client.get("/api/cart", headers=headers)).json()["cart"]
@@ -57,22 +47,26 @@ async def test_a_price_change_is_shown_and_flagged_on_its_line(
     assert totals["total_amount"] == Decimal("190.00")
 
 
-async def test_adding_more_of_a_product_takes_its_current_price(client, customer, neighbours):
+async def test_adding_more_of_a_product_takes_its_current_price(
+    add_to_cart, client, customer, neighbours
+):
     _, headers = customer
     product_id = neighbours.add_product(price="50.00")
-    await add(client, headers, product_id, 1)
+    await add_to_cart(headers, product_id, 1)
     neighbours.products[product_id]["price"] = "55.55"
-    cart = await add(client, headers, product_id, 1)
+    cart = (await add_to_cart(headers, product_id, 1)).json()["cart"]
     [line] = cart["items"]
     assert line["price"] == "55.55" and line["subtotal"] == "111.10"
     assert line["priceChanged"] is False
     assert cart["totalAmount"] == "111.10"
 
 
-async def test_a_name_or_image_change_is_shown_without_a_price_flag(client, customer, neighbours):
+async def test_a_name_or_image_change_is_shown_without_a_price_flag(
+    add_to_cart, client, customer, neighbours
+):
     _, headers = customer
     product_id = neighbours.add_product(name="Old name")
-    await add(client, headers, product_id)
+    await add_to_cart(headers, product_id)
     neighbours.products[product_id].update(name="New name", imageUrl=None)
     [line] = (await client.get("/api/cart", headers=headers)).json()["cart"]["items"]
     assert line["productName"] == "New name" and line["imageUrl"] is None
@@ -81,13 +75,10 @@ async def test_a_name_or_image_change_is_shown_without_a_price_flag(client, cust
 
 @pytest.mark.parametrize("gone", ["inactive", "deleted"])
 async def test_a_line_whose_product_is_gone_is_unavailable_and_not_counted(
-    client, customer, neighbours, gone
+    fill_cart, client, customer, neighbours, gone
 ):
     _, headers = customer
-    phone = neighbours.add_product(name="Phone", price="100.00")
-    case = neighbours.add_product(name="Case", price="10.00")
-    await add(client, headers, phone, 2)
-    await add(client, headers, case, 3)
+    phone, _ = await fill_cart(headers, ("Phone", "100.00", 2), ("Case", "10.00", 3))
     if gone == "inactive":
         neighbours.products[phone].update(isActive=False, price="1.00")
     else:
@@ -124,11 +115,11 @@ async def test_a_line_whose_product_is_gone_is_unavailable_and_not_counted(
     ids=["refused", "timeout", "500", "503", "garbage"],
 )
 async def test_product_service_down_reads_work_and_changes_are_503(
-    client, customer, neighbours, db_rows, failure
+    add_to_cart, client, customer, neighbours, db_rows, failure
 ):
     _, headers = customer
     phone = neighbours.add_product(name="Phone", price="100.00", stock=10)
-    item = (await add(client, headers, phone, 2))["items"][0]
+    item = (await add_to_cart(headers, phone, 2)).json()["cart"]["items"][0]
     neighbours.products[phone]["price"] = "80.00"  # unseen while the service is down
     neighbours.product_service_fails(failure)
 
@@ -182,12 +173,42 @@ async def test_an_unreachable_product_service_on_a_real_port_is_503(
             assert added.json() == {"error": "Product service unavailable"}
 
 
-async def test_the_cart_asks_with_an_internal_token(client, customer, neighbours):
+async def test_the_cart_asks_with_an_internal_token(add_to_cart, client, customer, neighbours):
     """The lookup fake refuses calls without a valid internal token; a read that got 401
     would not be refreshed."""
     _, headers = customer
     product_id = neighbours.add_product()
-    await add(client, headers, product_id)
+    await add_to_cart(headers, product_id)
     cart = (await client.get("/api/cart", headers=headers)).json()["cart"]
     assert cart["pricesRefreshed"] is True
     assert neighbours.lookups[-1] == [product_id]
+
+
+async def test_a_slow_product_service_leaves_reads_with_stored_prices(
+    make_settings, make_user, neighbours
+):
+    """A product service that accepts the call and never answers: the read gives up after
+    CART_PRICE_REFRESH_TIMEOUT, a change after SERVICE_TIMEOUT (503)."""
+    app = create_app(make_settings(CART_PRICE_REFRESH_TIMEOUT="0.2", SERVICE_TIMEOUT="0.3"))
+    _, headers = make_user()
+    product_id = neighbours.add_product(price="10.00")
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cart") as client:
+            body = {"productId": product_id, "quantity": 2}
+            first = await client.post("/api/cart/items", json=body, headers=headers)
+            assert first.status_code == 200
+
+            async def hang(request):
+                await asyncio.sleep(30)
+
+            neighbours.lookup_route.side_effect = hang
+            read = await client.get("/api/cart", headers=headers)
+            assert read.status_code == 200
+            assert read.json()["cart"]["pricesRefreshed"] is False
+            assert read.json()["cart"]["totalAmount"] == "20.00"
+            added = await client.post(
+                "/api/cart/items", json={"productId": product_id}, headers=headers
+            )
+            assert added.status_code == 503
+            assert added.json() == {"error": "Product service unavailable"}
