@@ -11,6 +11,15 @@ class CartSettings(ServiceSettings):
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/ecommerce_cart",
         validation_alias="CART_DATABASE_URL",
     )
+    # A cart untouched (no add, update or removal) for this many days is emptied.
+    cart_expiry_days: float = Field(default=30, gt=0, le=365, validation_alias="CART_EXPIRY_DAYS")
+    # How long a cart read waits for current prices before showing the stored ones
+    # (`pricesRefreshed: false`). Changes wait SERVICE_TIMEOUT: they need the product.
+    price_refresh_timeout: float = Field(
+        default=2.0, gt=0, le=30, validation_alias="CART_PRICE_REFRESH_TIMEOUT"
+    )
+    # Seconds between two runs of the purge of expired carts.
+    purge_interval: float = Field(default=3600, gt=0, validation_alias="CART_PURGE_INTERVAL")
 
 
 @lru_cache

@@ -4,7 +4,9 @@ from fastapi import FastAPI
 
 from cart_service.config import CartSettings, get_settings
 from cart_service.routes import internal_router, router
+from cart_service.service import purge_expired_carts
 from shared.app import create_app as create_service_app
+from shared.workers import PeriodicWorker
 
 
 def create_app(settings: CartSettings | None = None) -> FastAPI:
@@ -16,4 +18,7 @@ def create_app(settings: CartSettings | None = None) -> FastAPI:
         settings=settings,
         routers=[router, internal_router],
         database_url=settings.database_url,
+        workers=[
+            PeriodicWorker("purge-expired-carts", settings.purge_interval, purge_expired_carts)
+        ],
     )

@@ -1,6 +1,57 @@
-"""HTTP in, HTTP out: the cart service's routes."""
+"""HTTP in, HTTP out: the cart service's routes (the original's contract; the gateway
+passes `/api/cart/...` through unchanged)."""
 
 from fastapi import APIRouter
 
+from cart_service.dependencies import Carts, ItemId
+from cart_service.schemas import (
+    AddItemRequest,
+    CartEnvelope,
+    MessageWithCart,
+    UpdateItemRequest,
+    UserIdRequest,
+)
+from shared.auth import CurrentUser, InternalCaller
+
 router = APIRouter(prefix="/api", tags=["cart"])
 internal_router = APIRouter(prefix="/api/internal", tags=["internal"])
+
+
+@router.get("/cart", response_model=CartEnvelope)
+async def get_cart(user: CurrentUser, carts: Carts):
+    return CartEnvelope(cart=await carts.get(user.id))
+
+
+@router.post("/cart/items", response_model=MessageWithCart)
+async def add_item(data: AddItemRequest, user: CurrentUser, carts: Carts):
+    cart = await carts.add_item(user.id, data.product_id, data.quantity)
+    return MessageWithCart(message="Item added to cart", cart=cart)
+
+
+@router.put("/cart/items/{item_id}", response_model=MessageWithCart)
+async def update_item(item_id: ItemId, data: UpdateItemRequest, user: CurrentUser, carts: Carts):
+    cart = await carts.update_item(user.id, item_id, data.quantity)
+    return MessageWithCart(message="Cart item updated", cart=cart)
+
+
+@router.delete("/cart/items/{item_id}", response_model=MessageWithCart)
+async def remove_item(item_id: ItemId, user: CurrentUser, carts: Carts):
+    cart = await carts.remove_item(user.id, item_id)
+    return MessageWithCart(message="Item removed from cart", cart=cart)
+
+
+@router.delete("/cart", response_model=MessageWithCart)
+async def clear_cart(user: CurrentUser, carts: Carts):
+    return MessageWithCart(message="Cart cleared", cart=await carts.clear(user.id))
+
+
+@internal_router.post("/cart/checkout", response_model=CartEnvelope)
+async def checkout_cart(data: UserIdRequest, caller: InternalCaller, carts: Carts):
+    """The order service reads the cart it orders from."""
+    return CartEnvelope(cart=await carts.checkout(data.user_id))
+
+
+@internal_router.post("/cart/clear", response_model=MessageWithCart)
+async def clear_cart_after_order(data: UserIdRequest, caller: InternalCaller, carts: Carts):
+    """The order service empties the cart after a successful order."""
+    return MessageWithCart(message="Cart cleared", cart=await carts.clear(data.user_id))

@@ -1,0 +1,90 @@
+"""What the cart knows of products: always asked from the product service, through its
+internal `POST /api/internal/products/lookup` (docs/internal-api.md).
+
+The lookup rather than the public `GET /api/products/{id}`: one call answers every line
+of a cart (a cart of 30 lines is one request, not 30), it tells an inactive product from
+an unknown one (`isActive`; the public route answers 404 for both) and it gives the
+stock, which the cart checks quantities against.
+"""
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable
+
+import httpx
+from pydantic import ValidationError
+
+from cart_service.schemas import CatalogueProduct, LookupResponse
+from shared.errors import ServiceUnavailable
+from shared.http_client import ServiceClient
+
+logger = logging.getLogger(__name__)
+
+LOOKUP_PATH = "/api/internal/products/lookup"
+# The lookup answers at most this many ids per call.
+LOOKUP_BATCH_SIZE = 100
+
+
+class ProductServiceUnavailable(ServiceUnavailable):
+    message = "Product service unavailable"
+
+
+# Every id asked for: the product, or None when the product service does not know it.
+Catalogue = dict[uuid.UUID, CatalogueProduct | None]
+
+
+async def lookup_products(
+    services: ServiceClient,
+    product_service_url: str,
+    product_ids: Iterable[uuid.UUID],
+    *,
+    timeout: float,
+) -> Catalogue:
+    """The current state of these products, by id (None for an id the product service does
+    not know).
+    `ProductServiceUnavailable` when the product service cannot answer within `timeout`."""
+    ids = list(dict.fromkeys(product_ids))
+    if not ids:
+        return {}
+    batches = [ids[i : i + LOOKUP_BATCH_SIZE] for i in range(0, len(ids), LOOKUP_BATCH_SIZE)]
+    try:
+        async with asyncio.timeout(timeout):
+            answers = await asyncio.gather(
+                *(
+                    _lookup_batch(services, product_service_url, batch, timeout=timeout)
+                    for batch in batches
+                )
+            )
+    except TimeoutError as exc:
+        logger.warning("product lookup timed out", extra={"timeoutSeconds": timeout})
+        raise ProductServiceUnavailable() from exc
+    catalogue: Catalogue = {}
+    for answer in answers:
+        catalogue.update(answer)
+    return catalogue
+
+
+async def _lookup_batch(
+    services: ServiceClient, product_service_url: str, ids: list[uuid.UUID], *, timeout: float
+) -> Catalogue:
+    try:
+        response = await services.request(
+            "POST",
+            f"{product_service_url}{LOOKUP_PATH}",
+            json={"productIds": [str(product_id) for product_id in ids]},
+            timeout=timeout,
+        )
+    except httpx.TransportError as exc:
+        logger.warning("product service unreachable", extra={"error": type(exc).__name__})
+        raise ProductServiceUnavailable() from exc
+    if response.status_code != 200:
+        logger.warning("product lookup failed", extra={"status": response.status_code})
+        raise ProductServiceUnavailable()
+    try:
+        products = LookupResponse.model_validate_json(response.content).products
+    except ValidationError as exc:
+        logger.warning("product lookup answered an unexpected body")
+        raise ProductServiceUnavailable() from exc
+    found = {product.id: product for product in products}
+    return {product_id: found.get(product_id) for product_id in ids}

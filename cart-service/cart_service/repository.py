@@ -1,0 +1,90 @@
+"""The cart service's queries."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cart_service.models import Cart, CartItem
+
+
+async def create_cart_if_absent(
+    session: AsyncSession, user_id: uuid.UUID, *, expires_at: datetime
+) -> None:
+    """Concurrent first visits of one user make one cart (unique `user_id`)."""
+    await session.execute(
+        insert(Cart)
+        .values(id=uuid.uuid4(), user_id=user_id, expires_at=expires_at)
+        .on_conflict_do_nothing(index_elements=[Cart.user_id])
+    )
+
+
+async def get_cart(session: AsyncSession, user_id: uuid.UUID) -> Cart | None:
+    return await session.scalar(
+        select(Cart).where(Cart.user_id == user_id).execution_options(populate_existing=True)
+    )
+
+
+async def lock_or_create_cart(
+    session: AsyncSession, user_id: uuid.UUID, *, expires_at: datetime
+) -> Cart:
+    """The user's cart, created if absent, locked until the transaction ends: every change
+    of one cart waits for the one before, so each sees all the lines committed before it.
+    (An upsert rather than SELECT ... FOR UPDATE: it also holds when the expiry purge
+    deletes the row at the same moment.)"""
+    statement = (
+        insert(Cart)
+        .values(id=uuid.uuid4(), user_id=user_id, expires_at=expires_at)
+        .on_conflict_do_update(index_elements=[Cart.user_id], set_={"user_id": user_id})
+        .returning(Cart)
+        .execution_options(populate_existing=True)
+    )
+    return (await session.scalars(statement)).one()
+
+
+async def list_items(session: AsyncSession, cart_id: uuid.UUID) -> list[CartItem]:
+    """A cart's lines in the order they were added."""
+    result = await session.scalars(
+        select(CartItem)
+        .where(CartItem.cart_id == cart_id)
+        .order_by(CartItem.created_at, CartItem.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(result)
+
+
+async def get_item_of_user(
+    session: AsyncSession, user_id: uuid.UUID, item_id: uuid.UUID
+) -> CartItem | None:
+    """A line, only if it is in this user's cart."""
+    return await session.scalar(
+        select(CartItem)
+        .join(Cart, Cart.id == CartItem.cart_id)
+        .where(CartItem.id == item_id, Cart.user_id == user_id)
+    )
+
+
+async def delete_items(session: AsyncSession, cart_id: uuid.UUID) -> None:
+    await session.execute(
+        delete(CartItem).where(CartItem.cart_id == cart_id),
+        execution_options={"synchronize_session": False},
+    )
+
+
+async def delete_expired_carts(session: AsyncSession, *, now: datetime, limit: int) -> int:
+    """Deletes up to `limit` expired carts (their lines go with them); carts that another
+    transaction holds (a change in progress, another replica's purge) are skipped."""
+    expired = (
+        select(Cart.id)
+        .where(Cart.expires_at <= now)
+        .order_by(Cart.expires_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = await session.execute(
+        delete(Cart).where(Cart.id.in_(expired)),
+        execution_options={"synchronize_session": False},
+    )
+    return result.rowcount or 0
