@@ -158,13 +158,11 @@ def _apply_payment_update(
             _payment_failed(session, order)
         else:
             check_payment_transition(order.payment_status, update.payment_status)
-            order.payment_status = update.payment_status
-            record_change(
+            _set_payment_status(
                 session,
                 order,
-                from_status=order.status,
-                actor=Actor.PAYMENT,
-                reason=f"Payment {update.payment_status.replace('_', ' ')}",
+                update.payment_status,
+                f"Payment {update.payment_status.replace('_', ' ')}",
             )
 
     # A failed payment never fails the order: it stays payable (a `status: failed` sent
@@ -183,13 +181,11 @@ def _payment_settled(session: AsyncSession, order: Order) -> list[OutboxMessage]
     if order.status in (Status.CANCELLED, Status.FAILED):
         # Money for an order that no longer exists: it stays closed, the money goes back.
         if order.payment_status not in (PaymentStatus.REFUND_PENDING, PaymentStatus.REFUNDED):
-            order.payment_status = PaymentStatus.REFUND_PENDING
-            record_change(
+            _set_payment_status(
                 session,
                 order,
-                from_status=order.status,
-                actor=Actor.PAYMENT,
-                reason=f"Payment settled after the order was {order.status}: refund pending",
+                PaymentStatus.REFUND_PENDING,
+                f"Payment settled after the order was {order.status}: refund pending",
             )
         logger.warning(
             "payment settled on a closed order",
@@ -207,14 +203,17 @@ def _payment_settled(session: AsyncSession, order: Order) -> list[OutboxMessage]
 def _payment_failed(session: AsyncSession, order: Order) -> None:
     # A failed attempt never undoes a settled payment, nor touches a closed order.
     if order.status == Status.PENDING and order.payment_status == PaymentStatus.PENDING:
-        order.payment_status = PaymentStatus.FAILED
-        record_change(
-            session,
-            order,
-            from_status=order.status,
-            actor=Actor.PAYMENT,
-            reason="Payment failed; the order can be paid again",
+        _set_payment_status(
+            session, order, PaymentStatus.FAILED, "Payment failed; the order can be paid again"
         )
+
+
+def _set_payment_status(
+    session: AsyncSession, order: Order, payment_status: str, reason: str
+) -> None:
+    """A payment status change the payment service reported; the order's status stays."""
+    order.payment_status = payment_status
+    record_change(session, order, from_status=order.status, actor=Actor.PAYMENT, reason=reason)
 
 
 async def expire_unpaid_orders(app: FastAPI) -> int:

@@ -1,5 +1,6 @@
 import json
 import uuid
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -250,6 +251,22 @@ async def app(settings, users, neighbours):
 
 
 @pytest.fixture
+def app_with(make_settings, users):
+    """Another instance of the service, with other settings: `async with app_with(X="1")
+    as (app, client)`."""
+
+    @asynccontextmanager
+    async def app_with_(**overrides):
+        app = create_app(make_settings(**overrides), user_status_source=users.source)
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://order") as client:
+                yield app, client
+
+    return app_with_
+
+
+@pytest.fixture
 async def client(app):
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://order") as client:
@@ -260,13 +277,13 @@ async def client(app):
 def place(client, customer):
     """Places an order through the API; returns the response."""
 
-    async def place_(lines=None, *, caller: Caller | None = None, headers=None, **extra):
+    async def place_(lines=None, *, caller: Caller | None = None, headers=None, via=None, **extra):
         body = {"shippingAddress": ADDRESS, **extra}
         if lines is not None:
             body["items"] = [
                 {"productId": str(product.id), "quantity": quantity} for product, quantity in lines
             ]
-        return await client.post(
+        return await (via or client).post(
             "/api/orders", json=body, headers={**(caller or customer).headers, **(headers or {})}
         )
 

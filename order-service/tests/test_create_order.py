@@ -69,24 +69,10 @@ async def test_duplicate_lines_are_merged(place, neighbours):
     assert neighbours.stock(product) == 5
 
 
-async def test_the_currency_is_the_stores(make_settings, users, neighbours, customer):
-    from asgi_lifespan import LifespanManager
-
-    from order_service.main import create_app
-
-    app = create_app(make_settings(STORE_CURRENCY="USD"), user_status_source=users.source)
+async def test_the_currency_is_the_stores(app_with, place, neighbours):
     product = neighbours.add_product()
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://order") as client:
-            response = await client.post(
-                "/api/orders",
-                json={
-                    "items": [{"productId": str(product.id), "quantity": 1}],
-                    "shippingAddress": from_address,
-                },
-                headers=customer.headers,
-            )
+    async with app_with(STORE_CURRENCY="USD") as (_, client):
+        response = await place([(product, 1)], via=client)
     assert response.json()["order"]["currency"] == "USD"
 
 
@@ -241,9 +227,7 @@ async def test_an_unknown_reservation_outcome_is_released_later(
     assert neighbours.release_calls(order_id) == 1
 
 
-async def test_a_database_failure_after_the_reservation_releases_it(
-    client, customer, neighbours, db, rows
-):
+async def test_a_database_failure_after_the_reservation_releases_it(place, neighbours, db, rows):
     product = neighbours.add_product(stock=5)
     await db(
         "CREATE FUNCTION refuse_items() RETURNS trigger LANGUAGE plpgsql AS"
@@ -254,14 +238,7 @@ async def test_a_database_failure_after_the_reservation_releases_it(
         " FOR EACH ROW EXECUTE FUNCTION refuse_items()"
     )
     try:
-        response = await client.post(
-            "/api/orders",
-            json={
-                "items": [{"productId": str(product.id), "quantity": 2}],
-                "shippingAddress": from_address,
-            },
-            headers=customer.headers,
-        )
+        response = await place([(product, 2)])
     finally:
         await db("DROP TRIGGER refuse_items ON order_items")
         await db("DROP FUNCTION refuse_items")

@@ -26,13 +26,19 @@ def event(order_id, **fields):
     return {"orderId": order_id, "eventId": f"evt-{uuid.uuid4()}", **fields}
 
 
-async def test_a_settled_payment_makes_the_order_paid(internal, placed):
+@pytest.fixture
+def notify(internal):
+    """The payment service's news about an order, as a new event."""
+
+    async def notify_(order_id, **fields):
+        return await internal("POST", "/update-status", json=event(order_id, **fields))
+
+    return notify_
+
+
+async def test_a_settled_payment_makes_the_order_paid(placed, notify):
     order = await placed()
-    response = await internal(
-        "POST",
-        "/update-status",
-        json=event(order["id"], status="paid", paymentStatus="paid", paymentId="pay-1"),
-    )
+    response = await notify(order["id"], status="paid", paymentStatus="paid", paymentId="pay-1")
     assert response.status_code == 200
     body = response.json()
     assert body["applied"] is True
@@ -68,29 +74,23 @@ async def test_a_replayed_cancel_event_releases_once(internal, place, neighbours
     assert neighbours.stock(product) == 5
 
 
-async def test_a_failed_payment_leaves_the_order_payable(internal, placed):
+async def test_a_failed_payment_leaves_the_order_payable(placed, notify):
     order = await placed()
-    failed = await internal(
-        "POST",
-        "/update-status",
-        json=event(order["id"], status="failed", paymentStatus="failed", paymentId="pay-1"),
-    )
+    failed = await notify(order["id"], status="failed", paymentStatus="failed", paymentId="pay-1")
     assert failed.json()["order"]["status"] == "pending"
     assert failed.json()["order"]["paymentStatus"] == "failed"
     assert failed.json()["order"]["history"][-1]["reason"].startswith("Payment failed")
 
-    paid = await internal(
-        "POST", "/update-status", json=event(order["id"], paymentStatus="paid", paymentId="pay-2")
-    )
+    paid = await notify(order["id"], paymentStatus="paid", paymentId="pay-2")
     assert paid.json()["order"]["status"] == "paid"
     assert paid.json()["order"]["paymentStatus"] == "paid"
     assert paid.json()["order"]["paymentIds"] == ["pay-1", "pay-2"]
 
 
-async def test_a_failure_notice_does_not_undo_a_settled_payment(internal, placed):
+async def test_a_failure_notice_does_not_undo_a_settled_payment(placed, notify):
     order = await placed()
-    await internal("POST", "/update-status", json=event(order["id"], paymentStatus="paid"))
-    late = await internal("POST", "/update-status", json=event(order["id"], paymentStatus="failed"))
+    await notify(order["id"], paymentStatus="paid")
+    late = await notify(order["id"], paymentStatus="failed")
     assert late.status_code == 200
     assert late.json()["order"]["status"] == "paid"
     assert late.json()["order"]["paymentStatus"] == "paid"
@@ -98,15 +98,11 @@ async def test_a_failure_notice_does_not_undo_a_settled_payment(internal, placed
 
 @pytest.mark.parametrize("closed", ["cancelled", "failed"])
 async def test_a_payment_settling_on_a_closed_order_does_not_revive_it(
-    internal, placed, set_status, closed
+    placed, set_status, closed, notify
 ):
     order = await placed()
     await set_status(order["id"], closed)
-    response = await internal(
-        "POST",
-        "/update-status",
-        json=event(order["id"], status="paid", paymentStatus="paid", paymentId="pay-late"),
-    )
+    response = await notify(order["id"], status="paid", paymentStatus="paid", paymentId="pay-late")
     assert response.status_code == 200
     got = response.json()["order"]
     assert got["status"] == closed
@@ -115,25 +111,21 @@ async def test_a_payment_settling_on_a_closed_order_does_not_revive_it(
     assert "refund pending" in got["history"][-1]["reason"]
 
 
-async def test_an_expired_order_paid_late_stays_cancelled(app, internal, placed, age):
+async def test_an_expired_order_paid_late_stays_cancelled(app, placed, age, notify):
     from order_service.service import expire_unpaid_orders
 
     order = await placed()
     await age(order["id"], 3600)
     await expire_unpaid_orders(app)
-    response = await internal(
-        "POST", "/update-status", json=event(order["id"], paymentStatus="paid")
-    )
+    response = await notify(order["id"], paymentStatus="paid")
     assert response.json()["order"]["status"] == "cancelled"
     assert response.json()["order"]["paymentStatus"] == "refund_pending"
 
 
-async def test_a_refund_is_recorded(internal, placed, set_status):
+async def test_a_refund_is_recorded(placed, set_status, notify):
     order = await placed()
     await set_status(order["id"], "cancelled", "refund_pending")
-    response = await internal(
-        "POST", "/update-status", json=event(order["id"], paymentStatus="refunded")
-    )
+    response = await notify(order["id"], paymentStatus="refunded")
     assert response.json()["order"]["paymentStatus"] == "refunded"
     assert response.json()["order"]["status"] == "cancelled"
 

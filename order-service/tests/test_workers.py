@@ -55,28 +55,13 @@ async def test_young_paid_and_cash_on_delivery_orders_do_not_expire(
     assert neighbours.routes["release"].call_count == 0
 
 
-async def test_the_timeout_is_a_setting(make_settings, users, neighbours, customer, db):
-    from asgi_lifespan import LifespanManager
-
-    from order_service.main import create_app
-
-    app = create_app(make_settings(ORDER_PAYMENT_TIMEOUT="60"), user_status_source=users.source)
-    async with LifespanManager(app):
-        product = neighbours.add_product()
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://order") as client:
-            response = await client.post(
-                "/api/orders",
-                json={
-                    "items": [{"productId": str(product.id), "quantity": 1}],
-                    "shippingAddress": {"street": "1 A St", "city": "Nairobi", "country": "KE"},
-                },
-                headers=customer.headers,
-            )
-        await db(
-            "UPDATE orders SET created_at = now() - interval '61 seconds' WHERE id = :id",
-            id=uuid.UUID(response.json()["order"]["id"]),
-        )
+async def test_the_timeout_is_a_setting(app_with, place, neighbours, age):
+    product = neighbours.add_product()
+    async with app_with(ORDER_PAYMENT_TIMEOUT="60") as (app, client):
+        order = (await place([(product, 1)], via=client)).json()["order"]
+        await age(order["id"], 59)
+        assert await expire_unpaid_orders(app) == 0
+        await age(order["id"], 61)
         assert await expire_unpaid_orders(app) == 1
 
 

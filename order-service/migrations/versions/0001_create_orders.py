@@ -34,6 +34,16 @@ def _timestamps() -> list[sa.Column]:
     ]
 
 
+def _cascading_from_orders(table: str, **options) -> sa.ForeignKeyConstraint:
+    return sa.ForeignKeyConstraint(
+        ["order_id"],
+        ["orders.id"],
+        name=op.f(f"fk_{table}_order_id_orders"),
+        ondelete="CASCADE",
+        **options,
+    )
+
+
 def upgrade() -> None:
     op.execute("CREATE SEQUENCE order_number_seq")
     op.create_table(
@@ -88,12 +98,7 @@ def upgrade() -> None:
         *_timestamps(),
         sa.CheckConstraint("quantity >= 1", name=op.f("ck_order_items_quantity")),
         sa.CheckConstraint("price >= 0", name=op.f("ck_order_items_price")),
-        sa.ForeignKeyConstraint(
-            ["order_id"],
-            ["orders.id"],
-            name=op.f("fk_order_items_order_id_orders"),
-            ondelete="CASCADE",
-        ),
+        _cascading_from_orders("order_items"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_order_items")),
     )
     op.create_index(op.f("ix_order_items_order_id"), "order_items", ["order_id"])
@@ -113,12 +118,7 @@ def upgrade() -> None:
             server_default=sa.func.clock_timestamp(),
             nullable=False,
         ),
-        sa.ForeignKeyConstraint(
-            ["order_id"],
-            ["orders.id"],
-            name=op.f("fk_order_status_history_order_id_orders"),
-            ondelete="CASCADE",
-        ),
+        _cascading_from_orders("order_status_history"),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_order_status_history")),
     )
     op.create_index(op.f("ix_order_status_history_order_id"), "order_status_history", ["order_id"])
@@ -134,14 +134,7 @@ def upgrade() -> None:
         sa.Column(
             "created_at", sa.DateTime(timezone=True), server_default=sa.func.now(), nullable=False
         ),
-        sa.ForeignKeyConstraint(
-            ["order_id"],
-            ["orders.id"],
-            name=op.f("fk_idempotency_keys_order_id_orders"),
-            ondelete="CASCADE",
-            deferrable=True,
-            initially="DEFERRED",
-        ),
+        _cascading_from_orders("idempotency_keys", deferrable=True, initially="DEFERRED"),
         sa.PrimaryKeyConstraint("user_id", "key", name=op.f("pk_idempotency_keys")),
     )
     op.create_index(op.f("ix_idempotency_keys_order_id"), "idempotency_keys", ["order_id"])
