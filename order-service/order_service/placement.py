@@ -147,7 +147,8 @@ async def _start(
     for the same request, waits for that request's answer (raises `Replay`)."""
     settings = app.state.settings
     fingerprint = request_fingerprint(data) if key else ""
-    deadline = time.monotonic() + 2 * settings.service_timeout + 5
+    # Stop waiting before the gateway does (UPSTREAM_TIMEOUT, 10 s by default).
+    deadline = time.monotonic() + settings.service_timeout + 3
     while True:
         order_id = uuid.uuid4()
         now = datetime.now(UTC)
