@@ -125,3 +125,31 @@ def _request(body):
     return httpx.Request(
         "POST", "http://product.test/api/internal/reserve", content=json.dumps(body)
     )
+
+
+async def test_the_workers_run_in_the_service(app_with, place, neighbours, age, db):
+    """With WORKERS_ENABLED (the default outside tests) the service expires orders, sweeps
+    placements and delivers its outbox by itself."""
+    product = neighbours.add_product(stock=10)
+    fast = {
+        "WORKERS_ENABLED": "true",
+        "ORDER_EXPIRY_INTERVAL": "0.05",
+        "ORDER_SWEEP_INTERVAL": "0.05",
+        "ORDER_OUTBOX_INTERVAL": "0.05",
+    }
+    async with app_with(**fast) as (_, client):
+        order = (await place([(product, 2)], via=client)).json()["order"]
+        neighbours.routes["release"].side_effect = httpx.ConnectError("product service down")
+        await age(order["id"], 3600)
+        for _ in range(200):
+            if await db("SELECT status FROM orders") == [("cancelled",)]:
+                break
+            await asyncio.sleep(0.05)
+        assert await db("SELECT status FROM orders") == [("cancelled",)]
+        neighbours.routes["release"].side_effect = neighbours.release
+        await db("UPDATE outbox_messages SET available_at = now()")
+        for _ in range(200):
+            if neighbours.stock(product) == 10:
+                break
+            await asyncio.sleep(0.05)
+    assert neighbours.stock(product) == 10
