@@ -16,6 +16,7 @@ logger = logging.getLogger(__name__)
 
 PRODUCT_UNAVAILABLE = "Product service unavailable"
 CART_UNAVAILABLE = "Cart service unavailable"
+OUT_OF_STOCK = "Some items are out of stock"
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,8 @@ class OutOfStock:
 
 @dataclass(frozen=True)
 class NotReserved:
-    """The product service could not be reached: the request never left, nothing is taken."""
+    """Nothing is taken: the request never left, or the product service refused it for
+    another reason than stock."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,15 @@ class ProductClient:
         except httpx.TransportError as exc:
             return ReservationUnknown(type(exc).__name__)
         if response.status_code == 409:
-            return OutOfStock(_json(response).get("details", []))
+            refusal = _json(response)
+            if refusal.get("error") == OUT_OF_STOCK:
+                return OutOfStock(refusal.get("details", []))
+            # "Reservation already released" (a release for this order came first) or
+            # "... reservation with other items": refused, nothing taken for this call.
+            logger.warning(
+                "reserve refused", extra={"orderId": str(order_id), "reason": refusal.get("error")}
+            )
+            return NotReserved()
         if response.status_code != 200:
             logger.warning(
                 "reserve refused", extra={"orderId": str(order_id), "status": response.status_code}

@@ -5,7 +5,7 @@ and re-sent by the outbox worker until acknowledged."""
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI
@@ -22,18 +22,12 @@ RELEASE_STOCK = "product.release"
 CLEAR_CART = "cart.clear"
 
 
-def enqueue_call(
-    session: AsyncSession,
-    topic: str,
-    payload: dict[str, Any],
-    *,
-    delay: timedelta = LEASE,
-) -> OutboxMessage:
-    """The message becomes due for the worker only after `delay`: the request that wrote
-    it sends it itself right after committing (`send_now`); the worker steps in only if
-    that attempt fails or the process dies in between."""
+def enqueue_call(session: AsyncSession, topic: str, payload: dict[str, Any]) -> OutboxMessage:
+    """The message is due for the worker only after a lease: the request that wrote it
+    sends it itself right after committing (`send_now`); the worker steps in only if that
+    attempt fails or the process dies in between."""
     message = enqueue(session, OutboxMessage, topic=topic, payload=payload)
-    message.available_at = datetime.now(UTC) + delay
+    message.available_at = datetime.now(UTC) + LEASE
     return message
 
 

@@ -9,11 +9,11 @@ and the two never disagree for long, whatever fails in between.
    reservation's answer and makes the order `pending`.
 
 Refused (out of stock) or never sent (product service unreachable): the row is
-removed, nothing was taken. An answer we did not get (timeout, 5xx): the row is
-removed and a release for the order's id is queued in the outbox after a delay longer
-than any in-flight reservation. Step 3 failing: the reservation is released at once
-(or queued). The process dying anywhere: the sweeper finds the `reserving` row after
-ORDER_PLACEMENT_GRACE seconds, queues the release and removes the row. So a
+removed, nothing was taken. No usable answer (timeout, 5xx) or step 3 failing: the row
+is removed and a release for the order's id is written to the outbox and sent at once
+(the product service records a release that finds nothing, and refuses a reservation
+for that order arriving after it). The process dying anywhere: the sweeper finds the
+`reserving` row after ORDER_PLACEMENT_GRACE seconds, releases and removes it. So a
 reservation never outlives its order.
 """
 
@@ -119,12 +119,13 @@ async def place_order(
         await _abandon(app, order_id)
         raise ServiceUnavailable(PRODUCT_UNAVAILABLE)
     if not isinstance(outcome, Reserved):
-        # Perhaps reserved: give it back once any reservation in flight is surely over.
+        # Perhaps reserved: release it. A reservation still in flight that arrives after
+        # the release is refused by the product service (it records the release).
         logger.warning(
             "reservation outcome unknown",
             extra={"orderId": str(order_id), "reason": outcome.reason},
         )
-        await _abandon(app, order_id, release_after=_grace(app))
+        await send_now(app, await _abandon(app, order_id, release=True))
         raise ServiceUnavailable(PRODUCT_UNAVAILABLE)
 
     try:
@@ -275,37 +276,26 @@ async def _complete(
 
 
 async def _abandon(
-    app: FastAPI, order_id: uuid.UUID, *, release_after: timedelta | None = None
-) -> None:
-    """Removes the `reserving` row (and its key: a retry starts afresh); with
-    `release_after`, queues the release of whatever may have been reserved for it."""
+    app: FastAPI, order_id: uuid.UUID, *, release: bool = False
+) -> list[OutboxMessage]:
+    """Removes the `reserving` row (and its key: a retry starts afresh); with `release`,
+    queues the release of whatever may have been reserved for it (for `send_now`)."""
     async with app.state.sessionmaker() as session, session.begin():
         await repository.delete_order_row(session, order_id)
-        if release_after is not None:
-            enqueue_call(session, RELEASE_STOCK, {"orderId": str(order_id)}, delay=release_after)
+        if release:
+            return [enqueue_call(session, RELEASE_STOCK, {"orderId": str(order_id)})]
+    return []
 
 
 async def _undo_reservation(app: FastAPI, order_id: uuid.UUID) -> None:
-    """Step 3 failed after the stock was taken: give it back now, or queue it; if even
-    the database is gone, the `reserving` row is left for the sweeper."""
-    products: ProductClient = app.state.products
+    """Step 3 failed after the stock was taken: give it back now (or from the outbox);
+    if even the database is gone, the `reserving` row is left for the sweeper."""
     try:
-        await products.release(order_id)
-    except Exception:
-        logger.warning(
-            "release after a failed placement deferred", extra={"orderId": str(order_id)}
-        )
-        release_after: timedelta | None = timedelta(0)
-    else:
-        release_after = None
-    try:
-        await _abandon(app, order_id, release_after=release_after)
+        calls = await _abandon(app, order_id, release=True)
     except Exception:
         logger.exception("placement left for the sweeper", extra={"orderId": str(order_id)})
-
-
-def _grace(app: FastAPI) -> timedelta:
-    return timedelta(seconds=app.state.settings.order_placement_grace)
+        return
+    await send_now(app, calls)
 
 
 async def sweep_abandoned_placements(app: FastAPI) -> int:
@@ -314,8 +304,9 @@ async def sweep_abandoned_placements(app: FastAPI) -> int:
     Also forgets Idempotency-Keys older than their time to live."""
     now = datetime.now(UTC)
     async with app.state.sessionmaker() as session, session.begin():
+        grace = timedelta(seconds=app.state.settings.order_placement_grace)
         abandoned = await repository.lock_due_orders(
-            session, status=RESERVING, created_before=now - _grace(app), limit=SWEEP_BATCH
+            session, status=RESERVING, created_before=now - grace, limit=SWEEP_BATCH
         )
         calls = []
         for order in abandoned:

@@ -199,32 +199,40 @@ async def test_product_service_down_is_a_503_and_nothing_is_written(place, neigh
     [httpx.ReadTimeout("too slow"), httpx.Response(500, json={"error": "Internal server error"})],
     ids=["timeout", "500"],
 )
-async def test_an_unknown_reservation_outcome_is_released_later(
-    app, place, neighbours, rows, db, failure
-):
+async def test_an_unknown_reservation_outcome_is_released(place, neighbours, rows, failure):
     """The product service may have taken the stock before failing to answer: no order is
-    left, and a release for that order id is queued (after a delay that outlasts any
-    reservation still in flight)."""
-    from order_service.messages import deliver_outbox
-
+    left, and the order id's reservation is released (the product service refuses a
+    reservation that arrives after its release)."""
     product = neighbours.add_product(stock=5)
-    if isinstance(failure, httpx.Response):
-        neighbours.routes["reserve"].side_effect = lambda request: failure
-    else:
-        neighbours.routes["reserve"].side_effect = failure
+    answer = neighbours.reserve
+
+    def take_then_fail(request):
+        answer(request)
+        if isinstance(failure, Exception):
+            raise failure
+        return failure
+
+    neighbours.routes["reserve"].side_effect = take_then_fail
     response = await place([(product, 1)])
     assert response.status_code == 503
     assert response.json() == {"error": "Product service unavailable"}
     assert await rows("orders") == 0
-    [(topic, payload, delay)] = await db(
-        "SELECT topic, payload, extract(epoch FROM available_at - now()) FROM outbox_messages"
+    [reserved] = neighbours.calls("reserve")
+    assert neighbours.calls("release") == [{"orderId": reserved["orderId"]}]
+    assert neighbours.stock(product) == 5
+    assert await rows("outbox_messages WHERE delivered_at IS NULL") == 0
+
+
+async def test_a_reservation_refused_for_another_reason_is_a_503(place, neighbours, rows):
+    product = neighbours.add_product(stock=5)
+    neighbours.routes["reserve"].side_effect = lambda request: httpx.Response(
+        409, json={"error": "Reservation already released"}
     )
-    assert topic == "product.release"
-    assert delay > 60
-    order_id = payload["orderId"]
-    await db("UPDATE outbox_messages SET available_at = now()")
-    await deliver_outbox(app)
-    assert neighbours.release_calls(order_id) == 1
+    response = await place([(product, 1)])
+    assert response.status_code == 503
+    assert response.json() == {"error": "Product service unavailable"}
+    assert await rows("orders") == 0
+    assert neighbours.routes["release"].call_count == 0
 
 
 async def test_a_database_failure_after_the_reservation_releases_it(place, neighbours, db, rows):
