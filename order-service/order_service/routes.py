@@ -1,6 +1,146 @@
-"""HTTP in, HTTP out: the order service's routes."""
+"""HTTP in, HTTP out: the order service's routes (the original's contract, plus the
+admin status change and the internal routes of docs/internal-api.md)."""
 
-from fastapi import APIRouter
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, status
+from fastapi.responses import JSONResponse
+
+from order_service import placement, repository, service
+from order_service.dependencies import AnyOrder, IdempotencyKeyHeader, OwnOrder
+from order_service.lifecycle import Status
+from order_service.schemas import (
+    CreateOrderRequest,
+    MessageWithOrder,
+    OrderEnvelope,
+    OrderList,
+    OrderOut,
+    OrderSummaryList,
+    OrderSummaryOut,
+    PaymentUpdate,
+    PaymentUpdateResult,
+    StatusUpdate,
+)
+from shared.auth import AdminUser, CurrentUser, InternalCaller
+from shared.db import SessionDep
+from shared.errors import BadRequest
+from shared.schemas import PageDep
 
 router = APIRouter(prefix="/api", tags=["order"])
+admin_router = APIRouter(prefix="/api/admin", tags=["admin"])
 internal_router = APIRouter(prefix="/api/internal", tags=["internal"])
+
+StatusFilter = Annotated[Status | None, Query(alias="status")]
+
+
+@router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=MessageWithOrder)
+async def create_order(
+    data: CreateOrderRequest,
+    request: Request,
+    user: CurrentUser,
+    idempotency_key: IdempotencyKeyHeader = None,
+):
+    status_code, body = await placement.place_order(request.app, user, data, idempotency_key)
+    return JSONResponse(body, status_code=status_code)
+
+
+@router.get("/orders", response_model=OrderList)
+async def list_own_orders(
+    user: CurrentUser, session: SessionDep, page: PageDep, status_: StatusFilter = None
+):
+    orders, total = await repository.list_orders(
+        session, user_id=user.id, status=status_, offset=page.offset, limit=page.limit
+    )
+    return _order_list(orders, total, page)
+
+
+@router.get("/orders/{order_id}", response_model=OrderEnvelope)
+async def get_own_order(order: OwnOrder):
+    return OrderEnvelope(order=order)
+
+
+@router.put("/orders/{order_id}/cancel", response_model=MessageWithOrder)
+async def cancel_order(order_id: str, request: Request, user: CurrentUser):
+    order = await service.cancel_as_customer(request.app, user, order_id)
+    return MessageWithOrder(message="Order cancelled successfully", order=order)
+
+
+@admin_router.get("/orders", response_model=OrderList)
+async def list_all_orders(
+    admin: AdminUser,
+    session: SessionDep,
+    page: PageDep,
+    status_: StatusFilter = None,
+    user_id: Annotated[uuid.UUID | None, Query(alias="userId")] = None,
+):
+    orders, total = await repository.list_orders(
+        session, user_id=user_id, status=status_, offset=page.offset, limit=page.limit
+    )
+    return _order_list(orders, total, page)
+
+
+@admin_router.get("/orders/{order_id}", response_model=OrderEnvelope)
+async def get_any_order(order: AnyOrder):
+    return OrderEnvelope(order=order)
+
+
+@admin_router.put("/orders/{order_id}/status", response_model=MessageWithOrder)
+async def change_order_status(
+    order_id: str, data: StatusUpdate, request: Request, admin: AdminUser
+):
+    order = await service.change_status_as_admin(request.app, admin, order_id, data.status)
+    return MessageWithOrder(message="Order status updated", order=order)
+
+
+@internal_router.get("/orders/{order_id}", response_model=OrderEnvelope)
+async def get_order_for_service(order_id: str, caller: InternalCaller, session: SessionDep):
+    """For the payment service before it charges: owner, status, amount, currency."""
+    return OrderEnvelope(order=await service.get_any_order(session, order_id))
+
+
+@internal_router.post("/update-status", response_model=PaymentUpdateResult)
+async def update_status(data: PaymentUpdate, request: Request, caller: InternalCaller):
+    order, applied = await service.apply_payment_update(request.app, data)
+    return PaymentUpdateResult(order=order, applied=applied)
+
+
+@internal_router.get("/orders", response_model=OrderSummaryList)
+async def orders_for_reconciliation(
+    caller: InternalCaller,
+    session: SessionDep,
+    page: PageDep,
+    created_from: Annotated[datetime | None, Query(alias="from")] = None,
+    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+):
+    """Orders created in [from, to), oldest pages last (newest first), for reconciliation."""
+    for name, moment in (("from", created_from), ("to", created_to)):
+        if moment is not None and moment.tzinfo is None:
+            raise BadRequest(
+                "Validation error",
+                details=[{"field": name, "message": "must carry a timezone (e.g. Z)"}],
+            )
+    orders, total = await repository.list_orders(
+        session,
+        created_from=created_from,
+        created_to=created_to,
+        offset=page.offset,
+        limit=page.limit,
+        with_items=False,
+    )
+    return OrderSummaryList(
+        orders=[OrderSummaryOut.model_validate(order) for order in orders],
+        total_pages=page.total_pages(total),
+        current_page=page.page,
+        total_orders=total,
+    )
+
+
+def _order_list(orders, total: int, page) -> OrderList:
+    return OrderList(
+        orders=[OrderOut.model_validate(order) for order in orders],
+        total_pages=page.total_pages(total),
+        current_page=page.page,
+        total_orders=total,
+    )

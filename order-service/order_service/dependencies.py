@@ -1,0 +1,33 @@
+"""Dependencies that validate and load."""
+
+from typing import Annotated
+
+from fastapi import Depends, Header
+
+from order_service import service
+from order_service.models import Order
+from shared.auth import AdminUser, CurrentUser
+from shared.db import SessionDep
+
+
+async def own_order(order_id: str, user: CurrentUser, session: SessionDep) -> Order:
+    """The caller's order, or 404 (another user's order is as unknown as a missing one)."""
+    return await service.get_own_order(session, user, order_id)
+
+
+async def any_order(order_id: str, admin: AdminUser, session: SessionDep) -> Order:
+    return await service.get_any_order(session, order_id)
+
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="The same key from the same user within 24 h returns the first order.",
+    ),
+]
+OwnOrder = Annotated[Order, Depends(own_order)]
+AnyOrder = Annotated[Order, Depends(any_order)]

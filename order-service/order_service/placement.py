@@ -1,0 +1,320 @@
+"""Placing an order: stock is taken by the product service, the order is written here,
+and the two never disagree for long, whatever fails in between.
+
+1. A short transaction writes the order row as `reserving` (invisible to every read)
+   with its id, and claims the request's Idempotency-Key for it.
+2. Outside any transaction, the lines (the request's, or the caller's cart) are
+   reserved by the product service under the order's id (all or nothing).
+3. A second short transaction locks the row, writes the items and totals from the
+   reservation's answer and makes the order `pending`.
+
+Refused (out of stock) or never sent (product service unreachable): the row is
+removed, nothing was taken. No usable answer (timeout, 5xx) or step 3 failing: the row
+is removed and a release for the order's id is written to the outbox and sent at once
+(the product service records a release that finds nothing, and refuses a reservation
+for that order arriving after it). The process dying anywhere: the sweeper finds the
+`reserving` row after ORDER_PLACEMENT_GRACE seconds, releases and removes it. So a
+reservation never outlives its order.
+"""
+
+import asyncio
+import hashlib
+import json
+import logging
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy import update
+
+from order_service import repository
+from order_service.clients import (
+    PRODUCT_UNAVAILABLE,
+    CartClient,
+    NotReserved,
+    OutOfStock,
+    ProductClient,
+    Reserved,
+    ReservedLine,
+)
+from order_service.lifecycle import RESERVING, Actor, PaymentStatus, Status
+from order_service.messages import CLEAR_CART, RELEASE_STOCK, enqueue_call, send_now
+from order_service.models import IdempotencyKey, Order, OrderItem, OutboxMessage
+from order_service.schemas import (
+    MAX_LINES,
+    MAX_QUANTITY,
+    CreateOrderRequest,
+    MessageWithOrder,
+    merge_lines,
+)
+from order_service.service import record_change
+from shared.auth import AuthenticatedUser
+from shared.errors import AppError, BadRequest, Conflict, ServiceUnavailable
+from shared.schemas import CENTS, MAX_MONEY
+
+logger = logging.getLogger(__name__)
+
+CREATED = 201
+SWEEP_BATCH = 100
+# Order numbers: ORD-<ms>-<9 characters>, the original's form. The 9 characters are the
+# order sequence's next value scrambled by a bijection of [0, 36^9) (multiplication by a
+# number prime to 36), so they are unique by construction and say nothing of volume.
+_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_SUFFIX_SPACE = 36**9
+_SCRAMBLE = 1_000_000_007
+# How often a request waits on a concurrent one with the same Idempotency-Key.
+_KEY_POLL_SECONDS = 0.05
+
+
+class IdempotencyKeyReused(AppError):
+    status_code = 422
+    message = "Idempotency key reused with a different request"
+
+
+class Replay(Exception):
+    """The Idempotency-Key's first request already answered: this is its answer."""
+
+    def __init__(self, status_code: int, body: dict[str, Any]) -> None:
+        self.status_code = status_code
+        self.body = body
+
+
+def format_order_number(sequence_value: int, at: datetime) -> str:
+    scrambled = (sequence_value * _SCRAMBLE) % _SUFFIX_SPACE
+    suffix = ""
+    for _ in range(9):
+        scrambled, digit = divmod(scrambled, 36)
+        suffix = _ALPHABET[digit] + suffix
+    return f"ORD-{int(at.timestamp() * 1000)}-{suffix}"
+
+
+def request_fingerprint(data: CreateOrderRequest) -> str:
+    canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def place_order(
+    app: FastAPI,
+    user: AuthenticatedUser,
+    data: CreateOrderRequest,
+    idempotency_key: str | None,
+) -> tuple[int, dict[str, Any]]:
+    """(status code, body) of POST /api/orders: 201 and the new order, or the first
+    answer of an Idempotency-Key already used for the same request."""
+    try:
+        order_id = await _start(app, user, data, idempotency_key)
+    except Replay as replay:
+        return replay.status_code, replay.body
+
+    lines = await _lines_or_abandon(app, user, data, order_id)
+    products: ProductClient = app.state.products
+    outcome = await products.reserve(order_id, lines)
+    if isinstance(outcome, OutOfStock):
+        await _abandon(app, order_id)
+        raise BadRequest("Some items are out of stock", details=outcome.details)
+    if isinstance(outcome, NotReserved):
+        await _abandon(app, order_id)
+        raise ServiceUnavailable(PRODUCT_UNAVAILABLE)
+    if not isinstance(outcome, Reserved):
+        # Perhaps reserved: release it. A reservation still in flight that arrives after
+        # the release is refused by the product service (it records the release).
+        logger.warning(
+            "reservation outcome unknown",
+            extra={"orderId": str(order_id), "reason": outcome.reason},
+        )
+        await send_now(app, await _abandon(app, order_id, release=True))
+        raise ServiceUnavailable(PRODUCT_UNAVAILABLE)
+
+    try:
+        body, calls = await _complete(app, order_id, outcome.lines, from_cart=data.items is None)
+    except BaseException:
+        await _undo_reservation(app, order_id)
+        raise
+    await send_now(app, calls)
+    logger.info(
+        "order placed",
+        extra={"orderId": str(order_id), "orderNumber": body["order"]["orderNumber"]},
+    )
+    return CREATED, body
+
+
+async def _start(
+    app: FastAPI, user: AuthenticatedUser, data: CreateOrderRequest, key: str | None
+) -> uuid.UUID:
+    """Step 1: the `reserving` row, and the key claimed for it. With a key already held
+    for the same request, waits for that request's answer (raises `Replay`)."""
+    settings = app.state.settings
+    fingerprint = request_fingerprint(data) if key else ""
+    # Stop waiting before the gateway does (UPSTREAM_TIMEOUT, 10 s by default).
+    deadline = time.monotonic() + settings.service_timeout + 3
+    while True:
+        order_id = uuid.uuid4()
+        now = datetime.now(UTC)
+        async with app.state.sessionmaker() as session, session.begin():
+            claimed = key is None or await repository.claim_idempotency_key(
+                session,
+                user_id=user.id,
+                key=key,
+                request_hash=fingerprint,
+                order_id=order_id,
+                now=now,
+                expired_before=now - timedelta(seconds=settings.idempotency_key_ttl),
+            )
+            held: IdempotencyKey | None = None
+            if not claimed:
+                assert key is not None
+                held = await repository.get_idempotency_key(session, user.id, key)
+            else:
+                sequence_value = await repository.next_order_number_value(session)
+                session.add(
+                    Order(
+                        id=order_id,
+                        user_id=user.id,
+                        order_number=format_order_number(sequence_value, now),
+                        status=RESERVING,
+                        payment_status=PaymentStatus.PENDING,
+                        payment_method=data.payment_method,
+                        total_amount=Decimal("0.00"),
+                        currency=settings.store_currency,
+                        shipping_address=data.shipping_address.model_dump(
+                            mode="json", by_alias=True, exclude_none=True
+                        ),
+                        notes=data.notes,
+                        payment_ids=[],
+                    )
+                )
+                return order_id
+        if held is not None:
+            if held.request_hash != fingerprint:
+                raise IdempotencyKeyReused()
+            if held.response_status is not None and held.response_body is not None:
+                raise Replay(held.response_status, held.response_body)
+            if time.monotonic() > deadline:
+                raise Conflict("A request with this Idempotency-Key is still being processed")
+        # Held by a request still running (or it just ended): look again shortly.
+        await asyncio.sleep(_KEY_POLL_SECONDS)
+
+
+async def _lines_or_abandon(
+    app: FastAPI, user: AuthenticatedUser, data: CreateOrderRequest, order_id: uuid.UUID
+) -> dict[uuid.UUID, int]:
+    try:
+        return await _lines(app, user, data)
+    except BaseException:
+        await _abandon(app, order_id)
+        raise
+
+
+async def _lines(
+    app: FastAPI, user: AuthenticatedUser, data: CreateOrderRequest
+) -> dict[uuid.UUID, int]:
+    """(productId -> quantity) of the order: the request's lines or the caller's cart,
+    duplicates merged."""
+    if data.items is not None:
+        return merge_lines((line.product_id, line.quantity) for line in data.items)
+    carts: CartClient = app.state.carts
+    lines = merge_lines(await carts.checkout(user.id))
+    if not lines:
+        raise BadRequest("Cart is empty")
+    problems = []
+    if len(lines) > MAX_LINES:
+        problems.append({"field": "items", "message": f"at most {MAX_LINES} lines per order"})
+    problems += [
+        {"field": "items", "message": f"quantity of product {product_id} must be 1 to 1000"}
+        for product_id, quantity in lines.items()
+        if not 1 <= quantity <= MAX_QUANTITY
+    ]
+    if problems:
+        raise BadRequest("Validation error", details=problems)
+    return lines
+
+
+async def _complete(
+    app: FastAPI, order_id: uuid.UUID, reserved: list[ReservedLine], *, from_cart: bool
+) -> tuple[dict[str, Any], list[OutboxMessage]]:
+    """Step 3: the order as the reservation answered it, `pending`; the key's answer."""
+    items = [
+        OrderItem(
+            order_id=order_id,
+            position=position,
+            product_id=line.product_id,
+            product_name=line.name,
+            quantity=line.quantity,
+            price=line.price.quantize(CENTS),
+            subtotal=(line.price * line.quantity).quantize(CENTS),
+        )
+        for position, line in enumerate(reserved, start=1)
+    ]
+    total = sum((item.subtotal for item in items), Decimal("0.00"))
+    if total > MAX_MONEY:
+        raise BadRequest("Order total is too large")
+    async with app.state.sessionmaker() as session, session.begin():
+        order = await session.get(Order, order_id, with_for_update=True, populate_existing=True)
+        if order is None or order.status != RESERVING:
+            # The sweeper took it (this request outlived ORDER_PLACEMENT_GRACE).
+            raise ServiceUnavailable(PRODUCT_UNAVAILABLE)
+        session.add_all(items)
+        order.total_amount = total
+        order.status = Status.PENDING
+        record_change(session, order, from_status=None, actor=Actor.CUSTOMER, reason="Order placed")
+        calls = []
+        if from_cart:
+            calls.append(enqueue_call(session, CLEAR_CART, {"userId": str(order.user_id)}))
+        order = await repository.reload_order(session, order_id)
+        body = MessageWithOrder(message="Order created successfully", order=order).model_dump(
+            mode="json", by_alias=True
+        )
+        await session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.order_id == order_id)
+            .values(response_status=CREATED, response_body=body)
+        )
+    return body, calls
+
+
+async def _abandon(
+    app: FastAPI, order_id: uuid.UUID, *, release: bool = False
+) -> list[OutboxMessage]:
+    """Removes the `reserving` row (and its key: a retry starts afresh); with `release`,
+    queues the release of whatever may have been reserved for it (for `send_now`)."""
+    async with app.state.sessionmaker() as session, session.begin():
+        await repository.delete_order_row(session, order_id)
+        if release:
+            return [enqueue_call(session, RELEASE_STOCK, {"orderId": str(order_id)})]
+    return []
+
+
+async def _undo_reservation(app: FastAPI, order_id: uuid.UUID) -> None:
+    """Step 3 failed after the stock was taken: give it back now (or from the outbox);
+    if even the database is gone, the `reserving` row is left for the sweeper."""
+    try:
+        calls = await _abandon(app, order_id, release=True)
+    except Exception:
+        logger.exception("placement left for the sweeper", extra={"orderId": str(order_id)})
+        return
+    await send_now(app, calls)
+
+
+async def sweep_abandoned_placements(app: FastAPI) -> int:
+    """The sweeper's job: `reserving` rows older than ORDER_PLACEMENT_GRACE belong to a
+    request that died; their (possible) reservation is released and the row removed.
+    Also forgets Idempotency-Keys older than their time to live."""
+    now = datetime.now(UTC)
+    async with app.state.sessionmaker() as session, session.begin():
+        grace = timedelta(seconds=app.state.settings.order_placement_grace)
+        abandoned = await repository.lock_due_orders(
+            session, status=RESERVING, created_before=now - grace, limit=SWEEP_BATCH
+        )
+        calls = []
+        for order in abandoned:
+            await repository.delete_order_row(session, order.id)
+            calls.append(enqueue_call(session, RELEASE_STOCK, {"orderId": str(order.id)}))
+            logger.warning("abandoned placement swept", extra={"orderId": str(order.id)})
+        await repository.delete_expired_idempotency_keys(
+            session, now - timedelta(seconds=app.state.settings.idempotency_key_ttl)
+        )
+    await send_now(app, calls)
+    return len(calls)

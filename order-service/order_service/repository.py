@@ -1,0 +1,197 @@
+"""The order service's queries."""
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import Select, delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
+
+from order_service.lifecycle import RESERVING, Status
+from order_service.models import (
+    IdempotencyKey,
+    Order,
+    ProcessedEvent,
+    order_number_sequence,
+)
+
+# Only placed orders exist for anyone outside this service: a row still reserving its
+# stock is not an order yet.
+PLACED = Order.status != RESERVING
+
+
+def _with_items(statement: Select) -> Select:
+    return statement.options(selectinload(Order.items))
+
+
+def _with_details(statement: Select) -> Select:
+    return statement.options(selectinload(Order.items), selectinload(Order.history))
+
+
+async def get_order(
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    user_id: uuid.UUID | None = None,
+    for_update: bool = False,
+) -> Order | None:
+    """A placed order with its items and history; only `user_id`'s when given. With
+    `for_update` the row is locked until the transaction ends."""
+    statement = select(Order).where(Order.id == order_id, PLACED)
+    if user_id is not None:
+        statement = statement.where(Order.user_id == user_id)
+    if for_update:
+        statement = statement.with_for_update(of=Order)
+    statement = _with_details(statement).execution_options(populate_existing=True)
+    return await session.scalar(statement)
+
+
+async def reload_order(session: AsyncSession, order_id: uuid.UUID) -> Order:
+    """The order as the database now holds it (after changes in this transaction)."""
+    await session.flush()
+    statement = _with_details(select(Order).where(Order.id == order_id)).execution_options(
+        populate_existing=True
+    )
+    order = await session.scalar(statement)
+    assert order is not None
+    return order
+
+
+async def list_orders(
+    session: AsyncSession,
+    *,
+    offset: int,
+    limit: int,
+    user_id: uuid.UUID | None = None,
+    status: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    with_items: bool = True,
+) -> tuple[list[Order], int]:
+    conditions = [PLACED]
+    if user_id is not None:
+        conditions.append(Order.user_id == user_id)
+    if status is not None:
+        conditions.append(Order.status == status)
+    if created_from is not None:
+        conditions.append(Order.created_at >= created_from)
+    if created_to is not None:
+        conditions.append(Order.created_at < created_to)
+    total = await session.scalar(select(func.count()).select_from(Order).where(*conditions))
+    statement = (
+        select(Order)
+        .where(*conditions)
+        .order_by(Order.created_at.desc(), Order.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    if with_items:
+        statement = _with_items(statement)
+    return list(await session.scalars(statement)), total or 0
+
+
+async def next_order_number_value(session: AsyncSession) -> int:
+    return await session.scalar(select(order_number_sequence.next_value()))
+
+
+async def claim_idempotency_key(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    key: str,
+    request_hash: str,
+    order_id: uuid.UUID,
+    now: datetime,
+    expired_before: datetime,
+) -> bool:
+    """Takes the key for `order_id` unless someone holds it (a key older than
+    `expired_before` is free again). Two concurrent claims: exactly one wins."""
+    values = {
+        "request_hash": request_hash,
+        "order_id": order_id,
+        "response_status": None,
+        "response_body": None,
+        "created_at": now,
+    }
+    statement = (
+        insert(IdempotencyKey)
+        .values(user_id=user_id, key=key, **values)
+        .on_conflict_do_update(
+            index_elements=[IdempotencyKey.user_id, IdempotencyKey.key],
+            set_=values,
+            where=IdempotencyKey.created_at < expired_before,
+        )
+        .returning(IdempotencyKey.order_id)
+    )
+    return await session.scalar(statement) is not None
+
+
+async def get_idempotency_key(
+    session: AsyncSession, user_id: uuid.UUID, key: str
+) -> IdempotencyKey | None:
+    return await session.scalar(
+        select(IdempotencyKey)
+        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
+        .execution_options(populate_existing=True)
+    )
+
+
+async def delete_expired_idempotency_keys(session: AsyncSession, expired_before: datetime) -> int:
+    result = await session.execute(
+        delete(IdempotencyKey).where(
+            IdempotencyKey.created_at < expired_before,
+            IdempotencyKey.response_status.is_not(None),
+        )
+    )
+    return result.rowcount or 0
+
+
+async def record_event(session: AsyncSession, event_id: str, order_id: uuid.UUID) -> bool:
+    """True the first time an event id is seen (it is then kept), False afterwards."""
+    statement = (
+        insert(ProcessedEvent)
+        .values(event_id=event_id, order_id=order_id)
+        .on_conflict_do_nothing(index_elements=[ProcessedEvent.event_id])
+        .returning(ProcessedEvent.event_id)
+    )
+    return await session.scalar(statement) is not None
+
+
+async def lock_due_orders(
+    session: AsyncSession, *, status: str, created_before: datetime, limit: int
+) -> list[Order]:
+    """Orders in `status` created before the cutoff, locked; rows another replica holds
+    are skipped, so replicas never work on the same order."""
+    statement = (
+        select(Order)
+        .where(Order.status == status, Order.created_at < created_before)
+        .order_by(Order.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(await session.scalars(statement))
+
+
+async def lock_unpaid_orders(
+    session: AsyncSession, *, created_before: datetime, limit: int
+) -> list[Order]:
+    """Pending orders placed before the cutoff, locked (rows another replica holds are
+    skipped). Cash on delivery is paid at the door, by design not before: never due."""
+    statement = (
+        select(Order)
+        .where(
+            Order.status == Status.PENDING,
+            Order.created_at < created_before,
+            Order.payment_method.is_distinct_from("cash_on_delivery"),
+        )
+        .order_by(Order.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(await session.scalars(statement))
+
+
+async def delete_order_row(session: AsyncSession, order_id: uuid.UUID) -> bool:
+    result = await session.execute(delete(Order).where(Order.id == order_id))
+    return bool(result.rowcount)
