@@ -53,13 +53,28 @@ async def _close_providers(app: FastAPI) -> None:
         await app.state.daraja_http.aclose()
 
 
+# Messages sent per worker run, one at a time (see deliver_outbox).
+OUTBOX_MESSAGES_PER_RUN = 100
+
+
 async def deliver_outbox(app: FastAPI) -> int:
-    """Tells the order service what payments became, until it acknowledges."""
+    """Tells the order service what payments became, until it acknowledges. One message
+    per claim, oldest first: a batch claimed at once comes back in no particular order,
+    and an order must hear "paid" before "refunded"."""
     settings: PaymentSettings = app.state.settings
     sender = orders.update_status_sender(app.state.services, settings.order_service_url)
-    return await deliver_due(
-        app.state.sessionmaker, OutboxMessage, {orders.UPDATE_STATUS_TOPIC: sender}
-    )
+    delivered = 0
+    for _ in range(OUTBOX_MESSAGES_PER_RUN):
+        sent = await deliver_due(
+            app.state.sessionmaker,
+            OutboxMessage,
+            {orders.UPDATE_STATUS_TOPIC: sender},
+            batch_size=1,
+        )
+        if not sent:
+            break
+        delivered += sent
+    return delivered
 
 
 def create_app(settings: PaymentSettings | None = None) -> FastAPI:

@@ -50,6 +50,9 @@ def update_status_sender(services: ServiceClient, order_service_url: str):
         )
         if response.status_code == 200:
             return
+        if response.status_code == 409 and payload.get("paymentStatus") == "refunded":
+            # The order may not have heard "paid" yet (that message is being retried).
+            raise OrderUpdateRefused("update-status answered 409; the order is not paid yet")
         if response.status_code in (404, 409):
             logger.error(
                 "order service refused a payment update",
