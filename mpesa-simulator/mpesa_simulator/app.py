@@ -20,6 +20,8 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from mpesa_simulator.numbers import SUCCESS, TEST_NUMBERS, Outcome
+
 logger = logging.getLogger("mpesa_simulator")
 
 NAIROBI = ZoneInfo("Africa/Nairobi")
@@ -28,41 +30,6 @@ TOKEN_LIFETIME = 3599
 TIMESTAMP_TOLERANCE = timedelta(minutes=5)
 SANDBOX_PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
 PHONE = re.compile(r"^254(7|1)\d{8}$")
-
-
-@dataclass(frozen=True)
-class Outcome:
-    result_code: int | None  # None: Daraja never answers (the prompt is still open)
-    result_desc: str
-    send_callback: bool = True
-
-
-# The test phone numbers: the outcome of an STK Push to each. Any other valid number pays.
-TEST_NUMBERS: dict[str, tuple[str, Outcome]] = {
-    "254708374149": (
-        "success (Daraja's sandbox number)",
-        Outcome(0, "The service request is processed successfully."),
-    ),
-    "254700000001": (
-        "insufficient funds",
-        Outcome(1, "The balance is insufficient for the transaction"),
-    ),
-    "254700000002": ("cancelled by the user", Outcome(1032, "Request cancelled by user")),
-    "254700000003": (
-        "timeout: user cannot be reached",
-        Outcome(1037, "DS timeout user cannot be reached"),
-    ),
-    "254700000004": ("wrong PIN", Outcome(2001, "The initiator information is invalid")),
-    "254700000005": (
-        "success, but the callback is lost (STK Query knows)",
-        Outcome(0, "The service request is processed successfully.", send_callback=False),
-    ),
-    "254700000006": (
-        "no answer at all (STK Query: being processed, forever)",
-        Outcome(None, "", send_callback=False),
-    ),
-}
-SUCCESS = Outcome(0, "The service request is processed successfully.")
 
 
 @dataclass
