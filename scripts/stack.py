@@ -16,6 +16,7 @@ express, and the private PostgreSQL cluster must be stopped with the rest.
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import secrets
 import signal
@@ -51,6 +52,7 @@ SIMULATOR_CREDENTIALS = {
     "MPESA_PASSKEY": "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
 }
 STOP_TIMEOUT = 15.0
+PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
 READY_TIMEOUT = 90.0
 _COLOURS = ["36", "33", "35", "32", "34", "31", "96", "93"]
 
@@ -201,6 +203,14 @@ async def _wait_until_healthy(services: list[Service], env: Mapping[str, str]) -
     return True
 
 
+def _die_with_this_supervisor() -> None:
+    """Runs in the child before it starts: on Linux, the kernel sends it SIGTERM if this
+    supervisor dies without stopping it (kill -9), so no service outlives `make run`."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _signal_group(process: asyncio.subprocess.Process, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
@@ -226,6 +236,7 @@ async def supervise(services: list[Service], env: dict[str, str], out: Output) -
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # its own process group: we stop it, children included
+                preexec_fn=_die_with_this_supervisor,
             )
             processes[service.name] = process
             assert process.stdout is not None

@@ -1,6 +1,7 @@
 """`make run`'s process manager with the real processes: up, used through the
 gateway, stopped by Ctrl-C with nothing left listening."""
 
+import os
 import signal
 import time
 import uuid
@@ -68,8 +69,6 @@ def test_a_service_that_dies_stops_the_stack(postgres_url):
             for line in stack.lines
             if "started auth (pid" in line
         )
-        import os
-
         os.kill(auth_pid, signal.SIGKILL)
         assert stack.process.wait(timeout=40) == 1
         assert "auth exited" in stack.output()
@@ -79,4 +78,19 @@ def test_a_service_that_dies_stops_the_stack(postgres_url):
     finally:
         if stack.process.poll() is None:
             stack.stop(signal.SIGKILL)
+        drop_stack_databases(env)
+
+
+def test_services_do_not_outlive_a_killed_supervisor(postgres_url):
+    """kill -9 of `make run` itself (no chance to clean up): the services still stop."""
+    env, ports = stack_environment(postgres_url)
+    stack = start_stack(env, ports)
+    try:
+        stack.process.kill()
+        stack.process.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while any(port_is_open(port) for port in ports.values()):
+            assert time.monotonic() < deadline, "services still listen after the supervisor died"
+            time.sleep(0.2)
+    finally:
         drop_stack_databases(env)
