@@ -178,6 +178,18 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
         expiry = state.tokens.get(token.strip())
         return scheme.lower() == "bearer" and expiry is not None and expiry > time.monotonic()
 
+    async def authorised_body(request: Request) -> dict[str, Any] | JSONResponse:
+        """The JSON body of a call with a valid token, or Daraja's refusal."""
+        if not authorised(request):
+            return daraja_error(401, "404.001.03", "Invalid Access Token")
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return daraja_error(400, "400.002.05", "Invalid Request Payload")
+        return body
+
     async def deliver_callback(transaction: Transaction) -> None:
         await asyncio.sleep(max(0.0, transaction.answer_at - time.monotonic()))
         url = transaction.request["CallBackURL"]
@@ -217,14 +229,9 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
 
     @app.post("/mpesa/stkpush/v1/processrequest")
     async def stk_push(request: Request):
-        if not authorised(request):
-            return daraja_error(401, "404.001.03", "Invalid Access Token")
-        try:
-            body = await request.json()
-        except ValueError:
-            return daraja_error(400, "400.002.05", "Invalid Request Payload")
-        if not isinstance(body, dict):
-            return daraja_error(400, "400.002.05", "Invalid Request Payload")
+        body = await authorised_body(request)
+        if isinstance(body, JSONResponse):
+            return body
         refusal = _check_credentials(body, settings) or _validate_stk_push(body)
         if refusal is not None:
             return refusal
@@ -258,14 +265,9 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
 
     @app.post("/mpesa/stkpushquery/v1/query")
     async def stk_query(request: Request):
-        if not authorised(request):
-            return daraja_error(401, "404.001.03", "Invalid Access Token")
-        try:
-            body = await request.json()
-        except ValueError:
-            return daraja_error(400, "400.002.05", "Invalid Request Payload")
-        if not isinstance(body, dict):
-            return daraja_error(400, "400.002.05", "Invalid Request Payload")
+        body = await authorised_body(request)
+        if isinstance(body, JSONResponse):
+            return body
         refusal = _check_credentials(body, settings)
         if refusal is not None:
             return refusal

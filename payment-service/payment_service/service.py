@@ -161,6 +161,19 @@ async def _mark_failed(app: FastAPI, payment_id: uuid.UUID, message: str) -> Pay
         return payment
 
 
+async def _mark_processing(
+    app: FastAPI, payment_id: uuid.UUID, reference: str, details: dict[str, Any]
+) -> Payment:
+    """The provider accepted the request: the payment waits for the customer."""
+    async with app.state.sessionmaker() as session, session.begin():
+        payment = await repository.lock_payment(session, payment_id)
+        if payment.status == "pending":
+            payment.status = "processing"
+        payment.external_reference = reference
+        payment.details = {**payment.details, **details}
+        return payment
+
+
 def _account_reference(order: dict[str, Any]) -> str:
     """What the customer sees in the M-Pesa prompt (at most 12 characters): the end of the
     order number, else the start of the order id."""
@@ -234,16 +247,15 @@ async def initiate_mpesa(
         await _mark_failed(app, payment.id, "M-Pesa was unavailable")
         raise BadGateway("M-Pesa is unavailable, try again") from None
 
-    async with app.state.sessionmaker() as session, session.begin():
-        payment = await repository.lock_payment(session, payment.id)
-        if payment.status == "pending":
-            payment.status = "processing"
-        payment.external_reference = accepted.checkout_request_id
-        payment.details = {
-            **payment.details,
+    payment = await _mark_processing(
+        app,
+        payment.id,
+        accepted.checkout_request_id,
+        {
             "merchantRequestId": accepted.merchant_request_id,
             "checkoutRequestId": accepted.checkout_request_id,
-        }
+        },
+    )
     logger.info(
         "stk push sent",
         extra={"paymentId": str(payment.id), "phone": mask_phone(data.phone_number)},
@@ -300,12 +312,7 @@ async def initiate_stripe(
         await _mark_failed(app, payment.id, f"Stripe refused: {message}")
         raise BadRequest("Failed to create Stripe payment", details=message) from None
 
-    async with app.state.sessionmaker() as session, session.begin():
-        payment = await repository.lock_payment(session, payment.id)
-        if payment.status == "pending":
-            payment.status = "processing"
-        payment.external_reference = intent.id
-        payment.details = {**payment.details, "paymentIntentId": intent.id}
+    payment = await _mark_processing(app, payment.id, intent.id, {"paymentIntentId": intent.id})
     return StripeInitiated(
         message="Stripe payment initiated",
         payment=payment_out(payment),
