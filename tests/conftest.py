@@ -59,7 +59,7 @@ def stack_environment(postgres_url: str, **overrides: str) -> tuple[dict[str, st
         if service.database_env:
             url = make_url(postgres_url).set(database=f"e2e_{service.name}_{suffix}")
             env[service.database_env] = url.render_as_string(hide_password=False)
-    env.update(
+    defaults = dict(
         JWT_SECRET=random_secret(),
         INTERNAL_SERVICE_SECRET=random_secret(),
         MPESA_CALLBACK_SECRET=random_secret(),
@@ -74,8 +74,8 @@ def stack_environment(postgres_url: str, **overrides: str) -> tuple[dict[str, st
         STRIPE_SECRET_KEY="sk_test_e2e",
         STRIPE_WEBHOOK_SECRET="whsec_" + random_secret(),
         STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",
-        **overrides,
     )
+    env.update({**defaults, **overrides})
     return env, ports
 
 
