@@ -76,8 +76,18 @@ SERVICES: tuple[Service, ...] = (
         "PAYMENT_DATABASE_URL",
         "ecommerce_payment",
     ),
+    # A development tool, started only when M-Pesa runs against it (see scripts/stack.py).
+    Service(
+        "mpesa-simulator",
+        "mpesa-simulator",
+        "mpesa_simulator",
+        "MPESA_SIMULATOR_PORT",
+        3010,
+        "MPESA_SIMULATOR_URL",
+    ),
     Service("gateway", "api-gateway", "api_gateway", "GATEWAY_PORT", 5000, "GATEWAY_URL"),
 )
+MPESA_SIMULATOR = "mpesa-simulator"
 
 
 def present_services() -> list[Service]:

@@ -32,11 +32,25 @@ from scripts.postgres import (
     create_database_if_missing,
     find_or_start_postgres,
 )
-from scripts.services import ROOT, Service, present_services
+from scripts.services import MPESA_SIMULATOR, ROOT, Service, present_services
 
 DEV_SECRETS_FILE = ROOT / ".data" / "dev-secrets.env"
 # Generated for development when not set, so that `make run` needs no `.env`.
-GENERATED_SECRETS = ("JWT_SECRET", "INTERNAL_SERVICE_SECRET")
+GENERATED_SECRETS = ("JWT_SECRET", "INTERNAL_SERVICE_SECRET", "MPESA_CALLBACK_SECRET")
+MPESA_CREDENTIALS = (
+    "MPESA_CONSUMER_KEY",
+    "MPESA_CONSUMER_SECRET",
+    "MPESA_SHORTCODE",
+    "MPESA_PASSKEY",
+)
+# What the payment service and the simulator both use when no credentials are set
+# (the shortcode and passkey are Daraja's public sandbox test values).
+SIMULATOR_CREDENTIALS = {
+    "MPESA_CONSUMER_KEY": "simulator-consumer-key",
+    "MPESA_CONSUMER_SECRET": "simulator-consumer-secret",
+    "MPESA_SHORTCODE": "174379",
+    "MPESA_PASSKEY": "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919",
+}
 STOP_TIMEOUT = 15.0
 PR_SET_PDEATHSIG = 1  # prctl option, <linux/prctl.h>
 READY_TIMEOUT = 90.0
@@ -80,6 +94,42 @@ def ensure_development_secrets(env: dict[str, str], out: "Output") -> None:
     for name in missing:
         env[name] = values[name]
     out.line("stack", f"development secrets for {', '.join(missing)} are in {DEV_SECRETS_FILE}")
+
+
+def configure_mpesa(services: list[Service], env: dict[str, str], out: "Output") -> list[Service]:
+    """M-Pesa runs against the local simulator when MPESA_ENVIRONMENT=simulator, or when no
+    Daraja credentials are set (never in production): it is started, and the payment
+    service pointed at it. The callback goes to the gateway's public route unless
+    MPESA_CALLBACK_URL says otherwise. Returns the services to start."""
+    by_name = {service.name: service for service in services}
+    if "gateway" in by_name and not env.get("MPESA_CALLBACK_URL"):
+        port = service_port(by_name["gateway"], env)
+        env["MPESA_CALLBACK_URL"] = f"http://127.0.0.1:{port}/api/payments/webhook/mpesa"
+    production = "production" in (env.get("ENVIRONMENT"), env.get("NODE_ENV"))
+    mode = env.get("MPESA_ENVIRONMENT", "")
+    has_credentials = all(env.get(name) for name in MPESA_CREDENTIALS)
+    simulator = by_name.get(MPESA_SIMULATOR)
+    use_simulator = simulator is not None and (
+        mode == "simulator" or (not has_credentials and not production and not mode)
+    )
+    if not use_simulator:
+        return [service for service in services if service.name != MPESA_SIMULATOR]
+    url = f"http://127.0.0.1:{service_port(simulator, env)}"
+    if mode != "simulator":
+        out.line("stack", "no M-Pesa credentials set: using the local M-Pesa simulator")
+    out.line("stack", f"M-Pesa: simulator at {url} (MPESA_ENVIRONMENT=simulator), not Safaricom")
+    env["MPESA_ENVIRONMENT"] = "simulator"
+    env["MPESA_BASE_URL"] = url
+    for name, value in SIMULATOR_CREDENTIALS.items():
+        if not env.get(name):
+            env[name] = value
+    return services
+
+
+def skipped_services(env: Mapping[str, str]) -> set[str]:
+    """STACK_SKIP=order,...: services whose databases are prepared and whose URLs the others
+    are given, but that are not started (you run one yourself: a debugger, a restart test)."""
+    return {name.strip() for name in env.get("STACK_SKIP", "").split(",") if name.strip()}
 
 
 def service_port(service: Service, env: Mapping[str, str]) -> int:
@@ -258,6 +308,12 @@ def _print_banner(services: list[Service], env: Mapping[str, str], out: Output) 
         if service.name != "gateway":
             port = service_port(service, env)
             out.line("stack", f"  {service.name + ':':<13} http://localhost:{port}/docs")
+    if MPESA_SIMULATOR in by_name:
+        from mpesa_simulator.numbers import TEST_NUMBERS
+
+        out.line("stack", "  M-Pesa simulator test phone numbers (any other number pays):")
+        for phone, (description, _) in TEST_NUMBERS.items():
+            out.line("stack", f"    {phone}  {description}")
     if env.get("ADMIN_EMAIL") and env.get("ADMIN_PASSWORD"):
         out.line("stack", f"  admin login:  {env['ADMIN_EMAIL']} (password from ADMIN_PASSWORD)")
     out.line("stack", "press Ctrl-C to stop")
@@ -283,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     env = load_environment()
     out = Output([service.name for service in services])
     ensure_development_secrets(env, out)
+    services = configure_mpesa(services, env, out)
+    skipped = skipped_services(env)
     server: PostgresServer | None = None
     try:
         try:
@@ -299,7 +357,10 @@ def main(argv: list[str] | None = None) -> int:
         if migrate_only:
             out.line("stack", "databases ready, migrations applied")
             return 0
-        return asyncio.run(supervise(services, child_env, out))
+        started = [service for service in services if service.name not in skipped]
+        for name in sorted(skipped):
+            out.line("stack", f"not starting {name} (STACK_SKIP): run it yourself on its port")
+        return asyncio.run(supervise(started, child_env, out))
     except KeyboardInterrupt:
         return 130
     finally:

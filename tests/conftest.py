@@ -59,13 +59,23 @@ def stack_environment(postgres_url: str, **overrides: str) -> tuple[dict[str, st
         if service.database_env:
             url = make_url(postgres_url).set(database=f"e2e_{service.name}_{suffix}")
             env[service.database_env] = url.render_as_string(hide_password=False)
-    env.update(
+    defaults = dict(
         JWT_SECRET=random_secret(),
         INTERNAL_SERVICE_SECRET=random_secret(),
+        MPESA_CALLBACK_SECRET=random_secret(),
         GATEWAY_HOST="127.0.0.1",
         NO_COLOR="1",
-        **overrides,
+        # M-Pesa against the simulator (no credentials), on a test's time scale.
+        MPESA_SIMULATOR_CALLBACK_DELAY="0.5",
+        MPESA_QUERY_AFTER="2",
+        MPESA_EXPIRE_AFTER="8",
+        MPESA_RECONCILE_INTERVAL="1",
+        # Stripe against a local fake a test may start on that port (tests/test_payments_e2e.py).
+        STRIPE_SECRET_KEY="sk_test_e2e",
+        STRIPE_WEBHOOK_SECRET="whsec_" + random_secret(),
+        STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",
     )
+    env.update({**defaults, **overrides})
     return env, ports
 
 

@@ -1,16 +1,32 @@
+import json
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import pytest
+import respx
 from asgi_lifespan import LifespanManager
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from payment_service.config import PaymentSettings
 from payment_service.main import create_app
-from payment_service.models import Base
-from shared.testing import migrated_database, random_secret, truncate_all
+from payment_service.models import Base, Payment
+from shared.testing import bearer, migrated_database, random_secret, truncate_all
+from shared.tokens import issue_user_token
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
+AUTH_URL = "http://auth.test"
+ORDER_URL = "http://orders.test"
+DARAJA_URL = "https://daraja.test"
+STRIPE_URL = "https://stripe.test"
+CALLBACK_URL = "https://shop.example.com/api/payments/webhook/mpesa"
+SHORTCODE = "174379"
+PASSKEY = "bfb279f9aa9bdbcf158e97dd71a467cd2e0c893059b10f78e6b72ada1ed2c919"
+CALLBACK_SECRET = "cb-secret-" + "x" * 40
+STRIPE_WEBHOOK_SECRET = "whsec_test_secret"
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +56,24 @@ def secrets_():
 @pytest.fixture
 def make_settings(database_url, secrets_):
     def make(**overrides) -> PaymentSettings:
-        values = {"PAYMENT_DATABASE_URL": database_url, "WORKERS_ENABLED": "false", **secrets_}
+        values = {
+            "PAYMENT_DATABASE_URL": database_url,
+            "WORKERS_ENABLED": "false",
+            "AUTH_SERVICE_URL": AUTH_URL,
+            "ORDER_SERVICE_URL": ORDER_URL,
+            "MPESA_ENVIRONMENT": "sandbox",
+            "MPESA_BASE_URL": DARAJA_URL,
+            "MPESA_CONSUMER_KEY": "consumer-key",
+            "MPESA_CONSUMER_SECRET": "consumer-secret",
+            "MPESA_SHORTCODE": SHORTCODE,
+            "MPESA_PASSKEY": PASSKEY,
+            "MPESA_CALLBACK_URL": CALLBACK_URL,
+            "MPESA_CALLBACK_SECRET": CALLBACK_SECRET,
+            "STRIPE_SECRET_KEY": "sk_test_123",
+            "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET,
+            "STRIPE_API_BASE": STRIPE_URL,
+            **secrets_,
+        }
         return PaymentSettings(_env_file=None, **{**values, **overrides})
 
     return make
@@ -51,8 +84,221 @@ def settings(make_settings):
     return make_settings()
 
 
+@dataclass
+class FakeWorld:
+    """The HTTP we do not own (Daraja, Stripe) and the neighbours (auth, orders), faked with
+    respx. Tests change its fields to make a provider refuse, a service go down, ..."""
+
+    roles: dict[str, str] = field(default_factory=dict)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    order_service_down: bool = False
+    status_updates: list[dict[str, Any]] = field(default_factory=list)
+    applied_events: set[str] = field(default_factory=set)
+    # Daraja
+    tokens_issued: int = 0
+    token_lifetime: str = "3599"
+    revoked_tokens: set[str] = field(default_factory=set)
+    stk_requests: list[dict[str, Any]] = field(default_factory=list)
+    stk_response: tuple[int, Any] | None = None
+    stk_down: bool = False
+    query_results: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    query_requests: list[dict[str, Any]] = field(default_factory=list)
+    # Stripe
+    stripe_requests: list[httpx.Request] = field(default_factory=list)
+    stripe_intent_error: tuple[int, Any] | None = None
+    refund_status: str = "succeeded"
+
+    def add_order(
+        self, user_id, total="1500.00", status="pending", payment_status="pending", **extra
+    ) -> str:
+        order_id = str(uuid.uuid4())
+        self.orders[order_id] = {
+            "id": order_id,
+            "userId": str(user_id),
+            "orderNumber": "ORD-1732000000000-ABC123XYZ",
+            "status": status,
+            "paymentStatus": payment_status,
+            "totalAmount": total,
+            "currency": "KES",
+            "items": [],
+            **extra,
+        }
+        return order_id
+
+    # --- neighbours ---------------------------------------------------------------
+    def user_status(self, request: httpx.Request, user_id: str) -> httpx.Response:
+        role = self.roles.get(user_id)
+        if role is None:
+            return httpx.Response(404, json={"error": "User not found"})
+        return httpx.Response(
+            200,
+            json={"user": {"id": user_id, "role": role, "isActive": True, "tokensValidAfter": 0}},
+        )
+
+    def get_order(self, request: httpx.Request, order_id: str) -> httpx.Response:
+        if self.order_service_down:
+            raise httpx.ConnectError("order service down")
+        order = self.orders.get(order_id)
+        if order is None:
+            return httpx.Response(404, json={"error": "Order not found"})
+        return httpx.Response(200, json={"order": order})
+
+    def update_status(self, request: httpx.Request) -> httpx.Response:
+        if self.order_service_down:
+            raise httpx.ConnectError("order service down")
+        body = json.loads(request.content)
+        self.status_updates.append(body)
+        applied = body["eventId"] not in self.applied_events
+        self.applied_events.add(body["eventId"])
+        order = self.orders.get(body["orderId"])
+        if applied and order is not None:
+            if body.get("status"):
+                order["status"] = body["status"]
+            if body.get("paymentStatus"):
+                order["paymentStatus"] = body["paymentStatus"]
+        return httpx.Response(200, json={"order": order, "applied": applied})
+
+    # --- Daraja -------------------------------------------------------------------
+    def oauth(self, request: httpx.Request) -> httpx.Response:
+        self.tokens_issued += 1
+        return httpx.Response(
+            200,
+            json={"access_token": f"token-{self.tokens_issued}", "expires_in": self.token_lifetime},
+        )
+
+    def _token_ok(self, request: httpx.Request) -> bool:
+        token = request.headers.get("authorization", "").removeprefix("Bearer ")
+        return token.startswith("token-") and token not in self.revoked_tokens
+
+    def stk_push(self, request: httpx.Request) -> httpx.Response:
+        if self.stk_down:
+            raise httpx.ConnectTimeout("daraja timed out")
+        if not self._token_ok(request):
+            return httpx.Response(
+                401,
+                json={
+                    "requestId": "1-2-3",
+                    "errorCode": "404.001.03",
+                    "errorMessage": "Invalid Access Token",
+                },
+            )
+        body = json.loads(request.content)
+        self.stk_requests.append(body)
+        if self.stk_response is not None:
+            status, answer = self.stk_response
+            return httpx.Response(status, json=answer)
+        checkout = f"ws_CO_{len(self.stk_requests)}_{uuid.uuid4().hex[:8]}"
+        return httpx.Response(
+            200,
+            json={
+                "MerchantRequestID": f"m-{uuid.uuid4().hex[:8]}",
+                "CheckoutRequestID": checkout,
+                "ResponseCode": "0",
+                "ResponseDescription": "Success. Request accepted for processing",
+                "CustomerMessage": "Success. Request accepted for processing",
+            },
+        )
+
+    def stk_query(self, request: httpx.Request) -> httpx.Response:
+        if not self._token_ok(request):
+            return httpx.Response(
+                401, json={"errorCode": "404.001.03", "errorMessage": "Invalid Access Token"}
+            )
+        body = json.loads(request.content)
+        self.query_requests.append(body)
+        status, answer = self.query_results.get(
+            body["CheckoutRequestID"],
+            (
+                200,
+                {
+                    "ResponseCode": "0",
+                    "ResponseDescription": "The service request has been accepted successsfully",
+                    "MerchantRequestID": "m",
+                    "CheckoutRequestID": body["CheckoutRequestID"],
+                    "ResultCode": "0",
+                    "ResultDesc": "The service request is processed successfully.",
+                },
+            ),
+        )
+        return httpx.Response(status, json=answer)
+
+    def query_says(self, checkout_id: str, code: str, desc: str = "Failed") -> None:
+        self.query_results[checkout_id] = (
+            200,
+            {"ResponseCode": "0", "ResultCode": code, "ResultDesc": desc},
+        )
+
+    def query_pending(self, checkout_id: str) -> None:
+        self.query_results[checkout_id] = (
+            500,
+            {
+                "requestId": "r",
+                "errorCode": "500.001.1001",
+                "errorMessage": "The transaction is being processed",
+            },
+        )
+
+    # --- Stripe -------------------------------------------------------------------
+    def stripe_intent(self, request: httpx.Request) -> httpx.Response:
+        self.stripe_requests.append(request)
+        if self.stripe_intent_error is not None:
+            status, body = self.stripe_intent_error
+            return httpx.Response(status, json=body)
+        form = parse_qs(request.content.decode())
+        intent_id = f"pi_{uuid.uuid4().hex[:16]}"
+        return httpx.Response(
+            200,
+            json={
+                "id": intent_id,
+                "object": "payment_intent",
+                "amount": int(form["amount"][0]),
+                "currency": form["currency"][0],
+                "client_secret": f"{intent_id}_secret_abc",
+                "status": "requires_payment_method",
+                "metadata": {},
+            },
+        )
+
+    def stripe_refund(self, request: httpx.Request) -> httpx.Response:
+        self.stripe_requests.append(request)
+        form = parse_qs(request.content.decode())
+        return httpx.Response(
+            200,
+            json={
+                "id": f"re_{uuid.uuid4().hex[:16]}",
+                "object": "refund",
+                "amount": int(form["amount"][0]),
+                "payment_intent": form["payment_intent"][0],
+                "status": self.refund_status,
+                "metadata": {},
+            },
+        )
+
+
 @pytest.fixture
-async def app(settings):
+def world():
+    world = FakeWorld()
+    with respx.mock(using="httpx", assert_all_called=False) as router:
+        router.route(host="payment").pass_through()  # the app under test itself
+        router.get(url__regex=rf"{AUTH_URL}/api/internal/users/(?P<user_id>[^/]+)").mock(
+            side_effect=world.user_status
+        )
+        router.get(url__regex=rf"{ORDER_URL}/api/internal/orders/(?P<order_id>[^/]+)").mock(
+            side_effect=world.get_order
+        )
+        router.post(f"{ORDER_URL}/api/internal/update-status").mock(side_effect=world.update_status)
+        router.get(f"{DARAJA_URL}/oauth/v1/generate").mock(side_effect=world.oauth)
+        router.post(f"{DARAJA_URL}/mpesa/stkpush/v1/processrequest").mock(
+            side_effect=world.stk_push
+        )
+        router.post(f"{DARAJA_URL}/mpesa/stkpushquery/v1/query").mock(side_effect=world.stk_query)
+        router.post(f"{STRIPE_URL}/v1/payment_intents").mock(side_effect=world.stripe_intent)
+        router.post(f"{STRIPE_URL}/v1/refunds").mock(side_effect=world.stripe_refund)
+        yield world
+
+
+@pytest.fixture
+async def app(settings, world):
     app = create_app(settings)
     async with LifespanManager(app):
         yield app
@@ -63,3 +309,122 @@ async def client(app):
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://payment") as client:
         yield client
+
+
+@pytest.fixture
+def login(world, secrets_):
+    """A user of the given role; returns (user id, Authorization header)."""
+
+    def login_(role: str = "customer") -> tuple[uuid.UUID, dict[str, str]]:
+        user_id = uuid.uuid4()
+        world.roles[str(user_id)] = role
+        token = issue_user_token(
+            user_id=user_id,
+            email=f"{user_id.hex[:8]}@example.com",
+            role=role,
+            secret=secrets_["JWT_SECRET"],
+            expires_in="1h",
+        )
+        return user_id, bearer(token)
+
+    return login_
+
+
+RESULT_DESCRIPTIONS = {
+    0: "The service request is processed successfully.",
+    1: "The balance is insufficient for the transaction",
+    1032: "Request cancelled by user",
+    1037: "DS timeout user cannot be reached",
+}
+
+
+def callback_body(checkout_id: str, code: int = 0, amount: Any = 1500, receipt="QKJ7RT61SV"):
+    stk: dict[str, Any] = {
+        "MerchantRequestID": "29115-34620561-1",
+        "CheckoutRequestID": checkout_id,
+        "ResultCode": code,
+        "ResultDesc": RESULT_DESCRIPTIONS.get(code, "Failed"),
+    }
+    if code == 0:
+        stk["CallbackMetadata"] = {
+            "Item": [
+                {"Name": "Amount", "Value": amount},
+                {"Name": "MpesaReceiptNumber", "Value": receipt},
+                {"Name": "Balance"},
+                {"Name": "TransactionDate", "Value": 20191219102115},
+                {"Name": "PhoneNumber", "Value": 254708374149},
+            ]
+        }
+    return {"Body": {"stkCallback": stk}}
+
+
+class Api:
+    """Requests as a client of the service makes them, and what the database then holds."""
+
+    shortcode = SHORTCODE
+    passkey = PASSKEY
+    callback_url = CALLBACK_URL
+    callback_secret = CALLBACK_SECRET
+    stripe_webhook_secret = STRIPE_WEBHOOK_SECRET
+
+    def __init__(self, app, client: httpx.AsyncClient, world: FakeWorld, engine) -> None:
+        self.app = app
+        self.client = client
+        self.world = world
+        self.engine = engine
+        self.callback_body = callback_body
+
+    async def pay_mpesa(self, headers, order_id, phone="0712345678", **extra) -> httpx.Response:
+        body = {"orderId": str(order_id), "phoneNumber": phone, **extra}
+        return await self.client.post("/api/payments/mpesa", json=body, headers=headers)
+
+    async def pay_stripe(self, headers, order_id, **extra) -> httpx.Response:
+        body = {"orderId": str(order_id), **extra}
+        return await self.client.post("/api/payments/stripe", json=body, headers=headers)
+
+    async def mpesa_processing(self, headers, order_id, phone="0712345678") -> dict[str, Any]:
+        response = await self.pay_mpesa(headers, order_id, phone)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def callback(self, body, secret: str | None = CALLBACK_SECRET, **kwargs):
+        path = "/api/webhook/mpesa" + (f"/{secret}" if secret is not None else "")
+        return await self.client.post(path, json=body, **kwargs)
+
+    async def payment(self, payment_id) -> Payment:
+        async with self.app.state.sessionmaker() as session:
+            return await session.get(Payment, uuid.UUID(str(payment_id)))
+
+    async def rows(self, model) -> list:
+        from sqlalchemy import select
+
+        async with self.app.state.sessionmaker() as session:
+            return list(await session.scalars(select(model)))
+
+    async def deliver_outbox(self) -> int:
+        from payment_service.main import deliver_outbox
+
+        return await deliver_outbox(self.app)
+
+    async def reconcile(self) -> int:
+        from payment_service.service import reconcile_mpesa
+
+        return await reconcile_mpesa(self.app)
+
+    async def age_payment(self, payment_id, seconds: float) -> None:
+        """Makes a payment look `seconds` old (instead of sleeping)."""
+        from sqlalchemy import text
+
+        async with self.engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "UPDATE payments SET created_at = now() - make_interval(secs => :s),"
+                    " next_check_at = NULL WHERE id = :id"
+                ),
+                {"s": seconds, "id": uuid.UUID(str(payment_id))},
+            )
+
+
+@pytest.fixture
+def api(app, client, world, engine) -> Api:
+    return Api(app, client, world, engine)

@@ -1,0 +1,220 @@
+"""The payment service's queries."""
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payment_service.models import (
+    IN_FLIGHT,
+    SETTLED_PAID,
+    IdempotencyRecord,
+    Payment,
+    ProviderEvent,
+    Refund,
+)
+
+IN_FLIGHT_WHERE = text("status IN ('pending', 'processing')")
+
+
+async def insert_payment_unless_in_flight(session: AsyncSession, **values: Any) -> uuid.UUID | None:
+    """Inserts a pending payment unless the order already has one in flight (the partial
+    unique index decides, so two concurrent requests cannot both get through)."""
+    statement = (
+        insert(Payment)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=[Payment.order_id], index_where=IN_FLIGHT_WHERE)
+        .returning(Payment.id)
+    )
+    return await session.scalar(statement)
+
+
+async def in_flight_payment(session: AsyncSession, order_id: uuid.UUID) -> Payment | None:
+    return await session.scalar(
+        select(Payment).where(Payment.order_id == order_id, Payment.status.in_(IN_FLIGHT))
+    )
+
+
+async def paid_payment_for_order(
+    session: AsyncSession, order_id: uuid.UUID, *, other_than: uuid.UUID | None = None
+) -> Payment | None:
+    conditions = [Payment.order_id == order_id, Payment.status.in_(SETTLED_PAID)]
+    if other_than is not None:
+        conditions.append(Payment.id != other_than)
+    return await session.scalar(select(Payment).where(*conditions).limit(1))
+
+
+async def lock_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment | None:
+    return await session.scalar(
+        select(Payment)
+        .where(Payment.id == payment_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+
+
+async def payment_by_reference(
+    session: AsyncSession, provider: str, reference: str, *, lock: bool = False
+) -> Payment | None:
+    statement = select(Payment).where(
+        Payment.provider == provider, Payment.external_reference == reference
+    )
+    if lock:
+        statement = statement.with_for_update().execution_options(populate_existing=True)
+    return await session.scalar(statement)
+
+
+async def transaction_id_taken(
+    session: AsyncSession, transaction_id: str, payment_id: uuid.UUID
+) -> bool:
+    found = await session.scalar(
+        select(Payment.id).where(Payment.transaction_id == transaction_id, Payment.id != payment_id)
+    )
+    return found is not None
+
+
+async def list_payments(
+    session: AsyncSession, *, conditions: list, offset: int, limit: int
+) -> tuple[list[Payment], int]:
+    total = await session.scalar(select(func.count()).select_from(Payment).where(*conditions))
+    payments = await session.scalars(
+        select(Payment)
+        .where(*conditions)
+        .order_by(Payment.created_at.desc(), Payment.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(payments), total or 0
+
+
+async def payments_of_order(
+    session: AsyncSession, order_id: uuid.UUID, user_id: uuid.UUID
+) -> list[Payment]:
+    result = await session.scalars(
+        select(Payment)
+        .where(Payment.order_id == order_id, Payment.user_id == user_id)
+        .order_by(Payment.created_at.desc(), Payment.id)
+    )
+    return list(result)
+
+
+async def claim_due_payments(
+    session: AsyncSession,
+    *,
+    provider: str,
+    status: str,
+    created_before: datetime,
+    now: datetime,
+    lease_until: datetime,
+    limit: int = 20,
+) -> list[tuple[uuid.UUID, str | None, datetime]]:
+    """Payments due for a look, claimed with a lease (several replicas may run this)."""
+    due = (
+        select(Payment.id)
+        .where(
+            Payment.provider == provider,
+            Payment.status == status,
+            Payment.created_at <= created_before,
+            (Payment.next_check_at.is_(None)) | (Payment.next_check_at <= now),
+        )
+        .order_by(Payment.created_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    rows = await session.execute(
+        update(Payment)
+        .where(Payment.id.in_(due.scalar_subquery()))
+        .values(next_check_at=lease_until)
+        .returning(Payment.id, Payment.external_reference, Payment.created_at)
+        .execution_options(synchronize_session=False)
+    )
+    return [tuple(row) for row in rows.all()]
+
+
+async def fail_abandoned_initiations(
+    session: AsyncSession, *, created_before: datetime, message: str
+) -> list[Payment]:
+    """Pending payments whose provider call never finished (the process died mid-way)."""
+    result = await session.scalars(
+        select(Payment)
+        .where(
+            Payment.status == "pending",
+            Payment.external_reference.is_(None),
+            Payment.created_at <= created_before,
+        )
+        .with_for_update(skip_locked=True)
+        .limit(100)
+    )
+    payments = list(result)
+    for payment in payments:
+        payment.status = "failed"
+        payment.error_message = message
+    return payments
+
+
+async def reserved_refund_total(session: AsyncSession, payment_id: uuid.UUID) -> Decimal:
+    """Refunds made or under way: what may no longer be refunded."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.payment_id == payment_id, Refund.status.in_(("pending", "succeeded"))
+        )
+    )
+    return Decimal(total)
+
+
+async def succeeded_refund_total(session: AsyncSession, payment_id: uuid.UUID) -> Decimal:
+    total = await session.scalar(
+        select(func.coalesce(func.sum(Refund.amount), 0)).where(
+            Refund.payment_id == payment_id, Refund.status == "succeeded"
+        )
+    )
+    return Decimal(total)
+
+
+async def refund_by_provider_id(session: AsyncSession, provider_refund_id: str) -> Refund | None:
+    return await session.scalar(
+        select(Refund).where(Refund.provider_refund_id == provider_refund_id).with_for_update()
+    )
+
+
+async def pending_refunds(session: AsyncSession, payment_id: uuid.UUID) -> list[Refund]:
+    result = await session.scalars(
+        select(Refund)
+        .where(Refund.payment_id == payment_id, Refund.status == "pending")
+        .with_for_update()
+    )
+    return list(result)
+
+
+async def record_event_once(session: AsyncSession, **values: Any) -> uuid.UUID | None:
+    """Inserts a provider event unless its (provider, event_id) is already recorded."""
+    statement = (
+        insert(ProviderEvent)
+        .values(id=uuid.uuid4(), **values)
+        .on_conflict_do_nothing(
+            index_elements=[ProviderEvent.provider, ProviderEvent.event_id],
+            index_where=text("event_id IS NOT NULL"),
+        )
+        .returning(ProviderEvent.id)
+    )
+    return await session.scalar(statement)
+
+
+async def claim_idempotency_key(
+    session: AsyncSession, user_id: uuid.UUID, key: str, fingerprint: str
+) -> bool:
+    statement = (
+        insert(IdempotencyRecord)
+        .values(user_id=user_id, key=key, fingerprint=fingerprint)
+        .on_conflict_do_nothing(index_elements=[IdempotencyRecord.user_id, IdempotencyRecord.key])
+        .returning(IdempotencyRecord.key)
+    )
+    return await session.scalar(statement) is not None
+
+
+async def delete_idempotency_keys_before(session: AsyncSession, moment: datetime) -> None:
+    await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < moment))
