@@ -103,7 +103,7 @@ def messages(output: str) -> list[str]:
 
 
 def test_a_service_starts_without_migrating_unless_asked(fresh_database):
-    process, output = run_until_healthy(environment(fresh_database), free_port())
+    _, output = run_until_healthy(environment(fresh_database), free_port())
     assert "applying migrations" not in messages(output)
     assert "users" not in tables(fresh_database)
     assert "Application startup complete." in messages(output)
