@@ -156,3 +156,22 @@ def test_the_healthcheck_fails_when_nothing_answers():
     assert subprocess.run(probe, check=False).returncode == 1
     usage = subprocess.run([sys.executable, "-m", "shared.healthcheck"], check=False)
     assert usage.returncode == 2
+
+
+def test_waiting_for_migrations_ends_once_the_job_has_run(fresh_database):
+    """The Kubernetes init container: fails (times out) before the migration Job ran,
+    succeeds after."""
+    wait = [sys.executable, "-m", "shared.entrypoint", "--wait-for-migrations", "--timeout", "0"]
+    env = environment(fresh_database)
+    before = subprocess.run(
+        wait, cwd=AUTH_DIR, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert before.returncode == 1
+    assert "gave up waiting for migrations" in messages(before.stdout)
+    migrate = [sys.executable, "-m", "shared.entrypoint", "--migrate-only"]
+    subprocess.run(migrate, cwd=AUTH_DIR, env=env, capture_output=True, timeout=120, check=True)
+    after = subprocess.run(
+        wait, cwd=AUTH_DIR, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert after.returncode == 0, after.stdout
+    assert "database schema is up to date" in messages(after.stdout)

@@ -6,8 +6,8 @@ What every service gets without writing anything:
   route, not one per order);
 - `http_request_duration_seconds{method, route}`: latency histogram;
 - `http_requests_in_progress`: requests being served now;
-- `db_pool_size`, `db_pool_checked_out`, `db_pool_overflow`: the database
-  connection pool, read at scrape time;
+- `db_pool_size`, `db_pool_checked_out`, `db_pool_idle`, `db_pool_overflow`:
+  the database connection pool, read at scrape time;
 - the client library's process metrics (CPU, memory, open files, GC).
 
 Domain figures are declared once, at import time, in the module that moves them:
@@ -44,6 +44,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.metrics import MetricWrapperBase
+from starlette.routing import Match
 
 logger = logging.getLogger(__name__)
 
@@ -103,17 +104,25 @@ HTTP_DURATION = histogram(
     ["method", "route"],
 )
 HTTP_IN_PROGRESS = gauge("http_requests_in_progress", "HTTP requests being answered now")
-DB_POOL_SIZE = gauge("db_pool_size", "Connections the database pool keeps open")
+DB_POOL_SIZE = gauge("db_pool_size", "Connections the database pool may keep open")
 DB_POOL_CHECKED_OUT = gauge("db_pool_checked_out", "Database connections in use now")
-DB_POOL_OVERFLOW = gauge(
-    "db_pool_overflow", "Connections opened beyond the pool size (negative: pool not full yet)"
-)
+DB_POOL_IDLE = gauge("db_pool_idle", "Open database connections waiting in the pool")
+DB_POOL_OVERFLOW = gauge("db_pool_overflow", "Connections open beyond the pool size now")
 
 
 def route_template(scope: dict[str, Any]) -> str:
     """The matched route's template, never the raw path (its ids would make a series
     per order)."""
     route = scope.get("route")
+    if route is None and scope.get("endpoint") is not None:
+        # FastAPI records its own routes in the scope, not plain Starlette ones (the
+        # gateway's proxy): find which of the routes with that endpoint matched.
+        router = scope.get("router")
+        for candidate in getattr(router, "routes", ()):
+            same_endpoint = getattr(candidate, "endpoint", None) is scope["endpoint"]
+            if same_endpoint and candidate.matches(scope)[0] is Match.FULL:
+                route = candidate
+                break
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     return template or UNMATCHED_ROUTE
 
@@ -133,7 +142,9 @@ def _observe_pool(app: FastAPI) -> None:
     if hasattr(pool, "checkedout"):
         DB_POOL_SIZE.set(pool.size())
         DB_POOL_CHECKED_OUT.set(pool.checkedout())
-        DB_POOL_OVERFLOW.set(pool.overflow())
+        DB_POOL_IDLE.set(pool.checkedin())
+        # overflow() counts up from -size as connections open; only the excess matters.
+        DB_POOL_OVERFLOW.set(max(0, pool.overflow()))
 
 
 async def _run_hook(hook: MetricsHook, app: FastAPI) -> None:

@@ -119,8 +119,10 @@ async def test_the_response_is_prometheus_text_with_the_database_pool(client_for
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=")
     assert value(response.text, "db_pool_size") == 3
-    # The request above gave its connection back.
+    # The request above gave its connection back: it waits, open, in the pool.
     assert value(response.text, "db_pool_checked_out") == 0
+    assert value(response.text, "db_pool_idle") >= 1
+    assert value(response.text, "db_pool_overflow") == 0
     assert value(response.text, "http_requests_in_progress") >= 1  # the scrape itself
     assert "process_cpu_seconds_total" in response.text
 
