@@ -36,14 +36,8 @@ def fresh_database(postgres_url):
 
 def tables(url: str) -> set[str]:
     async def query() -> set[str]:
-        parsed = make_url(url)
-        connection = await asyncpg.connect(
-            host=parsed.host,
-            port=parsed.port,
-            user=parsed.username,
-            password=parsed.password,
-            database=parsed.database,
-        )
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        connection = await asyncpg.connect(dsn)
         try:
             rows = await connection.fetch(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
