@@ -9,7 +9,8 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --no-sync
 
 .DEFAULT_GOAL := help
-.PHONY: help run test bench lint format migrate install up down logs
+.PHONY: help run test bench lint format migrate install up up-prod down logs ops-test
+COMPOSE ?= docker compose
 
 help: ## Show the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -38,14 +39,26 @@ migrate: install ## Only create the databases and apply the migrations
 install: $(UV) ## Install the dependencies (uv sync from uv.lock)
 	@$(UV) sync --all-packages --locked --quiet
 
-up: ## Start everything with Docker Compose
-	docker compose up --build
+up: .check-compose ## Start everything with Docker Compose (development), in the background
+	$(COMPOSE) up --build --detach --wait
+	@echo ">> up: the gateway is http://localhost:$${GATEWAY_PORT:-5000} (make logs, make down)"
 
-down: ## Stop the Docker Compose stack
-	docker compose down
+up-prod: .check-compose ## Docker Compose for production (docker-compose.prod.yml; secrets in .env)
+	$(COMPOSE) -f docker-compose.yml -f docker-compose.prod.yml up --build --detach --wait
 
-logs: ## Follow the Docker Compose logs
-	docker compose logs -f
+down: .check-compose ## Stop the Docker Compose stack (its data volumes stay)
+	$(COMPOSE) down --remove-orphans
+
+logs: .check-compose ## Follow the Docker Compose logs (one service: make logs SERVICE=auth-service)
+	$(COMPOSE) logs --follow $(SERVICE)
+
+ops-test: install ## Check the Dockerfiles, compose files and Kubernetes manifests (no Docker needed)
+	@$(RUN) pytest -q tests/test_deploy_files.py
+
+.check-compose:
+	@$(COMPOSE) version >/dev/null 2>&1 || { \
+		echo "make up needs Docker with Compose 2.24 or newer: https://docs.docker.com/compose/install/"; \
+		exit 1; }
 
 $(CURDIR)/.tools/bin/uv:
 	@echo ">> uv is not installed: installing it with pip into .tools/"

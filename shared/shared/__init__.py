@@ -8,6 +8,10 @@
 - passwords:       pwdlib (argon2id for new hashes, bcrypt hashes of the original accepted)
 - auth:            `CurrentUser`, `AdminUser`, `InternalCaller` dependencies, user status cache
 - http_client:     the pooled service-to-service HTTP client
-- request_context: X-Request-ID, access log
-- logging:         JSON logs
+- request_context: X-Request-ID, access log, request metrics
+- logging:         JSON logs, masked (redaction: what must never be logged)
+- metrics:         Prometheus `/metrics` and the API to declare domain metrics
+- tracing:         OpenTelemetry, on only when OTEL_EXPORTER_OTLP_ENDPOINT is set
+- entrypoint:      a container's start: migrations when asked, then the service
+- healthcheck:     a container's health probe without curl
 """

@@ -1,8 +1,10 @@
 """`create_app`: every service is built the same way.
 
-It wires the request-id middleware, the error handlers, `/health` and `/ready`,
-and a lifespan that opens (and closes) the database engine, the pooled client
-for calls to other services and the user status cache.
+It wires the request-id middleware (access log and request metrics), the error
+handlers, `/health`, `/ready` and `/metrics`, tracing when
+`OTEL_EXPORTER_OTLP_ENDPOINT` is set, and a lifespan that opens (and closes) the
+database engine, the pooled client for calls to other services and the user
+status cache.
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -10,18 +12,24 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
+from shared import tracing
 from shared.auth import UserStatusCache, UserStatusSource, auth_service_status_source
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.http_client import ServiceClient
 from shared.logging import configure_logging
+from shared.metrics import MetricsHook, metrics_router
 from shared.request_context import RequestContextMiddleware
 from shared.settings import ServiceSettings
 from shared.workers import PeriodicWorker
 
 Hook = Callable[[FastAPI], Awaitable[None]]
-QUIET_PATHS = frozenset({"/health", "/ready"})
+QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
+
+
+def _is_quiet(scope) -> bool:
+    return scope.get("path") in QUIET_PATHS
 
 
 def create_app(
@@ -36,13 +44,16 @@ def create_app(
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     workers: Sequence[PeriodicWorker] = (),
+    metrics_hooks: Sequence[MetricsHook] = (),
     description: str = "",
 ) -> FastAPI:
-    """`name` is the service's short name (logs, internal tokens); `title` its health name
-    ("Auth Service"). `user_status_source` defaults to asking the auth service.
-    `workers` run in the background while the app runs, unless `WORKERS_ENABLED=false`
-    (tests run their jobs directly)."""
+    """`name` is the service's short name (logs, internal tokens, traces); `title` its
+    health name ("Auth Service"). `user_status_source` defaults to asking the auth
+    service. `workers` run in the background while the app runs, unless
+    `WORKERS_ENABLED=false` (tests run their jobs directly). `metrics_hooks` run before
+    each `/metrics` scrape to set gauges that need a query (see shared.metrics)."""
     configure_logging(name, settings.log_level)
+    tracing.configure_tracing(name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -56,6 +67,8 @@ def create_app(
             if database_url
             else None
         )
+        if app.state.engine is not None:
+            tracing.instrument_engine(app.state.engine)
         app.state.sessionmaker = create_sessionmaker(app.state.engine) if database_url else None
         app.state.services = ServiceClient(
             service=name,
@@ -87,11 +100,20 @@ def create_app(
             await app.state.services.aclose()
             if app.state.engine is not None:
                 await app.state.engine.dispose()
+            tracing.flush()
 
-    app = FastAPI(title=title, description=description, lifespan=lifespan)
+    app = FastAPI(
+        title=title,
+        description=description,
+        lifespan=lifespan,
+        # FastAPI traces requests itself once tracing is on (shared.tracing); probes and
+        # scrapes, several a second, are not worth a trace.
+        telemetry={"exclude": _is_quiet},
+    )
     app.add_middleware(RequestContextMiddleware, quiet_paths=QUIET_PATHS)
     install_error_handlers(app)
     app.include_router(health_router(title))
+    app.include_router(metrics_router(metrics_hooks))
     for router in routers:
         app.include_router(router)
     return app

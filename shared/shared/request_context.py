@@ -1,14 +1,17 @@
 """The request id: taken from `X-Request-ID` or made, kept in a context variable
 for logs and outbound calls, echoed on the response; plus one access log line
-per request."""
+and the request metrics (`shared.metrics`) per request."""
 
 import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared import metrics
 
 REQUEST_ID_HEADER = "x-request-id"
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -21,6 +24,14 @@ access_logger = logging.getLogger("access")
 
 def current_request_id() -> str | None:
     return request_id_var.get()
+
+
+def _ignore_request_start(request_id: str) -> None:
+    return None
+
+
+# Replaced by shared.tracing when tracing is on: tags the server span with the request id.
+on_request_start: Callable[[str], None] = _ignore_request_start
 
 
 def new_request_id() -> str:
@@ -49,6 +60,8 @@ class RequestContextMiddleware:
         )
         scope.setdefault("state", {})["request_id"] = request_id
         token = request_id_var.set(request_id)
+        on_request_start(request_id)
+        metrics.HTTP_IN_PROGRESS.inc()
         started = time.perf_counter()
         status_code = 500
 
@@ -64,6 +77,11 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_request_id)
         finally:
+            elapsed = time.perf_counter() - started
+            metrics.HTTP_IN_PROGRESS.dec()
+            metrics.observe_request(
+                scope["method"], metrics.route_template(scope), status_code, elapsed
+            )
             path = scope["path"]
             if path not in self.quiet_paths or status_code >= 400:
                 access_logger.info(
@@ -72,7 +90,7 @@ class RequestContextMiddleware:
                         "method": scope["method"],
                         "path": path,
                         "status": status_code,
-                        "durationMs": round((time.perf_counter() - started) * 1000, 2),
+                        "durationMs": round(elapsed * 1000, 2),
                     },
                 )
             request_id_var.reset(token)

@@ -1,0 +1,82 @@
+"""A small service built with `create_app` and started with `shared.server.serve`,
+exactly as the real services are, for the tests that need a real process
+(graceful shutdown, tracing across processes): `python sample_service.py`.
+
+Settings (environment): SAMPLE_NAME, SAMPLE_PORT, SAMPLE_DATABASE_URL (optional),
+SAMPLE_NEXT_URL (optional: the service `GET /api/products/{id}` calls), plus the
+usual JWT_SECRET and INTERNAL_SERVICE_SECRET.
+"""
+
+import asyncio
+import logging
+
+from fastapi import APIRouter, FastAPI, Request
+from pydantic import Field
+from sqlalchemy import text
+
+from shared.app import create_app as create_service_app
+from shared.db import SessionDep
+from shared.server import serve
+from shared.settings import ServiceSettings
+from shared.workers import PeriodicWorker
+
+logger = logging.getLogger("sample")
+
+
+class SampleSettings(ServiceSettings):
+    name: str = Field(default="sample", validation_alias="SAMPLE_NAME")
+    port: int = Field(validation_alias="SAMPLE_PORT")
+    database_url: str | None = Field(default=None, validation_alias="SAMPLE_DATABASE_URL")
+    next_url: str | None = Field(default=None, validation_alias="SAMPLE_NEXT_URL")
+
+
+router = APIRouter()
+
+
+@router.get("/slow")
+async def slow(seconds: float = 1.0) -> dict:
+    logger.info("slow request started")
+    await asyncio.sleep(seconds)
+    logger.info("slow request finished")
+    return {"slept": seconds}
+
+
+@router.get("/api/products/{product_id}")
+async def product(product_id: str, request: Request) -> dict:
+    """What the gateway forwards `GET /api/products/{id}` to; asks the next service."""
+    next_url = request.app.state.settings.next_url
+    answer = await request.app.state.services.request("GET", f"{next_url}/leaf")
+    return {"product": product_id, "next": answer.json()}
+
+
+@router.get("/leaf")
+async def leaf(session: SessionDep) -> dict:
+    return {"db": (await session.execute(text("SELECT 1"))).scalar_one()}
+
+
+async def _tick(app: FastAPI) -> None:
+    app.state.ticks = getattr(app.state, "ticks", 0) + 1
+
+
+def create_app() -> FastAPI:
+    settings = SampleSettings()
+    worker = PeriodicWorker("tick", 0.1, _tick)
+
+    async def report_stopped(app: FastAPI) -> None:
+        # on_shutdown hooks run once the workers have stopped.
+        logger.info("shutdown complete", extra={"workerStopped": worker._task is None})
+
+    return create_service_app(
+        name=settings.name,
+        title="Sample Service",
+        settings=settings,
+        routers=[router],
+        database_url=settings.database_url,
+        workers=[worker],
+        on_shutdown=[report_stopped],
+    )
+
+
+if __name__ == "__main__":
+    settings = SampleSettings()
+    serve("sample_service:create_app", name=settings.name, host="127.0.0.1", port=settings.port)
