@@ -33,6 +33,12 @@ _SETTINGS_PREFIXES = (
     "NODE_ENV",
     "HOST",
     "PORT",
+    "OTEL_",
+    "RUN_MIGRATIONS",
+    "STORE_CURRENCY",
+    "WORKERS_ENABLED",
+    "STACK_SKIP",
+    "DB_",
 )
 for _name in list(os.environ):
     if _name.startswith(_SETTINGS_PREFIXES):
