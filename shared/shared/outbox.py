@@ -103,13 +103,15 @@ async def deliver_due(
                 update(model)
                 .where(model.id.in_(due.scalar_subquery()))
                 .values(available_at=now + LEASE)
-                .returning(model.id, model.topic, model.payload, model.attempts)
+                .returning(model.id, model.topic, model.payload, model.attempts, model.created_at)
                 .execution_options(synchronize_session=False)
             )
         ).all()
+    # UPDATE ... RETURNING comes back in no particular order: send oldest first.
+    claimed.sort(key=lambda row: row.created_at)
 
     delivered = 0
-    for message_id, topic, payload, attempts in claimed:
+    for message_id, topic, payload, attempts, _ in claimed:
         sender = senders.get(topic)
         try:
             if sender is None:

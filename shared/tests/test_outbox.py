@@ -129,3 +129,26 @@ async def test_concurrent_deliverers_send_each_message_once(sessionmaker):
 def test_backoff_grows_and_is_capped():
     assert [backoff(n).total_seconds() for n in (1, 2, 3, 4)] == [1, 2, 4, 8]
     assert backoff(30) == timedelta(minutes=5)
+
+
+async def test_a_batch_is_sent_oldest_first(sessionmaker):
+    order = []
+
+    async def send(payload):
+        order.append(payload["n"])
+
+    for n in range(10):
+        await add(sessionmaker, count=1, topic=f"t{n}")
+        async with sessionmaker() as session, session.begin():
+            await session.execute(
+                update(Message).where(Message.topic == f"t{n}").values(payload={"n": n})
+            )
+    # Shuffle the physical order of the rows: updates write new row versions.
+    async with sessionmaker() as session, session.begin():
+        for n in (3, 7, 1):
+            await session.execute(
+                update(Message).where(Message.topic == f"t{n}").values(attempts=0)
+            )
+    senders = {f"t{n}": send for n in range(10)}
+    assert await deliver_due(sessionmaker, Message, senders, batch_size=10) == 10
+    assert order == list(range(10))
