@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from order_service.clients import CartClient, ProductClient
 from order_service.config import OrderSettings, get_settings
 from order_service.messages import deliver_outbox
+from order_service.metrics import OUTBOX_FIGURES
 from order_service.placement import sweep_abandoned_placements
 from order_service.routes import admin_router, internal_router, router
 from order_service.service import expire_unpaid_orders
@@ -37,6 +38,7 @@ def create_app(
         database_url=settings.database_url,
         user_status_source=user_status_source,
         on_startup=[_neighbours],
+        metrics_hooks=[OUTBOX_FIGURES],
         workers=[
             PeriodicWorker("order-outbox", settings.outbox_interval, deliver_outbox),
             PeriodicWorker("order-expiry", settings.order_expiry_interval, expire_unpaid_orders),

@@ -30,7 +30,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import update
 
-from order_service import repository
+from order_service import metrics, repository
 from order_service.clients import (
     PRODUCT_UNAVAILABLE,
     CartClient,
@@ -260,6 +260,7 @@ async def _complete(
         order.total_amount = total
         order.status = Status.PENDING
         record_change(session, order, from_status=None, actor=Actor.CUSTOMER, reason="Order placed")
+        metrics.order_created(session)
         calls = []
         if from_cart:
             calls.append(enqueue_call(session, CLEAR_CART, {"userId": str(order.user_id)}))

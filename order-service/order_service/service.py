@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from order_service import repository
+from order_service import metrics, repository
 from order_service.lifecycle import (
     CUSTOMER_CANCELLABLE,
     RELEASES_STOCK,
@@ -65,6 +65,8 @@ def change_status(
     if column is not None:
         setattr(order, column, datetime.now(UTC))
     record_change(session, order, from_status=previous, actor=actor, reason=reason)
+    if target == Status.CANCELLED:
+        metrics.order_cancelled(session, actor)
     logger.info(
         "order status changed",
         extra={"orderId": str(order.id), "from": previous, "to": str(target), "actor": actor},

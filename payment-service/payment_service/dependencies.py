@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from payment_service import metrics
 from payment_service.config import PaymentSettings
 from payment_service.models import Payment
 from shared.auth import CurrentUser
@@ -73,10 +74,12 @@ async def verified_mpesa_source(request: Request, secret: str = "") -> str | Non
     if settings.mpesa_callback_allowed_ips and not _allowed(
         address, settings.mpesa_callback_allowed_ips
     ):
+        metrics.webhook_rejected("mpesa", "bad_source")
         raise CallbackForbidden()
     expected = settings.mpesa_callback_secret
     if expected is None or not hmac.compare_digest(
         secret.encode(), expected.get_secret_value().encode()
     ):
+        metrics.webhook_rejected("mpesa", "bad_secret")
         raise CallbackForbidden()
     return address

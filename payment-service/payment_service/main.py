@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from payment_service import orders, service
 from payment_service.config import PaymentSettings, get_settings
 from payment_service.daraja import DarajaClient
+from payment_service.metrics import OUTBOX_FIGURES
 from payment_service.models import OutboxMessage
 from payment_service.routes import admin_router, internal_router, router, webhook_router
 from payment_service.stripe_gateway import create_stripe_client
@@ -88,6 +89,7 @@ def create_app(settings: PaymentSettings | None = None) -> FastAPI:
         database_url=settings.database_url,
         on_startup=[_open_providers],
         on_shutdown=[_close_providers],
+        metrics_hooks=[OUTBOX_FIGURES],
         workers=[
             PeriodicWorker("payment-outbox", settings.outbox_interval, deliver_outbox),
             PeriodicWorker(

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from payment_service import repository, service
+from payment_service import metrics, repository, service
 from payment_service.dependencies import (
     CallbackForbidden,
     OwnPayment,
@@ -126,6 +126,7 @@ async def mpesa_callback(
 
 @webhook_router.post("/mpesa", include_in_schema=False)
 async def mpesa_callback_without_secret(request: Request):
+    metrics.webhook_rejected("mpesa", "bad_secret")
     raise CallbackForbidden()
 
 

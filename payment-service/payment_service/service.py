@@ -22,9 +22,15 @@ import stripe
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from payment_service import orders, repository
+from payment_service import metrics, orders, repository
 from payment_service.config import PaymentSettings
-from payment_service.daraja import DarajaClient, DarajaError, DarajaRefused, DarajaUnavailable
+from payment_service.daraja import (
+    DarajaClient,
+    DarajaError,
+    DarajaRefused,
+    DarajaUnavailable,
+    StkQueryResult,
+)
 from payment_service.models import (
     IN_FLIGHT,
     SETTLED_PAID,
@@ -140,7 +146,9 @@ async def _claim_payment(app: FastAPI, **values: Any) -> Payment:
             session, id=uuid.uuid4(), status="pending", **values
         )
         if payment_id is not None:
-            return await session.get(Payment, payment_id)
+            payment = await session.get(Payment, payment_id)
+            metrics.payment_status(session, payment)
+            return payment
         in_flight = await repository.in_flight_payment(session, values["order_id"])
     raise Conflict(
         "A payment for this order is already in progress",
@@ -158,6 +166,7 @@ async def _mark_failed(app: FastAPI, payment_id: uuid.UUID, message: str) -> Pay
         if payment.status in IN_FLIGHT:
             payment.status = "failed"
             payment.error_message = message[:2000]
+            metrics.payment_status(session, payment)
         return payment
 
 
@@ -169,6 +178,7 @@ async def _mark_processing(
         payment = await repository.lock_payment(session, payment_id)
         if payment.status == "pending":
             payment.status = "processing"
+            metrics.payment_status(session, payment)
         payment.external_reference = reference
         payment.details = {**payment.details, **details}
         return payment
@@ -393,6 +403,7 @@ async def settle(
             topic=orders.UPDATE_STATUS_TOPIC,
             payload={"orderId": str(payment.order_id), "paymentId": str(payment.id), **update},
         )
+    metrics.payment_status(session, payment)
     logger.info(
         "payment settled",
         extra={"paymentId": str(payment.id), "status": payment.status},
@@ -581,6 +592,9 @@ async def reconcile_mpesa(app: FastAPI) -> int:
             message="Payment initiation was interrupted",
         )
         await repository.delete_idempotency_keys_before(session, now - timedelta(hours=24))
+        for payment in abandoned:
+            metrics.payment_status(session, payment)
+            metrics.reconciliation(session, "abandoned")
     settled += len(abandoned)
 
     daraja = app.state.providers.daraja
@@ -604,6 +618,7 @@ async def reconcile_mpesa(app: FastAPI) -> int:
                 logger.warning(
                     "stk query failed", extra={"paymentId": str(payment_id), "reason": str(exc)}
                 )
+            metrics.reconciliation_query(query.state if query is not None else "error")
         expired = utcnow() - created_at >= expire_after
         async with sessionmaker() as session, session.begin():
             payment = await repository.lock_payment(session, payment_id)
@@ -636,7 +651,16 @@ async def reconcile_mpesa(app: FastAPI) -> int:
             else:
                 changed = False
             settled += int(changed)
+            metrics.reconciliation(session, _reconciliation_outcome(payment, changed, query))
     return settled
+
+
+def _reconciliation_outcome(payment: Payment, changed: bool, query: StkQueryResult | None) -> str:
+    """What reconciliation did with a payment (the label of mpesa_reconciliations_total)."""
+    decisive = query is not None and query.state != "pending"
+    if changed:
+        return payment.status if decisive else "expired"
+    return "unchanged" if decisive else "pending"
 
 
 # --- Stripe webhooks ----------------------------------------------------------------------
@@ -650,6 +674,7 @@ def verify_stripe_event(settings: PaymentSettings, payload: bytes, signature: st
             payload, signature, settings.stripe_webhook_secret.get_secret_value()
         )
     except (stripe.SignatureVerificationError, ValueError, KeyError, IndexError):
+        metrics.webhook_rejected("stripe", "bad_signature")
         raise BadRequest("Invalid signature") from None
 
 
@@ -831,6 +856,8 @@ async def apply_refund_totals(session: AsyncSession, payment: Payment) -> None:
         payment.status = "partially_refunded"
     else:
         payment.status = "completed"
+    if payment.status != previous:
+        metrics.payment_status(session, payment)
     if payment.status == "refunded" and previous != "refunded":
         enqueue(
             session,

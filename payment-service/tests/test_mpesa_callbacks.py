@@ -4,6 +4,7 @@ payment's amount, once; and reconciliation for callbacks that never come."""
 import pytest
 
 from payment_service.models import OutboxMessage, ProviderEvent
+from shared.metrics import sample
 
 
 @pytest.fixture
@@ -155,10 +156,16 @@ async def test_a_source_outside_the_allowlist_is_403(make_settings, world, login
         async with httpx.AsyncClient(transport=transport, base_url="http://payment") as client:
             path = f"/api/webhook/mpesa/{make_settings().mpesa_callback_secret.get_secret_value()}"
             body = {"Body": {"stkCallback": {"CheckoutRequestID": "x", "ResultCode": 1}}}
+            before = (await client.get("/metrics")).text
             outside = await client.post(path, json=body, headers={"X-Real-IP": "203.0.113.9"})
             inside = await client.post(path, json=body, headers={"X-Real-IP": "196.201.214.200"})
+            after = (await client.get("/metrics")).text
     assert outside.status_code == 403
     assert inside.status_code == 200
+    rejected = {"provider": "mpesa", "reason": "bad_source"}
+    assert sample(after, "webhooks_rejected_total", **rejected) == (
+        sample(before, "webhooks_rejected_total", **rejected) + 1
+    )
 
 
 async def test_a_callback_without_stk_callback_is_400(api):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from product_service import repository
+from product_service import metrics, repository
 from product_service.models import Product, StockReservation, StockReservationItem
 from product_service.schemas import (
     CheckStockResponse,
@@ -195,6 +195,7 @@ async def reserve(
             if product_id in short
         ]
         logger.info("reservation refused", extra={"orderId": str(order_id), "short": len(details)})
+        metrics.reservation_refused("out_of_stock")
         raise OutOfStock(details=details)  # rolls back every take and the claim
 
     await repository.add_reservation_items(
@@ -226,9 +227,11 @@ async def _existing_reservation(
     if reservation is None:  # cannot happen: the claim found it committed
         raise AppError("Reservation changed concurrently, retry", status_code=409)
     if reservation.status == "released":
+        metrics.reservation_refused("released")
         raise ReservationReleased()
     recorded = {item.product_id: item.quantity for item in reservation.items}
     if recorded != wanted:
+        metrics.reservation_refused("mismatch")
         raise ReservationMismatch()
     return reservation_response(reservation)
 

@@ -6,6 +6,8 @@ import uuid
 import pytest
 from sqlalchemy import text
 
+from shared.metrics import read_samples, sample
+
 
 @pytest.fixture
 def reserve(client, internal_headers):
@@ -316,3 +318,24 @@ async def test_reserve_ignores_what_it_does_not_need(client, internal_headers, c
     )
     assert response.status_code == 200
     assert response.json()["items"][0]["name"] == "Phone"
+
+
+async def test_refused_reservations_are_counted_by_reason(client, reserve, release, create_product):
+    async def refused(reason: str) -> float:
+        text_ = (await client.get("/metrics")).text
+        return sample(read_samples(text_), "stock_reservations_refused_total", reason=reason)
+
+    before = {reason: await refused(reason) for reason in ("out_of_stock", "released", "mismatch")}
+    product = await create_product(stock=2)
+    assert (await reserve(uuid.uuid4(), (product["id"], 3))).status_code == 409
+    reserved = uuid.uuid4()
+    assert (await reserve(reserved, (product["id"], 1))).status_code == 200
+    assert (await reserve(reserved, (product["id"], 1))).status_code == 200  # a retry: no refusal
+    assert (await reserve(reserved, (product["id"], 2))).status_code == 409
+    late = uuid.uuid4()
+    assert (await release(late)).status_code == 200
+    assert (await reserve(late, (product["id"], 1))).status_code == 409
+
+    assert await refused("out_of_stock") - before["out_of_stock"] == 1
+    assert await refused("mismatch") - before["mismatch"] == 1
+    assert await refused("released") - before["released"] == 1

@@ -22,10 +22,15 @@ Domain figures are declared once, at import time, in the module that moves them:
     ORDERS_CREATED.inc()
     PAYMENTS.labels(provider="mpesa", status="completed").inc()
 
+A change is counted once its transaction has committed, never when it rolls back:
+`after_commit(session, PAYMENTS.labels(provider="mpesa", status="completed").inc)`
+inside the transaction runs the increment when (and only if) it commits.
+
 A figure that needs a query (the outbox backlog, the age of its oldest row) is a
 gauge set by a scrape hook: `create_app(metrics_hooks=[hook])`, where
 `async def hook(app)` sets the gauge; hooks run before each scrape, each within
 a few seconds, and one that fails is logged and leaves its gauge as it was.
+`outbox_hook(OutboxMessage)` is that hook for a service's outbox.
 """
 
 import asyncio
@@ -44,7 +49,13 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 from starlette.routing import Match
+
+from shared import outbox
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +119,74 @@ DB_POOL_SIZE = gauge("db_pool_size", "Connections the database pool may keep ope
 DB_POOL_CHECKED_OUT = gauge("db_pool_checked_out", "Database connections in use now")
 DB_POOL_IDLE = gauge("db_pool_idle", "Open database connections waiting in the pool")
 DB_POOL_OVERFLOW = gauge("db_pool_overflow", "Connections open beyond the pool size now")
+
+
+# --- Counting what a transaction did, once it has committed ---------------------------
+
+_AFTER_COMMIT = "shared.metrics.after_commit"
+
+
+def after_commit(session: AsyncSession | Session, action: Callable[[], object]) -> None:
+    """Runs `action` (say `ORDERS_CREATED.inc`) when the session's transaction commits;
+    drops it when the transaction rolls back, so a change that did not happen is never
+    counted. Bind label values now: `COUNTER.labels(reason=reason).inc`."""
+    sync_session = session.sync_session if isinstance(session, AsyncSession) else session
+    sync_session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for action in session.info.pop(_AFTER_COMMIT, ()):
+        try:
+            action()
+        except Exception:  # a metric must never fail what already committed
+            logger.exception("after-commit metric failed")
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_uncommitted(session: Session, transaction) -> None:
+    # Runs after after_commit: what is left here belonged to a transaction that rolled back.
+    if transaction.parent is None:
+        session.info.pop(_AFTER_COMMIT, None)
+
+
+def outbox_hook(model: type) -> MetricsHook:
+    """The scrape hook of a service with an outbox (`create_app(metrics_hooks=[...])`):
+    `outbox_backlog` (messages not yet delivered) and `outbox_oldest_age_seconds` (how
+    long the oldest of them has waited; 0 when none). Declared here, not at import, so that
+    only services with an outbox show them."""
+    backlog = gauge("outbox_backlog", "Outbox messages not yet delivered")
+    oldest_age = gauge(
+        "outbox_oldest_age_seconds", "Seconds the oldest undelivered outbox message has waited"
+    )
+
+    async def outbox_figures(app: FastAPI) -> None:
+        async with app.state.sessionmaker() as session:
+            count, age = await outbox.backlog(session, model)
+        backlog.set(count)
+        oldest_age.set(age)
+
+    return outbox_figures
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def read_samples(exposition: str) -> Samples:
+    """{(sample name, labels): value} of what `/metrics` answered: for tests and tools
+    that compare two scrapes (`sample(after, ...) - sample(before, ...)`)."""
+    return {
+        (item.name, frozenset(item.labels.items())): item.value
+        for family in text_string_to_metric_families(exposition)
+        for item in family.samples
+    }
+
+
+def sample(samples: Samples | str, name: str, **labels: str) -> float:
+    """One sample's value (0 when absent, as a counter not yet moved)."""
+    if isinstance(samples, str):
+        samples = read_samples(samples)
+    return samples.get((name, frozenset(labels.items())), 0.0)
 
 
 def route_template(scope: dict[str, Any]) -> str:

@@ -5,7 +5,6 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI
-from prometheus_client.parser import text_string_to_metric_families
 
 from shared import metrics
 from shared.app import create_app
@@ -50,17 +49,7 @@ def _app(postgres_url: str, hooks=()) -> FastAPI:
     )
 
 
-def samples(text: str) -> dict[tuple[str, frozenset], float]:
-    """{(sample name, labels): value} of a Prometheus text exposition."""
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(text: str, name: str, **labels) -> float:
-    return samples(text).get((name, frozenset(labels.items())), 0.0)
+value = metrics.sample
 
 
 @pytest.fixture
@@ -147,3 +136,63 @@ def test_declaring_a_metric_again_returns_it_and_a_conflict_is_refused():
         metrics.gauge("test_items_seen_total", "same name, other type")
     with pytest.raises(ValueError, match="already declared"):
         metrics.counter("test_items_seen_total", "other labels", ["provider"])
+
+
+COMMITTED = metrics.counter("test_changes_committed_total", "Counted after commit", ["kind"])
+
+
+async def test_after_commit_counts_a_committed_change_and_never_a_rolled_back_one(postgres_url):
+    from sqlalchemy import text
+
+    from shared.db import create_engine, create_sessionmaker
+
+    engine = create_engine(postgres_url)
+    sessionmaker = create_sessionmaker(engine)
+    committed = COMMITTED.labels(kind="kept")
+    rolled_back = COMMITTED.labels(kind="undone")
+    kept_before, undone_before = committed._value.get(), rolled_back._value.get()
+    try:
+        async with sessionmaker() as session, session.begin():
+            await session.execute(text("SELECT 1"))
+            metrics.after_commit(session, committed.inc)
+            # Not yet: the transaction is still open.
+            assert committed._value.get() == kept_before
+        assert committed._value.get() == kept_before + 1
+
+        with pytest.raises(RuntimeError):
+            async with sessionmaker() as session, session.begin():
+                await session.execute(text("SELECT 1"))
+                metrics.after_commit(session, rolled_back.inc)
+                raise RuntimeError("the change fails")
+        # A later commit of a new transaction on the same session does not revive it.
+        async with sessionmaker() as session:
+            async with session.begin():
+                await session.execute(text("SELECT 1"))
+                metrics.after_commit(session, rolled_back.inc)
+                await session.rollback()
+            async with session.begin():
+                await session.execute(text("SELECT 1"))
+        assert rolled_back._value.get() == undone_before
+
+        # An action that fails is logged; the commit stands and the others still run.
+        def broken() -> None:
+            raise RuntimeError("metric bug")
+
+        async with sessionmaker() as session, session.begin():
+            await session.execute(text("SELECT 1"))
+            metrics.after_commit(session, broken)
+            metrics.after_commit(session, committed.inc)
+        assert committed._value.get() == kept_before + 2
+    finally:
+        await engine.dispose()
+
+
+def test_read_samples_reads_an_exposition():
+    exposition = (
+        "# HELP jobs_total Jobs\n# TYPE jobs_total counter\n"
+        'jobs_total{kind="a"} 3.0\njobs_total{kind="b"} 1.0\n'
+    )
+    samples = metrics.read_samples(exposition)
+    assert samples[("jobs_total", frozenset({("kind", "a")}))] == 3
+    assert metrics.sample(samples, "jobs_total", kind="b") == 1
+    assert metrics.sample(exposition, "jobs_total", kind="c") == 0

@@ -152,3 +152,28 @@ async def test_a_batch_is_sent_oldest_first(sessionmaker):
     senders = {f"t{n}": send for n in range(10)}
     assert await deliver_due(sessionmaker, Message, senders, batch_size=10) == 10
     assert order == list(range(10))
+
+
+async def test_the_outbox_hook_sets_the_backlog_gauges(sessionmaker):
+    from types import SimpleNamespace
+
+    from shared import metrics
+
+    hook = metrics.outbox_hook(Message)
+    app = SimpleNamespace(state=SimpleNamespace(sessionmaker=sessionmaker))
+    await hook(app)
+    assert metrics.gauge("outbox_backlog", "")._value.get() == 0
+    assert metrics.gauge("outbox_oldest_age_seconds", "")._value.get() == 0
+
+    await add(sessionmaker, count=3)
+    async with sessionmaker() as session, session.begin():
+        # The oldest has waited a minute.
+        oldest = (await session.scalars(select(Message.id).limit(1))).one()
+        await session.execute(
+            update(Message)
+            .where(Message.id == oldest)
+            .values(created_at=datetime.now(UTC) - timedelta(seconds=60))
+        )
+    await hook(app)
+    assert metrics.gauge("outbox_backlog", "")._value.get() == 3
+    assert 60 <= metrics.gauge("outbox_oldest_age_seconds", "")._value.get() < 70

@@ -1,0 +1,100 @@
+"""The order service's figures on /metrics: orders created and cancelled (by who), counted
+once committed; the outbox backlog read at scrape time."""
+
+import asyncio
+
+import httpx
+import pytest
+
+from order_service.service import expire_unpaid_orders
+from shared.metrics import read_samples, sample
+
+
+@pytest.fixture
+def scrape(client):
+    async def scrape_():
+        response = await client.get("/metrics")
+        assert response.status_code == 200
+        return read_samples(response.text)
+
+    return scrape_
+
+
+def moved(before, after, name, **labels) -> float:
+    return sample(after, name, **labels) - sample(before, name, **labels)
+
+
+async def test_orders_created_and_cancelled_by_customer_admin_and_expiry(
+    app, client, place, placed, neighbours, customer, admin, age, scrape
+):
+    before = await scrape()
+    for reason in ("customer", "admin", "expiry"):
+        assert ("orders_cancelled_total", frozenset({("reason", reason)})) in before
+
+    by_customer, by_admin, expired, kept = [await placed() for _ in range(4)]
+    short = neighbours.add_product(stock=1)
+    refused = await place([(short, 2)])
+    assert refused.status_code == 400  # out of stock: no order, nothing counted
+
+    # Two cancels at once are one cancellation.
+    cancels = await asyncio.gather(
+        *(
+            client.put(f"/api/orders/{by_customer['id']}/cancel", headers=customer.headers)
+            for _ in range(2)
+        )
+    )
+    assert sorted(r.status_code for r in cancels) == [200, 400]
+    cancelled = await client.put(
+        f"/api/admin/orders/{by_admin['id']}/status",
+        json={"status": "cancelled"},
+        headers=admin.headers,
+    )
+    assert cancelled.status_code == 200
+    not_allowed = await client.put(
+        f"/api/admin/orders/{kept['id']}/status", json={"status": "shipped"}, headers=admin.headers
+    )
+    assert not_allowed.status_code == 409
+    await age(expired["id"], 3600)
+    assert await expire_unpaid_orders(app) == 1
+
+    after = await scrape()
+    assert moved(before, after, "orders_created_total") == 4
+    assert moved(before, after, "orders_cancelled_total", reason="customer") == 1
+    assert moved(before, after, "orders_cancelled_total", reason="admin") == 1
+    assert moved(before, after, "orders_cancelled_total", reason="expiry") == 1
+
+
+async def test_a_cancellation_that_fails_to_commit_is_not_counted(
+    app, client, placed, customer, db, scrape
+):
+    order = await placed()
+    before = await scrape()
+    # The status history refuses the row the cancellation writes: the transaction fails.
+    await db(
+        "ALTER TABLE order_status_history ADD CONSTRAINT no_cancel CHECK (to_status <> 'cancelled')"
+        " NOT VALID"
+    )
+    try:
+        response = await client.put(f"/api/orders/{order['id']}/cancel", headers=customer.headers)
+    finally:
+        await db("ALTER TABLE order_status_history DROP CONSTRAINT no_cancel")
+    assert response.status_code == 400  # an integrity error, rolled back
+    assert await db("SELECT status FROM orders") == [("pending",)]
+    after = await scrape()
+    assert moved(before, after, "orders_cancelled_total", reason="customer") == 0
+
+
+async def test_the_outbox_backlog_and_the_age_of_its_oldest_message(
+    client, placed, neighbours, customer, db, scrape
+):
+    assert sample(await scrape(), "outbox_backlog") == 0
+    assert sample(await scrape(), "outbox_oldest_age_seconds") == 0
+    order = await placed()
+    neighbours.routes["release"].side_effect = httpx.ConnectError("product service down")
+    response = await client.put(f"/api/orders/{order['id']}/cancel", headers=customer.headers)
+    assert response.status_code == 200
+    await db("UPDATE outbox_messages SET created_at = now() - interval '90 seconds'")
+
+    figures = await scrape()
+    assert sample(figures, "outbox_backlog") == 1
+    assert 90 <= sample(figures, "outbox_oldest_age_seconds") < 120

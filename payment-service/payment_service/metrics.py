@@ -1,0 +1,78 @@
+"""The payment service's figures on `/metrics` (docs/operations.md, "Metrics catalogue").
+A payment's change is counted once its transaction has committed, never when it rolls
+back; a refused webhook or an STK Query answer changes nothing and is counted as it
+happens."""
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from payment_service.models import PROVIDERS, STATUSES, OutboxMessage, Payment
+from shared import metrics
+
+PAYMENTS = metrics.counter(
+    "payments_total",
+    "Payments entering a status (pending when created, processing, completed, failed, "
+    "cancelled, refunded, partially_refunded), by provider",
+    ["provider", "status"],
+)
+MPESA_RECONCILIATION_QUERIES = metrics.counter(
+    "mpesa_reconciliation_queries_total",
+    "STK Queries the reconciliation worker made, by Daraja's answer: completed, failed, "
+    "pending, or error (no usable answer)",
+    ["result"],
+)
+MPESA_RECONCILIATIONS = metrics.counter(
+    "mpesa_reconciliations_total",
+    "Payments the reconciliation worker looked at, by outcome: completed, failed, cancelled, "
+    "expired (no result in time), pending (asked again later), unchanged, abandoned (an "
+    "initiation that never reached Daraja, failed)",
+    ["outcome"],
+)
+WEBHOOKS_REJECTED = metrics.counter(
+    "webhooks_rejected_total",
+    "Webhooks and callbacks refused before anything was read from them, by provider and "
+    "reason: bad_signature (Stripe), bad_secret or bad_source (M-Pesa)",
+    ["provider", "reason"],
+)
+QUERY_RESULTS = ("completed", "failed", "pending", "error")
+RECONCILIATION_OUTCOMES = (
+    "completed",
+    "failed",
+    "cancelled",
+    "expired",
+    "pending",
+    "unchanged",
+    "abandoned",
+)
+WEBHOOK_REJECTIONS = (("stripe", "bad_signature"), ("mpesa", "bad_secret"), ("mpesa", "bad_source"))
+
+# Every series from the start, at 0.
+for _provider in PROVIDERS:
+    for _status in STATUSES:
+        PAYMENTS.labels(provider=_provider, status=_status)
+for _result in QUERY_RESULTS:
+    MPESA_RECONCILIATION_QUERIES.labels(result=_result)
+for _outcome in RECONCILIATION_OUTCOMES:
+    MPESA_RECONCILIATIONS.labels(outcome=_outcome)
+for _provider, _reason in WEBHOOK_REJECTIONS:
+    WEBHOOKS_REJECTED.labels(provider=_provider, reason=_reason)
+
+# outbox_backlog and outbox_oldest_age_seconds, read at each scrape.
+OUTBOX_FIGURES = metrics.outbox_hook(OutboxMessage)
+
+
+def payment_status(session: AsyncSession, payment: Payment) -> None:
+    """The payment has just entered `payment.status`."""
+    counter = PAYMENTS.labels(provider=payment.provider, status=payment.status)
+    metrics.after_commit(session, counter.inc)
+
+
+def reconciliation_query(result: str) -> None:
+    MPESA_RECONCILIATION_QUERIES.labels(result=result).inc()
+
+
+def reconciliation(session: AsyncSession, outcome: str) -> None:
+    metrics.after_commit(session, MPESA_RECONCILIATIONS.labels(outcome=outcome).inc)
+
+
+def webhook_rejected(provider: str, reason: str) -> None:
+    WEBHOOKS_REJECTED.labels(provider=provider, reason=reason).inc()
