@@ -1,5 +1,7 @@
-"""End-to-end tests: the real processes, started the way `make run` starts them."""
+"""End-to-end tests: the real processes, started the way `make run` starts them, and the
+helpers they share (a shop used through the gateway, a fake of Stripe's API)."""
 
+import json
 import os
 import signal
 import socket
@@ -8,7 +10,10 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
@@ -17,6 +22,8 @@ from sqlalchemy.engine import make_url
 from scripts.postgres import drop_database
 from scripts.services import ROOT, present_services
 from shared.testing import free_port, random_secret
+
+ADMIN = {"email": "admin@shop.example.com", "password": "admin-password-123"}
 
 
 @dataclass
@@ -112,8 +119,8 @@ def stack(postgres_url):
     env, ports = stack_environment(
         postgres_url,
         RATE_LIMIT_ENABLED="false",
-        ADMIN_EMAIL="admin@shop.example.com",
-        ADMIN_PASSWORD="admin-password-123",
+        ADMIN_EMAIL=ADMIN["email"],
+        ADMIN_PASSWORD=ADMIN["password"],
         USER_STATUS_TTL="1",
     )
     running = start_stack(env, ports)
@@ -134,3 +141,162 @@ def drop_stack_databases(env: dict[str, str]) -> None:
 def gateway(stack):
     with httpx.Client(base_url=stack.gateway, timeout=30) as client:
         yield client
+
+
+# --- Using the shop through the gateway ------------------------------------------------
+
+SUCCESS_PHONE = "0708374149"  # Daraja's sandbox number: pays
+LOST_CALLBACK_PHONE = "254700000005"
+NEVER_ANSWERED_PHONE = "254700000006"
+
+
+def wait_until(check: Callable[[], object], timeout: float = 30, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.25)
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+class Shop:
+    """A customer and an admin using the shop through the gateway."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+        login = client.post("/api/auth/login", json=ADMIN)
+        assert login.status_code == 200, login.text
+        self.admin = auth(login.json()["token"])
+        email = f"buyer-{uuid.uuid4().hex[:8]}@example.com"
+        registered = client.post(
+            "/api/auth/register",
+            json={"name": "Buyer", "email": email, "password": "password123"},
+        )
+        assert registered.status_code == 201, registered.text
+        self.customer = auth(registered.json()["token"])
+
+    def order(self, price: str = "1500.00") -> dict:
+        product = self.client.post(
+            "/api/products",
+            json={
+                "name": f"Phone {uuid.uuid4().hex[:6]}",
+                "description": "A phone",
+                "price": price,
+                "stock": 10,
+                "category": "electronics",
+                "sku": f"SKU-{uuid.uuid4().hex[:10]}",
+            },
+            headers=self.admin,
+        )
+        assert product.status_code == 201, product.text
+        product_id = product.json()["product"]["id"]
+        # The port's checkout may take the cart; the original's body names the items too.
+        self.client.post(
+            "/api/cart/items", json={"productId": product_id, "quantity": 1}, headers=self.customer
+        )
+        created = self.client.post(
+            "/api/orders",
+            json={
+                "items": [{"productId": product_id, "quantity": 1}],
+                "shippingAddress": {
+                    "street": "Moi Avenue 1",
+                    "city": "Nairobi",
+                    "country": "Kenya",
+                    "postalCode": "00100",
+                },
+            },
+            headers=self.customer,
+        )
+        assert created.status_code == 201, created.text
+        order = created.json()["order"]
+        assert order["totalAmount"] == price
+        return order
+
+    def get_order(self, order_id: str) -> dict:
+        response = self.client.get(f"/api/orders/{order_id}", headers=self.customer)
+        assert response.status_code == 200, response.text
+        return response.json()["order"]
+
+    def get_payment(self, payment_id: str) -> dict:
+        response = self.client.get(f"/api/payments/{payment_id}", headers=self.customer)
+        assert response.status_code == 200, response.text
+        return response.json()["payment"]
+
+    def pay_mpesa(self, order_id: str, phone: str) -> dict:
+        response = self.client.post(
+            "/api/payments/mpesa",
+            json={"orderId": order_id, "phoneNumber": phone},
+            headers=self.customer,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def payment_settles(self, payment_id: str, timeout: float = 30) -> dict:
+        return wait_until(
+            lambda: (
+                (p := self.get_payment(payment_id))["status"] not in ("pending", "processing") and p
+            ),
+            timeout,
+            "the payment to settle",
+        )
+
+    def order_reaches(self, order_id: str, field: str, value: str, timeout: float = 30) -> dict:
+        return wait_until(
+            lambda: (o := self.get_order(order_id))[field] == value and o,
+            timeout,
+            f"order {field} {value}",
+        )
+
+
+@pytest.fixture
+def shop(gateway):
+    return Shop(gateway)
+
+
+class FakeStripe(BaseHTTPRequestHandler):
+    """The part of Stripe's API the payment service calls (it has no network here)."""
+
+    def do_POST(self):
+        length = int(self.headers.get("content-length") or 0)
+        form = parse_qs(self.rfile.read(length).decode())
+        path = urlparse(self.path).path
+        if path == "/v1/payment_intents":
+            intent = f"pi_{uuid.uuid4().hex[:16]}"
+            body = {
+                "id": intent,
+                "object": "payment_intent",
+                "amount": int(form["amount"][0]),
+                "currency": form["currency"][0],
+                "client_secret": f"{intent}_secret_e2e",
+                "status": "requires_payment_method",
+            }
+        else:
+            self.send_response(404)
+            self.end_headers()
+            return
+        payload = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="session")
+def fake_stripe(stack):
+    """Stripe's API as the payment service of `stack` calls it (STRIPE_API_BASE)."""
+    port = urlparse(stack.env["STRIPE_API_BASE"]).port
+    server = ThreadingHTTPServer(("127.0.0.1", port), FakeStripe)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield
+    server.shutdown()
+    server.server_close()

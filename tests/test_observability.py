@@ -22,6 +22,7 @@ from api_gateway.config import GatewaySettings
 from api_gateway.main import create_app as create_gateway
 from api_gateway.routing import UPSTREAMS, resolve
 from scripts.services import MPESA_SIMULATOR
+from shared.metrics import read_samples
 from shared.testing import random_secret
 
 # Ways one might try to reach a service's /metrics through the gateway.
@@ -110,12 +111,7 @@ async def test_the_gateway_metrics_are_its_own_and_never_a_services(recorder):
     assert all(not route.startswith("/api/") or route == "/api/{path}" for route in counted_routes)
 
 
-def _samples(text: str) -> dict[tuple[str, frozenset], float]:
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
+_samples = read_samples
 
 
 @pytest.mark.e2e

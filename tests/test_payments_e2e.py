@@ -10,135 +10,28 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
-from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
 import stripe
 
 from scripts.services import ROOT, present_services
-from tests.conftest import drop_stack_databases, port_is_open, stack_environment, start_stack
+from tests.conftest import (
+    ADMIN,
+    LOST_CALLBACK_PHONE,
+    NEVER_ANSWERED_PHONE,
+    SUCCESS_PHONE,
+    Shop,
+    drop_stack_databases,
+    port_is_open,
+    stack_environment,
+    start_stack,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
-
-ADMIN = {"email": "admin@shop.example.com", "password": "admin-password-123"}
-SUCCESS_PHONE = "0708374149"  # Daraja's sandbox number: pays
-LOST_CALLBACK_PHONE = "254700000005"
-NEVER_ANSWERED_PHONE = "254700000006"
-
-
-def wait_until(check: Callable[[], object], timeout: float = 30, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.25)
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
-
-class Shop:
-    """A customer and an admin using the shop through the gateway."""
-
-    def __init__(self, client: httpx.Client) -> None:
-        self.client = client
-        login = client.post("/api/auth/login", json=ADMIN)
-        assert login.status_code == 200, login.text
-        self.admin = auth(login.json()["token"])
-        email = f"buyer-{uuid.uuid4().hex[:8]}@example.com"
-        registered = client.post(
-            "/api/auth/register",
-            json={"name": "Buyer", "email": email, "password": "password123"},
-        )
-        assert registered.status_code == 201, registered.text
-        self.customer = auth(registered.json()["token"])
-
-    def order(self, price: str = "1500.00") -> dict:
-        product = self.client.post(
-            "/api/products",
-            json={
-                "name": f"Phone {uuid.uuid4().hex[:6]}",
-                "description": "A phone",
-                "price": price,
-                "stock": 10,
-                "category": "electronics",
-                "sku": f"SKU-{uuid.uuid4().hex[:10]}",
-            },
-            headers=self.admin,
-        )
-        assert product.status_code == 201, product.text
-        product_id = product.json()["product"]["id"]
-        # The port's checkout may take the cart; the original's body names the items too.
-        self.client.post(
-            "/api/cart/items", json={"productId": product_id, "quantity": 1}, headers=self.customer
-        )
-        created = self.client.post(
-            "/api/orders",
-            json={
-                "items": [{"productId": product_id, "quantity": 1}],
-                "shippingAddress": {
-                    "street": "Moi Avenue 1",
-                    "city": "Nairobi",
-                    "country": "Kenya",
-                    "postalCode": "00100",
-                },
-            },
-            headers=self.customer,
-        )
-        assert created.status_code == 201, created.text
-        order = created.json()["order"]
-        assert order["totalAmount"] == price
-        return order
-
-    def get_order(self, order_id: str) -> dict:
-        response = self.client.get(f"/api/orders/{order_id}", headers=self.customer)
-        assert response.status_code == 200, response.text
-        return response.json()["order"]
-
-    def get_payment(self, payment_id: str) -> dict:
-        response = self.client.get(f"/api/payments/{payment_id}", headers=self.customer)
-        assert response.status_code == 200, response.text
-        return response.json()["payment"]
-
-    def pay_mpesa(self, order_id: str, phone: str) -> dict:
-        response = self.client.post(
-            "/api/payments/mpesa",
-            json={"orderId": order_id, "phoneNumber": phone},
-            headers=self.customer,
-        )
-        assert response.status_code == 200, response.text
-        return response.json()
-
-    def payment_settles(self, payment_id: str, timeout: float = 30) -> dict:
-        return wait_until(
-            lambda: (
-                (p := self.get_payment(payment_id))["status"] not in ("pending", "processing") and p
-            ),
-            timeout,
-            "the payment to settle",
-        )
-
-    def order_reaches(self, order_id: str, field: str, value: str, timeout: float = 30) -> dict:
-        return wait_until(
-            lambda: (o := self.get_order(order_id))[field] == value and o,
-            timeout,
-            f"order {field} {value}",
-        )
-
-
-@pytest.fixture
-def shop(gateway):
-    return Shop(gateway)
 
 
 def test_make_run_started_the_simulator_and_said_so(stack):
@@ -234,48 +127,6 @@ def test_forged_callbacks_through_the_gateway_pay_nothing(shop, stack):
 
 
 # --- Stripe ----------------------------------------------------------------------------
-
-
-class FakeStripe(BaseHTTPRequestHandler):
-    """The part of Stripe's API the payment service calls (it has no network here)."""
-
-    def do_POST(self):
-        length = int(self.headers.get("content-length") or 0)
-        form = parse_qs(self.rfile.read(length).decode())
-        path = urlparse(self.path).path
-        if path == "/v1/payment_intents":
-            intent = f"pi_{uuid.uuid4().hex[:16]}"
-            body = {
-                "id": intent,
-                "object": "payment_intent",
-                "amount": int(form["amount"][0]),
-                "currency": form["currency"][0],
-                "client_secret": f"{intent}_secret_e2e",
-                "status": "requires_payment_method",
-            }
-        else:
-            self.send_response(404)
-            self.end_headers()
-            return
-        payload = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def fake_stripe(stack):
-    port = urlparse(stack.env["STRIPE_API_BASE"]).port
-    server = ThreadingHTTPServer(("127.0.0.1", port), FakeStripe)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield
-    server.shutdown()
-    server.server_close()
 
 
 def stripe_event(event_type: str, intent_id: str, amount: int, **fields) -> str:

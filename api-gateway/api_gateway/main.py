@@ -12,6 +12,7 @@ from httpx_aiohttp import AiohttpTransport
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api_gateway import api_docs
 from api_gateway.client_ip import client_ip, is_trusted
 from api_gateway.config import GatewaySettings, get_settings
 from api_gateway.proxy import forward, read_body, upstream_headers
@@ -50,6 +51,7 @@ async def _start(app: FastAPI) -> None:
     )
     app.state.trusted_proxies = settings.trusted_proxy_networks
     app.state.service_urls = settings.service_urls()
+    await api_docs.open_api_docs(app, app.state.service_urls, settings.api_docs_cache_seconds)
 
 
 async def _stop(app: FastAPI) -> None:
@@ -117,6 +119,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         "/api/{path:path}", proxy, methods=PROXIED_METHODS, include_in_schema=False
     )
     app.router.add_route("/api", proxy, methods=PROXIED_METHODS, include_in_schema=False)
+    # /openapi.json, /docs and /redoc: the whole public API, merged from the services.
+    api_docs.install(app)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origin_list,

@@ -34,6 +34,9 @@ class FakeServices:
     users: dict[str, dict] = field(default_factory=dict)
     received: list[dict] = field(default_factory=list)
     slow_seconds: float = 3.0
+    # service -> the OpenAPI document its /openapi.json answers (absent: 503).
+    openapi: dict[str, dict] = field(default_factory=dict)
+    openapi_requests: list[str] = field(default_factory=list)
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -50,6 +53,14 @@ def _fake_app(fake: FakeServices) -> Starlette:
         if user is None:
             return JSONResponse({"error": "User not found"}, status_code=404)
         return JSONResponse({"user": user})
+
+    async def openapi(request: Request) -> Response:
+        service = fake.service_on(request.scope["server"][1])
+        fake.openapi_requests.append(service)
+        document = fake.openapi.get(service)
+        if document is None:
+            return JSONResponse({"error": "Internal server error"}, status_code=503)
+        return JSONResponse(document)
 
     async def echo(request: Request) -> Response:
         body = await request.body()
@@ -81,6 +92,7 @@ def _fake_app(fake: FakeServices) -> Starlette:
     return Starlette(
         routes=[
             Route("/api/internal/users/{user_id}", user_status, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
             Route("/{path:path}", echo, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
         ]
     )
@@ -117,6 +129,8 @@ def fake_services():
 def _reset_fake(fake_services):
     fake_services.received.clear()
     fake_services.users.clear()
+    fake_services.openapi.clear()
+    fake_services.openapi_requests.clear()
     fake_services.slow_seconds = 3.0
 
 
