@@ -9,7 +9,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --no-sync
 
 .DEFAULT_GOAL := help
-.PHONY: help run test bench lint format migrate install up up-prod down logs ops-test
+.PHONY: help run seed test bench lint format migrate install up up-prod down logs ops-test
 COMPOSE ?= docker compose
 
 help: ## Show the commands
@@ -17,6 +17,9 @@ help: ## Show the commands
 
 run: install ## Start every service (PostgreSQL found or provisioned, migrations applied)
 	@$(RUN) python -m scripts.stack
+
+seed: install ## Demo data through the running gateway: admin, customer, catalogue (idempotent)
+	@$(RUN) python -m scripts.seed
 
 test: install ## Run the whole test suite against real PostgreSQL
 	@$(RUN) pytest

@@ -4,7 +4,9 @@
    `<SERVICE>_DATABASE_URL` is set, and creates each service's database;
 2. applies every service's Alembic migrations;
 3. starts every service that exists in this checkout (`python -m <package>`),
-   each line of output prefixed with the service's name;
+   each line of output prefixed with the service's name, and once all answer
+   prints where they are (the gateway, the API docs, each service's docs), the
+   admin login and the M-Pesa simulator's test numbers;
 4. on Ctrl-C (SIGINT) or SIGTERM stops every process it started (and the
    private PostgreSQL cluster, if it made one): nothing is left listening.
 If one service dies, the others are stopped too and the exit status is 1.
@@ -22,6 +24,7 @@ import secrets
 import signal
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 
 import httpx
 from dotenv import dotenv_values
@@ -34,9 +37,17 @@ from scripts.postgres import (
 )
 from scripts.services import MPESA_SIMULATOR, ROOT, Service, present_services
 
-DEV_SECRETS_FILE = ROOT / ".data" / "dev-secrets.env"
-# Generated for development when not set, so that `make run` needs no `.env`.
-GENERATED_SECRETS = ("JWT_SECRET", "INTERNAL_SERVICE_SECRET", "MPESA_CALLBACK_SECRET")
+DEV_SECRETS_FILE = ROOT / ".data" / "dev-secrets.env"  # DEV_SECRETS_FILE moves it (tests)
+# Generated for development when not set, so that `make run` needs no `.env`: the name
+# and the length of the secret (token_urlsafe bytes). ADMIN_PASSWORD is the default
+# admin's (ADMIN_EMAIL, admin@example.com unless set), typed by people: shorter.
+GENERATED_SECRETS = {
+    "JWT_SECRET": 48,
+    "INTERNAL_SERVICE_SECRET": 48,
+    "MPESA_CALLBACK_SECRET": 48,
+    "ADMIN_PASSWORD": 12,
+}
+DEFAULT_ADMIN_EMAIL = "admin@example.com"
 MPESA_CREDENTIALS = (
     "MPESA_CONSUMER_KEY",
     "MPESA_CONSUMER_SECRET",
@@ -80,20 +91,62 @@ def load_environment() -> dict[str, str]:
     return env
 
 
-def ensure_development_secrets(env: dict[str, str], out: "Output") -> None:
+def is_production(env: Mapping[str, str]) -> bool:
+    return "production" in (env.get("ENVIRONMENT"), env.get("NODE_ENV"))
+
+
+def dev_secrets_file(env: Mapping[str, str]) -> Path:
+    return Path(env.get("DEV_SECRETS_FILE") or DEV_SECRETS_FILE)
+
+
+def stored_development_secrets(env: Mapping[str, str]) -> dict[str, str]:
+    """What `.data/dev-secrets.env` holds (nothing when there is no such file)."""
+    path = dev_secrets_file(env)
+    if not path.exists():
+        return {}
+    return {name: value for name, value in dotenv_values(path).items() if value}
+
+
+def store_development_secrets(env: Mapping[str, str], values: Mapping[str, str]) -> None:
+    path = dev_secrets_file(env)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)  # readable by its owner only
+    path.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+
+
+def ensure_development_secrets(env: dict[str, str], out: "Output") -> list[str]:
     """Secrets that are not set are generated once and kept in `.data/dev-secrets.env`, so
-    tokens stay valid across restarts. Never in production: there they must be set."""
+    tokens stay valid across restarts; so is the password of a default admin
+    (admin@example.com unless ADMIN_EMAIL says otherwise), so that development always has
+    one. Never in production: there secrets must be set, and no admin is made up. Returns
+    the names it filled in."""
+    if is_production(env):
+        return []
+    env["ADMIN_EMAIL"] = env.get("ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
     missing = [name for name in GENERATED_SECRETS if not env.get(name)]
-    if not missing or env.get("ENVIRONMENT", env.get("NODE_ENV")) == "production":
-        return
-    stored = dotenv_values(DEV_SECRETS_FILE) if DEV_SECRETS_FILE.exists() else {}
-    values = {name: stored.get(name) or secrets.token_urlsafe(48) for name in GENERATED_SECRETS}
-    DEV_SECRETS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    DEV_SECRETS_FILE.touch(mode=0o600, exist_ok=True)
-    DEV_SECRETS_FILE.write_text("".join(f"{name}={value}\n" for name, value in values.items()))
+    if not missing:
+        return []
+    values = stored_development_secrets(env)
+    for name in missing:
+        values.setdefault(name, secrets.token_urlsafe(GENERATED_SECRETS[name]))
+    store_development_secrets(env, values)
     for name in missing:
         env[name] = values[name]
-    out.line("stack", f"development secrets for {', '.join(missing)} are in {DEV_SECRETS_FILE}")
+    out.line(
+        "stack", f"development secrets for {', '.join(missing)} are in {dev_secrets_file(env)}"
+    )
+    return missing
+
+
+def admin_login(env: Mapping[str, str], generated: list[str]) -> str | None:
+    """How to log in as the admin `make run` had the auth service create, for the banner."""
+    if not env.get("ADMIN_EMAIL") or not env.get("ADMIN_PASSWORD"):
+        return None
+    if "ADMIN_PASSWORD" in generated:
+        where = f"ADMIN_PASSWORD in {dev_secrets_file(env)}"
+    else:
+        where = "ADMIN_PASSWORD, as you set it"
+    return f"{env['ADMIN_EMAIL']}  (password: {where})"
 
 
 def configure_mpesa(services: list[Service], env: dict[str, str], out: "Output") -> list[Service]:
@@ -105,7 +158,7 @@ def configure_mpesa(services: list[Service], env: dict[str, str], out: "Output")
     if "gateway" in by_name and not env.get("MPESA_CALLBACK_URL"):
         port = service_port(by_name["gateway"], env)
         env["MPESA_CALLBACK_URL"] = f"http://127.0.0.1:{port}/api/payments/webhook/mpesa"
-    production = "production" in (env.get("ENVIRONMENT"), env.get("NODE_ENV"))
+    production = is_production(env)
     mode = env.get("MPESA_ENVIRONMENT", "")
     has_credentials = all(env.get(name) for name in MPESA_CREDENTIALS)
     simulator = by_name.get(MPESA_SIMULATOR)
@@ -216,7 +269,10 @@ def _signal_group(process: asyncio.subprocess.Process, sig: int) -> None:
         os.killpg(process.pid, sig)
 
 
-async def supervise(services: list[Service], env: dict[str, str], out: Output) -> int:
+async def supervise(
+    services: list[Service], env: dict[str, str], out: Output, admin: str | None = None
+) -> int:
+    """`admin`: the admin login line of the banner (admin_login)."""
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -254,7 +310,7 @@ async def supervise(services: list[Service], env: dict[str, str], out: Output) -
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             if ready in done:
                 if ready.result():
-                    _print_banner(services, env, out)
+                    _print_banner(services, env, out, admin)
                 else:
                     out.line("stack", "some services are not healthy yet; see their logs above")
             if stop_wait in done:
@@ -298,25 +354,29 @@ async def _stop_all(processes: dict[str, asyncio.subprocess.Process], out: Outpu
         _signal_group(process, signal.SIGKILL)
 
 
-def _print_banner(services: list[Service], env: Mapping[str, str], out: Output) -> None:
+def _print_banner(
+    services: list[Service], env: Mapping[str, str], out: Output, admin: str | None = None
+) -> None:
     by_name = {service.name: service for service in services}
     out.line("stack", "all services are up")
     if "gateway" in by_name:
         gateway = f"http://localhost:{service_port(by_name['gateway'], env)}"
         out.line("stack", f"  API gateway:  {gateway}   (health: {gateway}/health)")
+        out.line("stack", f"  API docs:     {gateway}/docs   (the whole public API)")
+    out.line("stack", "  each service's own docs:")
     for service in services:
         if service.name != "gateway":
             port = service_port(service, env)
-            out.line("stack", f"  {service.name + ':':<13} http://localhost:{port}/docs")
+            out.line("stack", f"    {service.name + ':':<16} http://localhost:{port}/docs")
+    if admin:
+        out.line("stack", f"  admin login:  {admin}")
     if MPESA_SIMULATOR in by_name:
         from mpesa_simulator.numbers import TEST_NUMBERS
 
         out.line("stack", "  M-Pesa simulator test phone numbers (any other number pays):")
         for phone, (description, _) in TEST_NUMBERS.items():
             out.line("stack", f"    {phone}  {description}")
-    if env.get("ADMIN_EMAIL") and env.get("ADMIN_PASSWORD"):
-        out.line("stack", f"  admin login:  {env['ADMIN_EMAIL']} (password from ADMIN_PASSWORD)")
-    out.line("stack", "press Ctrl-C to stop")
+    out.line("stack", "demo data: make seed   |   press Ctrl-C to stop")
 
 
 def child_environment(
@@ -338,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     services = present_services()
     env = load_environment()
     out = Output([service.name for service in services])
-    ensure_development_secrets(env, out)
+    generated = ensure_development_secrets(env, out)
     services = configure_mpesa(services, env, out)
     skipped = skipped_services(env)
     server: PostgresServer | None = None
@@ -360,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
         started = [service for service in services if service.name not in skipped]
         for name in sorted(skipped):
             out.line("stack", f"not starting {name} (STACK_SKIP): run it yourself on its port")
-        return asyncio.run(supervise(started, child_env, out))
+        return asyncio.run(supervise(started, child_env, out, admin_login(env, generated)))
     except KeyboardInterrupt:
         return 130
     finally:

@@ -7,12 +7,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -72,6 +74,9 @@ def stack_environment(postgres_url: str, **overrides: str) -> tuple[dict[str, st
         MPESA_CALLBACK_SECRET=random_secret(),
         GATEWAY_HOST="127.0.0.1",
         NO_COLOR="1",
+        # What `make run` generates in development (a default admin's password...) goes
+        # here, never into the checkout's .data/.
+        DEV_SECRETS_FILE=str(Path(tempfile.gettempdir()) / f"e2e-{suffix}" / "dev-secrets.env"),
         # M-Pesa against the simulator (no credentials), on a test's time scale.
         MPESA_SIMULATOR_CALLBACK_DELAY="0.5",
         MPESA_QUERY_AFTER="2",
@@ -135,6 +140,10 @@ def drop_stack_databases(env: dict[str, str]) -> None:
     for service in present_services():
         if service.database_env:
             asyncio.run(drop_database(env[service.database_env]))
+    secrets_file = Path(env["DEV_SECRETS_FILE"])
+    secrets_file.unlink(missing_ok=True)
+    if secrets_file.parent.exists():
+        secrets_file.parent.rmdir()
 
 
 @pytest.fixture
