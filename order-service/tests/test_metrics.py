@@ -4,30 +4,19 @@ once committed; the outbox backlog read at scrape time."""
 import asyncio
 
 import httpx
-import pytest
 
 from order_service.service import expire_unpaid_orders
-from shared.metrics import read_samples, sample
+from shared.metrics import Samples, moved, read_samples, sample
 
 
-@pytest.fixture
-def scrape(client):
-    async def scrape_():
-        response = await client.get("/metrics")
-        assert response.status_code == 200
-        return read_samples(response.text)
-
-    return scrape_
-
-
-def moved(before, after, name, **labels) -> float:
-    return sample(after, name, **labels) - sample(before, name, **labels)
+async def scrape(client: httpx.AsyncClient) -> Samples:
+    return read_samples((await client.get("/metrics")).text)
 
 
 async def test_orders_created_and_cancelled_by_customer_admin_and_expiry(
-    app, client, place, placed, neighbours, customer, admin, age, scrape
+    app, client, place, placed, neighbours, customer, admin, age
 ):
-    before = await scrape()
+    before = await scrape(client)
     for reason in ("customer", "admin", "expiry"):
         assert ("orders_cancelled_total", frozenset({("reason", reason)})) in before
 
@@ -57,7 +46,7 @@ async def test_orders_created_and_cancelled_by_customer_admin_and_expiry(
     await age(expired["id"], 3600)
     assert await expire_unpaid_orders(app) == 1
 
-    after = await scrape()
+    after = await scrape(client)
     assert moved(before, after, "orders_created_total") == 4
     assert moved(before, after, "orders_cancelled_total", reason="customer") == 1
     assert moved(before, after, "orders_cancelled_total", reason="admin") == 1
@@ -65,10 +54,10 @@ async def test_orders_created_and_cancelled_by_customer_admin_and_expiry(
 
 
 async def test_a_cancellation_that_fails_to_commit_is_not_counted(
-    app, client, placed, customer, db, scrape
+    app, client, placed, customer, db
 ):
     order = await placed()
-    before = await scrape()
+    before = await scrape(client)
     # The status history refuses the row the cancellation writes: the transaction fails.
     await db(
         "ALTER TABLE order_status_history ADD CONSTRAINT no_cancel CHECK (to_status <> 'cancelled')"
@@ -80,21 +69,21 @@ async def test_a_cancellation_that_fails_to_commit_is_not_counted(
         await db("ALTER TABLE order_status_history DROP CONSTRAINT no_cancel")
     assert response.status_code == 400  # an integrity error, rolled back
     assert await db("SELECT status FROM orders") == [("pending",)]
-    after = await scrape()
+    after = await scrape(client)
     assert moved(before, after, "orders_cancelled_total", reason="customer") == 0
 
 
 async def test_the_outbox_backlog_and_the_age_of_its_oldest_message(
-    client, placed, neighbours, customer, db, scrape
+    client, placed, neighbours, customer, db
 ):
-    assert sample(await scrape(), "outbox_backlog") == 0
-    assert sample(await scrape(), "outbox_oldest_age_seconds") == 0
+    assert sample(await scrape(client), "outbox_backlog") == 0
+    assert sample(await scrape(client), "outbox_oldest_age_seconds") == 0
     order = await placed()
     neighbours.routes["release"].side_effect = httpx.ConnectError("product service down")
     response = await client.put(f"/api/orders/{order['id']}/cancel", headers=customer.headers)
     assert response.status_code == 200
     await db("UPDATE outbox_messages SET created_at = now() - interval '90 seconds'")
 
-    figures = await scrape()
+    figures = await scrape(client)
     assert sample(figures, "outbox_backlog") == 1
     assert 90 <= sample(figures, "outbox_oldest_age_seconds") < 120

@@ -3,25 +3,16 @@ webhooks refused, what reconciliation asked and did, the outbox backlog."""
 
 import uuid
 
+import httpx
 import pytest
 import stripe
 from sqlalchemy import text
 
-from shared.metrics import read_samples, sample
+from shared.metrics import Samples, moved, read_samples, sample
 
 
-@pytest.fixture
-def scrape(client):
-    async def scrape_():
-        response = await client.get("/metrics")
-        assert response.status_code == 200
-        return read_samples(response.text)
-
-    return scrape_
-
-
-def moved(before, after, name, **labels) -> float:
-    return sample(after, name, **labels) - sample(before, name, **labels)
+async def scrape(client: httpx.AsyncClient) -> Samples:
+    return read_samples((await client.get("/metrics")).text)
 
 
 @pytest.fixture
@@ -33,8 +24,8 @@ def sql(engine):
     return run
 
 
-async def test_payments_are_counted_as_they_enter_each_status(api, login, world, scrape):
-    before = await scrape()
+async def test_payments_are_counted_as_they_enter_each_status(client, api, login, world):
+    before = await scrape(client)
     user_id, headers = login()
     _, admin = login("admin")
     paid = await api.mpesa_processing(headers, world.add_order(user_id, total="1500.00"))
@@ -51,7 +42,7 @@ async def test_payments_are_counted_as_they_enter_each_status(api, login, world,
     refused = await api.pay_stripe(headers, world.add_order(user_id, total="300.00"))
     assert refused.status_code == 400
 
-    after = await scrape()
+    after = await scrape(client)
     assert ("payments_total", frozenset({("provider", "stripe"), ("status", "refunded")})) in after
 
     def count(provider: str, status: str) -> float:
@@ -66,8 +57,8 @@ async def test_payments_are_counted_as_they_enter_each_status(api, login, world,
     assert count("stripe", "processing") == 0
 
 
-async def test_refused_webhooks_are_counted_by_provider_and_reason(api, world, login, scrape):
-    before = await scrape()
+async def test_refused_webhooks_are_counted_by_provider_and_reason(client, api, world, login):
+    before = await scrape(client)
     body = api.callback_body("ws_CO_unknown")
     assert (await api.callback(body, secret=None)).status_code == 403
     assert (await api.callback(body, secret="not-the-secret")).status_code == 403
@@ -81,7 +72,7 @@ async def test_refused_webhooks_are_counted_by_provider_and_reason(api, world, l
     unsigned = await api.client.post("/api/webhook/stripe", content=payload)
     assert unsigned.status_code == 400
 
-    after = await scrape()
+    after = await scrape(client)
 
     def rejected(provider: str, reason: str) -> float:
         return moved(before, after, "webhooks_rejected_total", provider=provider, reason=reason)
@@ -91,8 +82,8 @@ async def test_refused_webhooks_are_counted_by_provider_and_reason(api, world, l
     assert rejected("mpesa", "bad_source") == 0
 
 
-async def test_reconciliation_counts_its_queries_and_what_it_did(api, login, world, sql, scrape):
-    before = await scrape()
+async def test_reconciliation_counts_its_queries_and_what_it_did(client, api, login, world, sql):
+    before = await scrape(client)
     user_id, headers = login()
     lost, failed, waiting, expired = [
         await api.mpesa_processing(headers, world.add_order(user_id, total="1500.00"))
@@ -115,7 +106,7 @@ async def test_reconciliation_counts_its_queries_and_what_it_did(api, login, wor
     )
     assert await api.reconcile() == 4  # lost, failed, expired and the abandoned one
 
-    after = await scrape()
+    after = await scrape(client)
     queries = "mpesa_reconciliation_queries_total"
     assert moved(before, after, queries, result="completed") == 1
     assert moved(before, after, queries, result="failed") == 1
@@ -132,20 +123,20 @@ async def test_reconciliation_counts_its_queries_and_what_it_did(api, login, wor
     assert (await api.payment(abandoned)).status == "failed"
 
 
-async def test_the_outbox_backlog_waits_for_the_order_service(api, login, world, sql, scrape):
+async def test_the_outbox_backlog_waits_for_the_order_service(client, api, login, world, sql):
     user_id, headers = login()
     paid = await api.mpesa_processing(headers, world.add_order(user_id, total="1500.00"))
     world.order_service_down = True
     await api.callback(api.callback_body(paid["checkoutRequestId"]))
     assert await api.deliver_outbox() == 0
     await sql("UPDATE outbox_messages SET created_at = now() - interval '45 seconds'")
-    figures = await scrape()
+    figures = await scrape(client)
     assert sample(figures, "outbox_backlog") == 1
     assert 45 <= sample(figures, "outbox_oldest_age_seconds") < 75
 
     world.order_service_down = False
     await sql("UPDATE outbox_messages SET available_at = now()")
     assert await api.deliver_outbox() == 1
-    figures = await scrape()
+    figures = await scrape(client)
     assert sample(figures, "outbox_backlog") == 0
     assert sample(figures, "outbox_oldest_age_seconds") == 0

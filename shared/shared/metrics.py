@@ -189,6 +189,11 @@ def sample(samples: Samples | str, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
+def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    """How much a sample changed from one scrape to the next."""
+    return sample(after, name, **labels) - sample(before, name, **labels)
+
+
 def route_template(scope: dict[str, Any]) -> str:
     """The matched route's template, never the raw path (its ids would make a series
     per order)."""

@@ -196,3 +196,5 @@ def test_read_samples_reads_an_exposition():
     assert samples[("jobs_total", frozenset({("kind", "a")}))] == 3
     assert metrics.sample(samples, "jobs_total", kind="b") == 1
     assert metrics.sample(exposition, "jobs_total", kind="c") == 0
+    later = metrics.read_samples(exposition.replace("3.0", "5.0"))
+    assert metrics.moved(samples, later, "jobs_total", kind="a") == 2
