@@ -25,8 +25,6 @@ from scripts.postgres import drop_database
 from scripts.services import ROOT, present_services
 from shared.testing import free_port, random_secret
 
-ADMIN = {"email": "admin@shop.example.com", "password": "admin-password-123"}
-
 
 @dataclass
 class RunningStack:
@@ -154,6 +152,7 @@ def gateway(stack):
 
 # --- Using the shop through the gateway ------------------------------------------------
 
+ADMIN = {"email": "admin@shop.example.com", "password": "admin-password-123"}
 SUCCESS_PHONE = "0708374149"  # Daraja's sandbox number: pays
 LOST_CALLBACK_PHONE = "254700000005"
 NEVER_ANSWERED_PHONE = "254700000006"

@@ -7,13 +7,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from payment_service import metrics, repository, service
+from payment_service import repository, service
 from payment_service.dependencies import (
     CallbackForbidden,
     OwnPayment,
     verified_mpesa_source,
 )
 from payment_service.idempotency import idempotent
+from payment_service.metrics import webhook_rejected
 from payment_service.models import PROVIDERS, STATUSES, Payment
 from payment_service.schemas import (
     CallbackAccepted,
@@ -126,7 +127,7 @@ async def mpesa_callback(
 
 @webhook_router.post("/mpesa", include_in_schema=False)
 async def mpesa_callback_without_secret(request: Request):
-    metrics.webhook_rejected("mpesa", "bad_secret")
+    webhook_rejected("mpesa", "bad_secret")
     raise CallbackForbidden()
 
 

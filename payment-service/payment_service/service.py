@@ -396,6 +396,7 @@ async def settle(
 
     if details:
         payment.details = {**payment.details, **details}
+    metrics.payment_status(session, payment)
     if update is not None:
         enqueue(
             session,
@@ -403,7 +404,6 @@ async def settle(
             topic=orders.UPDATE_STATUS_TOPIC,
             payload={"orderId": str(payment.order_id), "paymentId": str(payment.id), **update},
         )
-    metrics.payment_status(session, payment)
     logger.info(
         "payment settled",
         extra={"paymentId": str(payment.id), "status": payment.status},
