@@ -107,7 +107,7 @@ def _error(description: str, message: str, **extra: Any) -> dict[str, Any]:
 VALIDATION_ERROR = _error(
     "The request is not valid",
     "Validation error",
-    details=[{"field": "email", "message": "value is not a valid email address"}],
+    details=[{"field": "<the field>", "message": "<what is wrong with it>"}],
 )
 NO_TOKEN = _error("No token, or one that is not valid (any more)", "No token provided")
 ADMIN_ONLY = _error("The caller is not an admin", "Access denied. Admin only.")
