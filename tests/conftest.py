@@ -117,10 +117,11 @@ def start_stack(env: dict[str, str], ports: dict[str, int], timeout: float = 90)
 
 
 @pytest.fixture(scope="session")
-def stack(postgres_url):
+def stack(postgres_url, stripe_api):
     """The whole system, once for the session (rate limits off: tests go fast)."""
     env, ports = stack_environment(
         postgres_url,
+        STRIPE_API_BASE=stripe_api,
         RATE_LIMIT_ENABLED="false",
         ADMIN_EMAIL=ADMIN["email"],
         ADMIN_PASSWORD=ADMIN["password"],
@@ -300,11 +301,18 @@ class FakeStripe(BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="session")
-def fake_stripe(stack):
-    """Stripe's API as the payment service of `stack` calls it (STRIPE_API_BASE)."""
-    port = urlparse(stack.env["STRIPE_API_BASE"]).port
-    server = ThreadingHTTPServer(("127.0.0.1", port), FakeStripe)
+def stripe_api():
+    """A fake of Stripe's API, listening before the stack starts (a port chosen free and
+    bound later could be taken meanwhile): `stack`'s STRIPE_API_BASE."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeStripe)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield
+    yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def fake_stripe(stack, stripe_api):
+    """The payment service of `stack` creates its PaymentIntents at the fake Stripe."""
+    assert stack.env["STRIPE_API_BASE"] == stripe_api
+    return stripe_api
