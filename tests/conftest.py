@@ -108,7 +108,8 @@ def start_stack(env: dict[str, str], ports: dict[str, int], timeout: float = 90)
 
     threading.Thread(target=read, daemon=True).start()
     deadline = time.monotonic() + timeout
-    while not any("all services are up" in line for line in stack.lines):
+    # The banner's last line, not its first: a test may read the whole banner.
+    while not any("press Ctrl-C to stop" in line for line in stack.lines):
         if process.poll() is not None or time.monotonic() > deadline:
             stack.stop(signal.SIGTERM)
             pytest.fail(f"the stack did not come up:\n{stack.output()}")
