@@ -92,6 +92,14 @@ class PaymentSettings(ServiceSettings):
 
     # --- Background work ------------------------------------------------------------
     outbox_interval: float = Field(default=1.0, gt=0, validation_alias="PAYMENT_OUTBOX_INTERVAL")
+    # The money reconciliation worker (docs/reconciliation.md): how often it compares
+    # payments, orders and providers and repairs what is safe, over how many past days.
+    reconciliation_interval: float = Field(
+        default=300, gt=0, validation_alias="RECONCILIATION_INTERVAL"
+    )
+    reconciliation_window_days: float = Field(
+        default=7, gt=0, le=366, validation_alias="RECONCILIATION_WINDOW_DAYS"
+    )
 
     _split_lists = field_validator(
         "mpesa_callback_allowed_ips", "stripe_payment_method_types", mode="before"

@@ -3,16 +3,18 @@
 import hmac
 import ipaddress
 import uuid
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 
 from payment_service import metrics
 from payment_service.config import PaymentSettings
 from payment_service.models import Payment
+from payment_service.reconciliation import InvalidWindow, Window
 from shared.auth import CurrentUser
 from shared.db import SessionDep
-from shared.errors import AppError, NotFound
+from shared.errors import AppError, BadRequest, NotFound
 
 
 class CallbackForbidden(AppError):
@@ -83,3 +85,23 @@ async def verified_mpesa_source(request: Request, secret: str = "") -> str | Non
         metrics.webhook_rejected("mpesa", "bad_secret")
         raise CallbackForbidden()
     return address
+
+
+async def reconciliation_window(
+    request: Request,
+    start: Annotated[datetime | None, Query(alias="from")] = None,
+    end: Annotated[datetime | None, Query(alias="to")] = None,
+) -> Window:
+    """`from` and `to` (ISO 8601 with a timezone); by default the last
+    RECONCILIATION_WINDOW_DAYS days."""
+    settings: PaymentSettings = request.app.state.settings
+    try:
+        return Window.of(start, end, settings.reconciliation_window_days)
+    except InvalidWindow as exc:
+        field = "to" if "before to" in str(exc) else "from"
+        raise BadRequest(
+            "Validation error", details=[{"field": field, "message": str(exc)}]
+        ) from None
+
+
+ReconciliationWindow = Annotated[Window, Depends(reconciliation_window)]

@@ -5,7 +5,7 @@ import logging
 import httpx
 from fastapi import FastAPI
 
-from payment_service import orders, service
+from payment_service import orders, reconciliation, service
 from payment_service.config import PaymentSettings, get_settings
 from payment_service.daraja import DarajaClient
 from payment_service.metrics import OUTBOX_FIGURES
@@ -94,6 +94,11 @@ def create_app(settings: PaymentSettings | None = None) -> FastAPI:
             PeriodicWorker("payment-outbox", settings.outbox_interval, deliver_outbox),
             PeriodicWorker(
                 "mpesa-reconciliation", settings.mpesa_reconcile_interval, service.reconcile_mpesa
+            ),
+            PeriodicWorker(
+                "money-reconciliation",
+                settings.reconciliation_interval,
+                reconciliation.reconcile_money,
             ),
         ],
     )

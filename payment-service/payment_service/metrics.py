@@ -76,3 +76,32 @@ def reconciliation(session: AsyncSession, outcome: str) -> None:
 
 def webhook_rejected(provider: str, reason: str) -> None:
     WEBHOOKS_REJECTED.labels(provider=provider, reason=reason).inc()
+
+
+RECONCILIATION_DISCREPANCIES = metrics.gauge(
+    "reconciliation_discrepancies",
+    "Discrepancies the money reconciliation worker found at its last run, by kind "
+    "(docs/reconciliation.md); repaired ones are gone at the next run",
+    ["kind"],
+)
+RECONCILIATION_REPAIRS = metrics.counter(
+    "reconciliation_repairs_total",
+    "Discrepancies the money reconciliation worker repaired, by kind",
+    ["kind"],
+)
+
+
+def declare_discrepancy_kinds(kinds) -> None:
+    """Every series from the start, at 0."""
+    for kind in kinds:
+        RECONCILIATION_DISCREPANCIES.labels(kind=kind)
+        RECONCILIATION_REPAIRS.labels(kind=kind)
+
+
+def reconciliation_discrepancies(counts: dict[str, int]) -> None:
+    for kind, count in counts.items():
+        RECONCILIATION_DISCREPANCIES.labels(kind=kind).set(count)
+
+
+def reconciliation_repaired(kind: str) -> None:
+    RECONCILIATION_REPAIRS.labels(kind=kind).inc()

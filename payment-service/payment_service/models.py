@@ -39,6 +39,8 @@ STATUSES = (
 IN_FLIGHT = ("pending", "processing")
 # A payment whose money was received (refunds included).
 SETTLED_PAID = ("completed", "refunded", "partially_refunded")
+# A payment whose money is kept: received and not refunded in full.
+KEPT = ("completed", "partially_refunded")
 REFUND_STATUSES = ("pending", "succeeded", "failed", "canceled")
 
 

@@ -3,6 +3,7 @@ what a payment became (through the outbox, never directly from a request)."""
 
 import logging
 import uuid
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -14,7 +15,7 @@ logger = logging.getLogger(__name__)
 
 UPDATE_STATUS_TOPIC = "order.update-status"
 # Statuses and payment statuses of an order whose money has already been received.
-PAID_ORDER_STATUSES = frozenset({"paid", "shipped", "delivered"})
+PAID_ORDER_STATUSES = frozenset({"paid", "processing", "shipped", "delivered"})
 PAID_PAYMENT_STATUSES = frozenset({"paid", "refunded", "refund_pending"})
 
 
@@ -67,3 +68,41 @@ def update_status_sender(services: ServiceClient, order_service_url: str):
         raise OrderUpdateRefused(f"update-status answered HTTP {response.status_code}")
 
     return send
+
+
+async def list_orders(
+    services: ServiceClient,
+    order_service_url: str,
+    created_from: datetime,
+    created_to: datetime,
+    page_size: int = 100,
+) -> list[dict[str, Any]]:
+    """Every order created in [created_from, created_to), page by page (reconciliation)."""
+    orders: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        body = await _get(
+            services,
+            f"{order_service_url}/api/internal/orders",
+            params={
+                "from": created_from.isoformat(),
+                "to": created_to.isoformat(),
+                "page": page,
+                "limit": page_size,
+            },
+        )
+        orders += body["orders"]
+        if page >= body["totalPages"]:
+            return orders
+        page += 1
+
+
+async def _get(services: ServiceClient, url: str, **kwargs: Any) -> dict[str, Any]:
+    try:
+        response = await services.request("GET", url, **kwargs)
+    except httpx.TransportError as exc:
+        raise ServiceUnavailable("Order service unavailable") from exc
+    if response.status_code != 200:
+        logger.warning("order service answered %s", response.status_code)
+        raise ServiceUnavailable("Order service unavailable")
+    return response.json()

@@ -5,14 +5,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Uuid, any_, bindparam, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payment_service.models import (
     IN_FLIGHT,
     SETTLED_PAID,
     IdempotencyRecord,
+    OutboxMessage,
     Payment,
     ProviderEvent,
     Refund,
@@ -40,9 +41,13 @@ async def in_flight_payment(session: AsyncSession, order_id: uuid.UUID) -> Payme
 
 
 async def paid_payment_for_order(
-    session: AsyncSession, order_id: uuid.UUID, *, other_than: uuid.UUID | None = None
+    session: AsyncSession,
+    order_id: uuid.UUID,
+    *,
+    other_than: uuid.UUID | None = None,
+    statuses: tuple[str, ...] = SETTLED_PAID,
 ) -> Payment | None:
-    conditions = [Payment.order_id == order_id, Payment.status.in_(SETTLED_PAID)]
+    conditions = [Payment.order_id == order_id, Payment.status.in_(statuses)]
     if other_than is not None:
         conditions.append(Payment.id != other_than)
     return await session.scalar(select(Payment).where(*conditions).limit(1))
@@ -218,3 +223,67 @@ async def claim_idempotency_key(
 
 async def delete_idempotency_keys_before(session: AsyncSession, moment: datetime) -> None:
     await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < moment))
+
+
+# --- Reconciliation -----------------------------------------------------------------------
+
+
+def _any_of(ids: list[uuid.UUID]):
+    # One array parameter, whatever the number of ids (an IN list has a parameter each).
+    return any_(bindparam(None, value=list(ids), type_=ARRAY(Uuid)))
+
+
+async def payments_for_reconciliation(
+    session: AsyncSession,
+    *,
+    created_from: datetime,
+    created_to: datetime,
+    order_ids: list[uuid.UUID],
+) -> list[Payment]:
+    """Payments created in the window, and every payment of the given orders (an order of
+    the window may have been paid by a payment made after it)."""
+    in_window = (Payment.created_at >= created_from) & (Payment.created_at < created_to)
+    result = await session.scalars(
+        select(Payment)
+        .where(in_window | (Payment.order_id == _any_of(order_ids)))
+        .order_by(Payment.created_at, Payment.id)
+    )
+    return list(result)
+
+
+async def payments_by_order_or_id(
+    session: AsyncSession, *, order_ids: list[uuid.UUID], payment_ids: list[uuid.UUID]
+) -> list[Payment]:
+    result = await session.scalars(
+        select(Payment)
+        .where((Payment.order_id == _any_of(order_ids)) | (Payment.id == _any_of(payment_ids)))
+        .order_by(Payment.created_at, Payment.id)
+        .execution_options(populate_existing=True)
+    )
+    return list(result)
+
+
+async def succeeded_refunds(
+    session: AsyncSession, payment_ids: list[uuid.UUID]
+) -> list[tuple[uuid.UUID, Decimal]]:
+    """(payment id, amount) of every refund that went through, for the given payments."""
+    rows = await session.execute(
+        select(Refund.payment_id, Refund.amount).where(
+            Refund.status == "succeeded", Refund.payment_id == _any_of(payment_ids)
+        )
+    )
+    return [(payment_id, amount) for payment_id, amount in rows.all()]
+
+
+async def undelivered_order_updates(
+    session: AsyncSession, topic: str
+) -> dict[str, tuple[int, str | None]]:
+    """Payment id -> (attempts, last error) of the order updates still in the outbox."""
+    rows = await session.execute(
+        select(
+            OutboxMessage.payload["paymentId"].astext,
+            OutboxMessage.attempts,
+            OutboxMessage.last_error,
+        ).where(OutboxMessage.delivered_at.is_(None), OutboxMessage.topic == topic)
+    )
+    return {payment_id: (attempts, error) for payment_id, attempts, error in rows.all()}

@@ -7,10 +7,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from payment_service import repository, service
+from payment_service import reconciliation, repository, service
 from payment_service.dependencies import (
     CallbackForbidden,
     OwnPayment,
+    ReconciliationWindow,
     verified_mpesa_source,
 )
 from payment_service.idempotency import idempotent
@@ -22,6 +23,7 @@ from payment_service.schemas import (
     PaymentEnvelope,
     PaymentList,
     PaymentPage,
+    ReconciliationReport,
     RefundRequest,
     StripePaymentRequest,
 )
@@ -109,6 +111,15 @@ async def list_payments(
         current_page=page.page,
         total_payments=total,
     )
+
+
+@admin_router.get("/reconciliation", response_model=ReconciliationReport)
+async def reconciliation_report(admin: AdminUser, window: ReconciliationWindow, request: Request):
+    """Did every payment land on its order, exactly once? Payments here against the order
+    service's orders and the providers, for orders and payments created in [from, to).
+    Reads only: the reconciliation worker repairs (docs/reconciliation.md)."""
+    report = await reconciliation.build_report(request.app, window)
+    return reconciliation.report_out(report)
 
 
 @webhook_router.post("/mpesa/{secret}", response_model=CallbackAccepted)

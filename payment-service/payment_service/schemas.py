@@ -110,3 +110,48 @@ class CallbackAccepted(CamelModel):
 
     ResultCode: int = 0
     ResultDesc: str = "Accepted"
+
+
+# --- The money reconciliation report (docs/reconciliation.md) ---------------------------
+
+
+class FigureOut(CamelModel):
+    count: int
+    amount: Money
+
+
+class CurrencyTotals(CamelModel):
+    currency: str
+    payments_completed: FigureOut  # money received (refunded payments included)
+    refunds: FigureOut  # money given back
+    payments_kept: FigureOut  # received and not refunded in full
+    orders_paid: FigureOut
+    # payments kept minus orders paid: zero when every paid order keeps one payment.
+    difference: Money
+
+
+class DiscrepancyOut(CamelModel):
+    kind: str
+    description: str
+    order_id: uuid.UUID | None
+    payment_ids: list[uuid.UUID]
+    provider: str | None
+    amount: Money | None  # what the payment (or payments) took
+    order_amount: Money | None
+    currency: str | None
+    since: datetime
+    age_seconds: int
+    action: str
+    # What the reconciliation worker does about it; null: a person must act.
+    repair: str | None
+
+
+class ReconciliationReport(CamelModel):
+    window_from: datetime = Field(alias="from")
+    window_to: datetime = Field(alias="to")
+    generated_at: datetime
+    ok: bool
+    providers: dict[str, str]
+    totals: list[CurrencyTotals]
+    counts: dict[str, int]
+    discrepancies: list[DiscrepancyOut]

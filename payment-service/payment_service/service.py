@@ -33,6 +33,7 @@ from payment_service.daraja import (
 )
 from payment_service.models import (
     IN_FLIGHT,
+    KEPT,
     SETTLED_PAID,
     OutboxMessage,
     Payment,
@@ -380,7 +381,7 @@ async def settle(
                 "order paid twice",
                 extra={"paymentId": str(payment.id), "otherPaymentId": str(other.id)},
             )
-        update = {"status": "paid", "paymentStatus": "paid"}
+        update = ORDER_PAID
     elif outcome in ("failed", "cancelled"):
         if payment.status not in IN_FLIGHT:
             return False
@@ -398,17 +399,26 @@ async def settle(
         payment.details = {**payment.details, **details}
     metrics.payment_status(session, payment)
     if update is not None:
-        enqueue(
-            session,
-            OutboxMessage,
-            topic=orders.UPDATE_STATUS_TOPIC,
-            payload={"orderId": str(payment.order_id), "paymentId": str(payment.id), **update},
-        )
+        queue_order_update(session, payment, update)
     logger.info(
         "payment settled",
         extra={"paymentId": str(payment.id), "status": payment.status},
     )
     return True
+
+
+ORDER_PAID = {"status": "paid", "paymentStatus": "paid"}
+
+
+def queue_order_update(session: AsyncSession, payment: Payment, update: dict[str, str]) -> None:
+    """Tells the order service what the payment became, through the outbox: sent once this
+    transaction commits, retried until the order service acknowledges."""
+    enqueue(
+        session,
+        OutboxMessage,
+        topic=orders.UPDATE_STATUS_TOPIC,
+        payload={"orderId": str(payment.order_id), "paymentId": str(payment.id), **update},
+    )
 
 
 def _failure_outcome(result_code: str) -> str:
@@ -624,22 +634,8 @@ async def reconcile_mpesa(app: FastAPI) -> int:
             payment = await repository.lock_payment(session, payment_id)
             if payment is None or payment.status != "processing":
                 continue
-            if query is not None and query.state == "completed":
-                changed = await settle(
-                    session,
-                    payment,
-                    "completed",
-                    verified=True,
-                    details={"settledBy": "stk_query"},
-                )
-            elif query is not None and query.state == "failed":
-                changed = await settle(
-                    session,
-                    payment,
-                    _failure_outcome(query.result_code or ""),
-                    error_message=query.result_desc or f"M-Pesa result {query.result_code}",
-                    details={"resultCode": query.result_code, "settledBy": "stk_query"},
-                )
+            if query is not None and query.state in ("completed", "failed"):
+                changed = await settle_from_stk_query(session, payment, query)
             elif expired:
                 changed = await settle(
                     session,
@@ -653,6 +649,26 @@ async def reconcile_mpesa(app: FastAPI) -> int:
             settled += int(changed)
             metrics.reconciliation(session, _reconciliation_outcome(payment, changed, query))
     return settled
+
+
+async def settle_from_stk_query(
+    session: AsyncSession, payment: Payment, query: StkQueryResult, settled_by: str = "stk_query"
+) -> bool:
+    """Daraja's STK Query answered with a result: the locked payment is settled as the
+    callback would have settled it (a success is Daraja's own word: verified)."""
+    if query.state == "completed":
+        return await settle(
+            session, payment, "completed", verified=True, details={"settledBy": settled_by}
+        )
+    if query.state == "failed":
+        return await settle(
+            session,
+            payment,
+            _failure_outcome(query.result_code or ""),
+            error_message=query.result_desc or f"M-Pesa result {query.result_code}",
+            details={"resultCode": query.result_code, "settledBy": settled_by},
+        )
+    return False
 
 
 def _reconciliation_outcome(payment: Payment, changed: bool, query: StkQueryResult | None) -> str:
@@ -859,16 +875,14 @@ async def apply_refund_totals(session: AsyncSession, payment: Payment) -> None:
     if payment.status != previous:
         metrics.payment_status(session, payment)
     if payment.status == "refunded" and previous != "refunded":
-        enqueue(
-            session,
-            OutboxMessage,
-            topic=orders.UPDATE_STATUS_TOPIC,
-            payload={
-                "orderId": str(payment.order_id),
-                "paymentId": str(payment.id),
-                "paymentStatus": "refunded",
-            },
+        # A second payment of the order refunded (a double charge put right): the order
+        # keeps the first one and stays paid.
+        kept = await repository.paid_payment_for_order(
+            session, payment.order_id, other_than=payment.id, statuses=KEPT
         )
+        if kept is not None:
+            return
+        queue_order_update(session, payment, {"paymentStatus": "refunded"})
 
 
 # --- Refunds ----------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 import json
+import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -107,6 +109,9 @@ class FakeWorld:
     stripe_requests: list[httpx.Request] = field(default_factory=list)
     stripe_intent_error: tuple[int, Any] | None = None
     refund_status: str = "succeeded"
+    # The PaymentIntents created, as Stripe keeps them (listed by reconciliation).
+    intents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    stripe_down: bool = False
 
     def add_order(
         self, user_id, total="1500.00", status="pending", payment_status="pending", **extra
@@ -121,6 +126,8 @@ class FakeWorld:
             "totalAmount": total,
             "currency": "KES",
             "items": [],
+            "paymentIds": [],
+            "createdAt": datetime.now(UTC).isoformat(),
             **extra,
         }
         return order_id
@@ -142,6 +149,33 @@ class FakeWorld:
         if order is None:
             return httpx.Response(404, json={"error": "Order not found"})
         return httpx.Response(200, json={"order": order})
+
+    def list_orders(self, request: httpx.Request) -> httpx.Response:
+        """GET /api/internal/orders?from&to&page&limit: newest first, as the order service."""
+        if self.order_service_down:
+            raise httpx.ConnectError("order service down")
+        params = request.url.params
+        start = datetime.fromisoformat(params["from"])
+        end = datetime.fromisoformat(params["to"])
+        page, limit = int(params.get("page", 1)), int(params.get("limit", 10))
+        selected = sorted(
+            (
+                o
+                for o in self.orders.values()
+                if start <= datetime.fromisoformat(o["createdAt"]) < end
+            ),
+            key=lambda o: o["createdAt"],
+            reverse=True,
+        )
+        return httpx.Response(
+            200,
+            json={
+                "orders": selected[(page - 1) * limit : page * limit],
+                "totalPages": (len(selected) + limit - 1) // limit,
+                "currentPage": page,
+                "totalOrders": len(selected),
+            },
+        )
 
     def update_status(self, request: httpx.Request) -> httpx.Response:
         if self.order_service_down:
@@ -246,18 +280,68 @@ class FakeWorld:
             return httpx.Response(status, json=body)
         form = parse_qs(request.content.decode())
         intent_id = f"pi_{uuid.uuid4().hex[:16]}"
+        intent = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": int(form["amount"][0]),
+            "amount_received": 0,
+            "currency": form["currency"][0],
+            "client_secret": f"{intent_id}_secret_abc",
+            "status": "requires_payment_method",
+            "created": int(time.time()),
+            "latest_charge": None,
+            "metadata": {
+                key[len("metadata[") : -1]: values[0]
+                for key, values in form.items()
+                if key.startswith("metadata[")
+            },
+        }
+        self.intents[intent_id] = intent
+        return httpx.Response(200, json=intent)
+
+    def stripe_succeeds(self, intent_id: str) -> dict[str, Any]:
+        """The customer paid: Stripe says so when asked (whether its webhook came or not)."""
+        intent = self.intents[intent_id]
+        intent.update(
+            status="succeeded",
+            amount_received=intent["amount"],
+            latest_charge=f"ch_{uuid.uuid4().hex[:12]}",
+        )
+        return intent
+
+    def stripe_list_intents(self, request: httpx.Request) -> httpx.Response:
+        if self.stripe_down:
+            raise httpx.ConnectError("stripe down")
+        params = request.url.params
+        gte = int(params.get("created[gte]", 0))
+        lt = int(params.get("created[lt]", 2**40))
+        limit = int(params.get("limit", 10))
+        selected = sorted(
+            (i for i in self.intents.values() if gte <= i["created"] < lt),
+            key=lambda i: i["id"],
+        )
+        after = params.get("starting_after")
+        if after:
+            selected = [i for i in selected if i["id"] > after]
         return httpx.Response(
             200,
             json={
-                "id": intent_id,
-                "object": "payment_intent",
-                "amount": int(form["amount"][0]),
-                "currency": form["currency"][0],
-                "client_secret": f"{intent_id}_secret_abc",
-                "status": "requires_payment_method",
-                "metadata": {},
+                "object": "list",
+                "url": "/v1/payment_intents",
+                "data": selected[:limit],
+                "has_more": len(selected) > limit,
             },
         )
+
+    def stripe_get_intent(self, request: httpx.Request, intent_id: str) -> httpx.Response:
+        if self.stripe_down:
+            raise httpx.ConnectError("stripe down")
+        intent = self.intents.get(intent_id)
+        if intent is None:
+            return httpx.Response(
+                404, json={"error": {"type": "invalid_request_error", "code": "resource_missing"}}
+            )
+        return httpx.Response(200, json=intent)
 
     def stripe_refund(self, request: httpx.Request) -> httpx.Response:
         self.stripe_requests.append(request)
@@ -286,6 +370,9 @@ def world():
         router.get(url__regex=rf"{ORDER_URL}/api/internal/orders/(?P<order_id>[^/]+)").mock(
             side_effect=world.get_order
         )
+        router.get(host="orders.test", path="/api/internal/orders").mock(
+            side_effect=world.list_orders
+        )
         router.post(f"{ORDER_URL}/api/internal/update-status").mock(side_effect=world.update_status)
         router.get(f"{DARAJA_URL}/oauth/v1/generate").mock(side_effect=world.oauth)
         router.post(f"{DARAJA_URL}/mpesa/stkpush/v1/processrequest").mock(
@@ -294,6 +381,12 @@ def world():
         router.post(f"{DARAJA_URL}/mpesa/stkpushquery/v1/query").mock(side_effect=world.stk_query)
         router.post(f"{STRIPE_URL}/v1/payment_intents").mock(side_effect=world.stripe_intent)
         router.post(f"{STRIPE_URL}/v1/refunds").mock(side_effect=world.stripe_refund)
+        router.get(host="stripe.test", path="/v1/payment_intents").mock(
+            side_effect=world.stripe_list_intents
+        )
+        router.get(url__regex=rf"{STRIPE_URL}/v1/payment_intents/(?P<intent_id>[^/?]+)").mock(
+            side_effect=world.stripe_get_intent
+        )
         yield world
 
 
