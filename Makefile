@@ -9,17 +9,20 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --no-sync
 
 .DEFAULT_GOAL := help
-.PHONY: help run seed test bench lint format migrate install up up-prod down logs ops-test
+.PHONY: help run seed reconcile test bench lint format migrate install up up-prod down logs ops-test
 COMPOSE ?= docker compose
 
 help: ## Show the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 run: install ## Start every service (PostgreSQL found or provisioned, migrations applied)
 	@$(RUN) python -m scripts.stack
 
 seed: install ## Demo data through the running gateway: admin, customer, catalogue (idempotent)
 	@$(RUN) python -m scripts.seed
+
+reconcile: install ## Money reconciliation report of the running system; exit 1 if anything is wrong (ARGS="--days 30")
+	@$(RUN) python -m scripts.reconcile $(ARGS)
 
 test: install ## Run the whole test suite against real PostgreSQL
 	@$(RUN) pytest

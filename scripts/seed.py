@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from scripts.gateway import ScriptError, admin_credentials, check_gateway, gateway_url, login
 from scripts.stack import (
-    DEFAULT_ADMIN_EMAIL,
     dev_secrets_file,
     is_production,
     load_environment,
@@ -140,24 +140,10 @@ CATALOGUE: tuple[DemoProduct, ...] = (
 )
 
 
-class SeedError(Exception):
-    """Something the person running `make seed` must fix; said in one sentence."""
-
-
 def _answer(response: httpx.Response, what: str, expected: tuple[int, ...] = (200,)) -> dict:
     if response.status_code not in expected:
-        raise SeedError(f"{what}: {response.status_code} {response.text[:300]}")
+        raise ScriptError(f"{what}: {response.status_code} {response.text[:300]}")
     return response.json()
-
-
-def login(client: httpx.Client, email: str, password: str, who: str) -> str:
-    response = client.post("/api/auth/login", json={"email": email, "password": password})
-    if response.status_code != 200:
-        raise SeedError(
-            f"cannot log in as the {who} {email} ({response.status_code} "
-            f"{response.text[:200]}): is `make run` running with the same settings?"
-        )
-    return response.json()["token"]
 
 
 def existing_skus(client: httpx.Client, token: str) -> set[str]:
@@ -218,7 +204,7 @@ def seed_customer(client: httpx.Client, email: str, password: str) -> bool:
     if response.status_code == 400 and response.json().get("error") == "User already exists":
         login(client, email, password, "customer")
         return False
-    raise SeedError(f"registering {email}: {response.status_code} {response.text[:300]}")
+    raise ScriptError(f"registering {email}: {response.status_code} {response.text[:300]}")
 
 
 def customer_password(env: dict[str, str]) -> tuple[str, str]:
@@ -233,31 +219,14 @@ def customer_password(env: dict[str, str]) -> tuple[str, str]:
     return values["SEED_CUSTOMER_PASSWORD"], f"SEED_CUSTOMER_PASSWORD in {dev_secrets_file(env)}"
 
 
-def admin_credentials(env: dict[str, str]) -> tuple[str, str]:
-    email = env.get("ADMIN_EMAIL") or DEFAULT_ADMIN_EMAIL
-    password = env.get("ADMIN_PASSWORD") or stored_development_secrets(env).get("ADMIN_PASSWORD")
-    if not password:
-        raise SeedError(
-            "no admin password: set ADMIN_EMAIL and ADMIN_PASSWORD (as for `make run`), "
-            f"or start `make run` once so that it makes the development admin "
-            f"(its password goes to {dev_secrets_file(env)})"
-        )
-    return email, password
-
-
 def seed(env: dict[str, str], say: Callable[[str], None]) -> None:
     if is_production(env):
-        raise SeedError("ENVIRONMENT=production: the demo data is for development only")
-    gateway = env.get("GATEWAY_URL") or f"http://127.0.0.1:{env.get('GATEWAY_PORT') or 5000}"
+        raise ScriptError("ENVIRONMENT=production: the demo data is for development only")
+    gateway = gateway_url(env)
     admin_email, admin_password = admin_credentials(env)
     customer_email = env.get("SEED_CUSTOMER_EMAIL") or DEFAULT_CUSTOMER_EMAIL
     with httpx.Client(base_url=gateway, timeout=30) as client:
-        try:
-            client.get("/health").raise_for_status()
-        except httpx.HTTPError as exc:
-            raise SeedError(
-                f"the gateway at {gateway} does not answer ({exc}): `make run` first"
-            ) from None
+        check_gateway(client)
         token = login(client, admin_email, admin_password, "admin")
         say(f"admin: {admin_email}")
         password, where = customer_password(env)
@@ -278,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     try:
         seed(load_environment(), lambda text: print(f"seed | {text}", flush=True))
-    except SeedError as exc:
+    except ScriptError as exc:
         print(f"seed | {exc}", file=sys.stderr, flush=True)
         return 1
     return 0

@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -118,11 +119,11 @@ def start_stack(env: dict[str, str], ports: dict[str, int], timeout: float = 90)
 
 
 @pytest.fixture(scope="session")
-def stack(postgres_url, stripe_api):
+def stack(postgres_url, stripe_server):
     """The whole system, once for the session (rate limits off: tests go fast)."""
     env, ports = stack_environment(
         postgres_url,
-        STRIPE_API_BASE=stripe_api,
+        STRIPE_API_BASE=stripe_server.url,
         RATE_LIMIT_ENABLED="false",
         ADMIN_EMAIL=ADMIN["email"],
         ADMIN_PASSWORD=ADMIN["password"],
@@ -130,8 +131,37 @@ def stack(postgres_url, stripe_api):
     )
     running = start_stack(env, ports)
     yield running
-    running.stop()
-    drop_stack_databases(env)
+    try:
+        # After the whole suite, every payment is on its order, once.
+        with httpx.Client(base_url=running.gateway, timeout=60) as client:
+            settled_report(client)
+    finally:
+        running.stop()
+        drop_stack_databases(env)
+
+
+def reconciliation_report(client: httpx.Client, **params: str) -> dict:
+    """The money reconciliation report, asked for as the admin."""
+    login = client.post("/api/auth/login", json=ADMIN)
+    assert login.status_code == 200, login.text
+    response = client.get(
+        "/api/payments/admin/reconciliation", params=params, headers=auth(login.json()["token"])
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def settled_report(client: httpx.Client, timeout: float = 40) -> dict:
+    """The report once it is empty: what is still moving (a callback, the outbox, the
+    reconciliation workers) is given `timeout` seconds to land. Fails with the report."""
+    deadline = time.monotonic() + timeout
+    while True:
+        report = reconciliation_report(client)
+        if report["ok"]:
+            return report
+        if time.monotonic() > deadline:
+            pytest.fail(f"the reconciliation report is not empty: {json.dumps(report, indent=1)}")
+        time.sleep(0.5)
 
 
 def drop_stack_databases(env: dict[str, str]) -> None:
@@ -269,29 +299,95 @@ def shop(gateway):
     return Shop(gateway)
 
 
-class FakeStripe(BaseHTTPRequestHandler):
-    """The part of Stripe's API the payment service calls (it has no network here)."""
+class FakeStripe(ThreadingHTTPServer):
+    """The part of Stripe's API the payment service calls (it has no network here): it
+    creates PaymentIntents, keeps them, lists and returns them. A test says when the
+    customer paid one (`succeed`), as Stripe would then report it."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _FakeStripeHandler)
+        self.intents: dict[str, dict] = {}
+        self.lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def succeed(self, intent_id: str) -> dict:
+        with self.lock:
+            intent = self.intents[intent_id]
+            intent.update(
+                status="succeeded",
+                amount_received=intent["amount"],
+                latest_charge=f"ch_{uuid.uuid4().hex[:12]}",
+            )
+            return dict(intent)
+
+    def create_intent(self, form: dict[str, list[str]]) -> dict:
+        intent_id = f"pi_{uuid.uuid4().hex[:16]}"
+        intent = {
+            "id": intent_id,
+            "object": "payment_intent",
+            "amount": int(form["amount"][0]),
+            "amount_received": 0,
+            "currency": form["currency"][0],
+            "client_secret": f"{intent_id}_secret_e2e",
+            "status": "requires_payment_method",
+            "created": int(time.time()),
+            "latest_charge": None,
+            "metadata": {
+                key[len("metadata[") : -1]: values[0]
+                for key, values in form.items()
+                if key.startswith("metadata[")
+            },
+        }
+        with self.lock:
+            self.intents[intent_id] = intent
+        return intent
+
+    def list_intents(self, query: dict[str, list[str]]) -> dict:
+        gte = int(query.get("created[gte]", ["0"])[0])
+        lt = int(query.get("created[lt]", [str(2**40)])[0])
+        limit = int(query.get("limit", ["10"])[0])
+        after = query.get("starting_after", [""])[0]
+        with self.lock:
+            selected = sorted(
+                (i for i in self.intents.values() if gte <= i["created"] < lt and i["id"] > after),
+                key=lambda i: i["id"],
+            )
+        return {
+            "object": "list",
+            "url": "/v1/payment_intents",
+            "data": selected[:limit],
+            "has_more": len(selected) > limit,
+        }
+
+
+class _FakeStripeHandler(BaseHTTPRequestHandler):
+    server: FakeStripe
 
     def do_POST(self):
         length = int(self.headers.get("content-length") or 0)
         form = parse_qs(self.rfile.read(length).decode())
-        path = urlparse(self.path).path
-        if path == "/v1/payment_intents":
-            intent = f"pi_{uuid.uuid4().hex[:16]}"
-            body = {
-                "id": intent,
-                "object": "payment_intent",
-                "amount": int(form["amount"][0]),
-                "currency": form["currency"][0],
-                "client_secret": f"{intent}_secret_e2e",
-                "status": "requires_payment_method",
-            }
+        if urlparse(self.path).path == "/v1/payment_intents":
+            self._answer(200, self.server.create_intent(form))
         else:
-            self.send_response(404)
-            self.end_headers()
+            self._answer(404, {"error": {"type": "invalid_request_error"}})
+
+    def do_GET(self):
+        url = urlparse(self.path)
+        if url.path == "/v1/payment_intents":
+            self._answer(200, self.server.list_intents(parse_qs(url.query)))
             return
+        intent = self.server.intents.get(url.path.removeprefix("/v1/payment_intents/"))
+        if intent is None:
+            self._answer(404, {"error": {"type": "invalid_request_error"}})
+        else:
+            self._answer(200, intent)
+
+    def _answer(self, status: int, body: dict) -> None:
         payload = json.dumps(body).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
@@ -301,19 +397,27 @@ class FakeStripe(BaseHTTPRequestHandler):
         pass
 
 
+@contextmanager
+def running_fake_stripe():
+    server = FakeStripe()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture(scope="session")
-def stripe_api():
+def stripe_server():
     """A fake of Stripe's API, listening before the stack starts (a port chosen free and
     bound later could be taken meanwhile): `stack`'s STRIPE_API_BASE."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeStripe)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with running_fake_stripe() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
-def fake_stripe(stack, stripe_api):
-    """The payment service of `stack` creates its PaymentIntents at the fake Stripe."""
-    assert stack.env["STRIPE_API_BASE"] == stripe_api
-    return stripe_api
+def fake_stripe(stack, stripe_server) -> FakeStripe:
+    """The payment service of `stack` creates its PaymentIntents at this fake Stripe."""
+    assert stack.env["STRIPE_API_BASE"] == stripe_server.url
+    return stripe_server

@@ -179,6 +179,7 @@ def test_stripe_webhooks_through_the_gateway(shop, stack, fake_stripe):
     assert forged.status_code == 400 and forged.json() == {"error": "Invalid signature"}
     assert shop.get_payment(started.json()["payment"]["id"])["status"] == "processing"
 
+    fake_stripe.succeed(intent)  # the customer paid: Stripe says so, and sends its event
     ok = post_stripe(shop.client, payload, secret)
     assert ok.status_code == 200 and ok.json() == {"received": True}
     assert post_stripe(shop.client, payload, secret).json() == {"received": True}  # again
