@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import update
 from tests.test_stripe import intent_event, post_event, signed
 
+from payment_service import reconciliation
 from payment_service.models import OutboxMessage, Payment, ProviderEvent
 from payment_service.reconciliation import reconcile_money
 from shared.metrics import read_samples, sample
@@ -77,7 +78,10 @@ async def test_nothing_to_reconcile_is_an_empty_report(api, admin):
     assert window == timedelta(days=7)  # RECONCILIATION_WINDOW_DAYS
 
 
-async def test_a_paid_order_reconciles_and_the_totals_match(api, admin, world, login):
+async def test_a_paid_order_reconciles_and_the_totals_match(api, admin, world, login, monkeypatch):
+    # One order and one PaymentIntent per page: every page is read.
+    monkeypatch.setattr(reconciliation, "ORDER_PAGE_SIZE", 1)
+    monkeypatch.setattr(reconciliation, "STRIPE_PAGE_SIZE", 1)
     await paid_with_stripe(api, world, login, "1500.00")
     await paid_with_stripe(api, world, login, "250.50")
     user_id, _ = login()
@@ -298,6 +302,15 @@ async def test_completed_here_but_not_at_stripe(api, admin, world, login):
     assert kinds(body) == ["recorded_paid_not_at_provider"]
     assert "requires_payment_method" in body["discrepancies"][0]["action"]
     assert await reconcile_money(api.app) == 0
+
+
+async def test_a_completed_payment_whose_intent_stripe_does_not_have(api, admin, world, login):
+    _, payment = await paid_with_stripe(api, world, login)
+    del world.intents[payment.external_reference]  # another account's, say
+    body = await report(api, admin)
+    assert kinds(body) == ["recorded_paid_not_at_provider"]
+    assert "is missing" in body["discrepancies"][0]["action"]
+    assert body["providers"]["stripe"].startswith("compared")
 
 
 async def test_an_intent_with_our_metadata_and_no_payment_here(api, admin, world):
