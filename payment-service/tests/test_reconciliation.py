@@ -9,12 +9,13 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import update
-from tests.test_stripe import intent_event, post_event, signed
 
 from payment_service import reconciliation
 from payment_service.models import OutboxMessage, Payment, ProviderEvent
 from payment_service.reconciliation import reconcile_money
 from shared.metrics import read_samples, sample
+
+from .test_stripe import intent_event, post_event, signed
 
 pytestmark = pytest.mark.usefixtures("world")
 
