@@ -64,7 +64,7 @@ def render(report: dict) -> list[str]:
     lines += [f"{name}: {state}" for name, state in report["providers"].items()]
     lines.append("")
     header = ("currency", "payments completed", "refunds", "payments kept", "orders paid")
-    rows = [(*header, "difference")]
+    rows = [(*header, "difference", "paid in cash")]
     rows += [
         (
             t["currency"],
@@ -73,6 +73,7 @@ def render(report: dict) -> list[str]:
             _figure(t["paymentsKept"]),
             _figure(t["ordersPaid"]),
             t["difference"],
+            _figure(t["ordersPaidInCash"]),
         )
         for t in report["totals"]
     ]

@@ -43,6 +43,7 @@ PUBLIC_ROUTES = {
     ("GET", "/api/payments/order/{order_id}"),
     ("POST", "/api/payments/{payment_id}/refund"),
     ("GET", "/api/payments/admin/payments"),
+    ("GET", "/api/payments/admin/reconciliation"),
     ("POST", "/api/payments/webhook/mpesa/{secret}"),
     ("POST", "/api/payments/webhook/stripe"),
 }

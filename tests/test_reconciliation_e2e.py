@@ -164,6 +164,7 @@ def test_each_discrepancy_is_named_and_the_safe_ones_are_repaired(system):
             "refunds": {"count": 0, "amount": "0.00"},
             "paymentsKept": {"count": 1, "amount": "1500.00"},
             "ordersPaid": {"count": 1, "amount": "1500.00"},
+            "ordersPaidInCash": {"count": 0, "amount": "0.00"},
             "difference": "0.00",
         }
     ]

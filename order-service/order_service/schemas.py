@@ -150,6 +150,7 @@ class OrderSummaryOut(CamelModel):
     payment_status: str
     total_amount: Money
     currency: str
+    payment_method: str | None
     payment_ids: list[str]
     created_at: datetime
 

@@ -62,6 +62,7 @@ KINDS = {
 metrics.declare_discrepancy_kinds(KINDS)
 PAID_ORDER_STATUSES = orders.PAID_ORDER_STATUSES
 CLOSED_ORDER_STATUSES = frozenset({"cancelled", "failed"})
+CASH_ON_DELIVERY = "cash_on_delivery"
 STRIPE_PAGE_SIZE = 100
 ORDER_PAGE_SIZE = 100
 # STK Queries one report makes at most (Daraja limits its callers' rate).
@@ -101,6 +102,7 @@ class OrderView:
     payment_status: str
     total: Decimal
     currency: str
+    payment_method: str | None
     created_at: datetime
 
     @classmethod
@@ -111,6 +113,7 @@ class OrderView:
             payment_status=str(order["paymentStatus"]),
             total=Decimal(str(order["totalAmount"])),
             currency=str(order.get("currency") or "").upper(),
+            payment_method=order.get("paymentMethod"),
             created_at=datetime.fromisoformat(str(order["createdAt"])),
         )
 
@@ -193,6 +196,8 @@ class Totals:
     refunds: Figure = field(default_factory=Figure)  # money given back
     payments_kept: Figure = field(default_factory=Figure)  # received, not refunded in full
     orders_paid: Figure = field(default_factory=Figure)
+    # Cash on delivery marked paid by an admin: money this service never sees.
+    orders_paid_in_cash: Figure = field(default_factory=Figure)
 
     @property
     def difference(self) -> Decimal:
@@ -399,8 +404,17 @@ def analyse(evidence: Evidence, settings: PaymentSettings, now: datetime) -> Rep
         window=evidence.window,
         generated_at=now,
         providers=evidence.providers,
-        totals=_totals(evidence),
+        totals=_totals(evidence, by_order),
         discrepancies=found,
+    )
+
+
+def _paid_in_cash(order: OrderView, payments: list[Payment]) -> bool:
+    """A cash-on-delivery order an admin marked paid, without any payment here."""
+    return (
+        order.paid
+        and order.payment_method == CASH_ON_DELIVERY
+        and not any(p.status in KEPT for p in payments)
     )
 
 
@@ -486,8 +500,9 @@ def _payment_discrepancies(
                 discrepancy(
                     "provider_paid_not_recorded",
                     f"{name} says {view.reference} was paid; it is {payment.status} here. "
-                    "Repaired: settled from the provider's answer, as its webhook or callback "
-                    "would have.",
+                    "The reconciliation worker settles it from the provider's answer, as its "
+                    "webhook or callback would have; if it stays, read the payment's events "
+                    "(an amount that does not match is never settled).",
                     since=view.created_at or payment.created_at,
                     repair="settle the payment from the provider's answer",
                     repair_with=(view.provider, view),
@@ -532,7 +547,7 @@ def _not_on_order(evidence: Evidence, payment: Payment, order: OrderView, discre
 
 
 def _order_discrepancies(order: OrderView, payments: list[Payment]) -> list[Discrepancy]:
-    if not order.paid:
+    if not order.paid or _paid_in_cash(order, payments):
         return []
     kept = sorted((p for p in payments if p.status in KEPT), key=lambda p: p.created_at)
     if len(kept) == 1:
@@ -603,7 +618,7 @@ def _uuid_or_none(value: str | None) -> uuid.UUID | None:
         return None
 
 
-def _totals(evidence: Evidence) -> dict[str, Totals]:
+def _totals(evidence: Evidence, by_order: dict[uuid.UUID, list[Payment]]) -> dict[str, Totals]:
     totals: dict[str, Totals] = defaultdict(Totals)
     currencies = {p.id: p.currency for p in evidence.payments.values()}
     for payment in evidence.payments.values():
@@ -614,7 +629,9 @@ def _totals(evidence: Evidence) -> dict[str, Totals]:
     for payment_id, amount in evidence.refunds:
         totals[currencies[payment_id]].refunds.add(amount)
     for order in evidence.orders.values():
-        if order.paid:
+        if _paid_in_cash(order, by_order.get(order.id, [])):
+            totals[order.currency].orders_paid_in_cash.add(order.total)
+        elif order.paid:
             totals[order.currency].orders_paid.add(order.total)
     return dict(sorted(totals.items()))
 
@@ -759,6 +776,7 @@ def report_out(report: Report) -> ReconciliationReport:
                 refunds=_figure(totals.refunds),
                 payments_kept=_figure(totals.payments_kept),
                 orders_paid=_figure(totals.orders_paid),
+                orders_paid_in_cash=_figure(totals.orders_paid_in_cash),
                 difference=totals.difference,
             )
             for currency, totals in report.totals.items()

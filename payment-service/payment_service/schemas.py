@@ -125,7 +125,9 @@ class CurrencyTotals(CamelModel):
     payments_completed: FigureOut  # money received (refunded payments included)
     refunds: FigureOut  # money given back
     payments_kept: FigureOut  # received and not refunded in full
-    orders_paid: FigureOut
+    orders_paid: FigureOut  # paid through this service (M-Pesa, Stripe)
+    # Cash-on-delivery orders an admin marked paid: no payment here to match.
+    orders_paid_in_cash: FigureOut
     # payments kept minus orders paid: zero when every paid order keeps one payment.
     difference: Money
 

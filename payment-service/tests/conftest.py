@@ -126,6 +126,7 @@ class FakeWorld:
             "totalAmount": total,
             "currency": "KES",
             "items": [],
+            "paymentMethod": None,
             "paymentIds": [],
             "createdAt": datetime.now(UTC).isoformat(),
             **extra,

@@ -97,6 +97,7 @@ async def test_a_paid_order_reconciles_and_the_totals_match(api, admin, world, l
             "refunds": {"count": 0, "amount": "0.00"},
             "paymentsKept": {"count": 2, "amount": "1750.50"},
             "ordersPaid": {"count": 2, "amount": "1750.50"},
+            "ordersPaidInCash": {"count": 0, "amount": "0.00"},
             "difference": "0.00",
         }
     ]
@@ -287,6 +288,21 @@ async def test_a_paid_order_without_a_payment(api, admin, world, login):
     assert body["discrepancies"][0]["orderId"] == order_id
     assert body["totals"][0]["ordersPaid"] == {"count": 1, "amount": "300.00"}
     assert body["totals"][0]["difference"] == "-300.00"
+
+
+async def test_cash_on_delivery_marked_paid_is_counted_apart_not_reported(api, admin, world, login):
+    user_id, _ = login()
+    cash = world.add_order(user_id, total="450.00", status="delivered", payment_status="paid")
+    world.orders[cash]["paymentMethod"] = "cash_on_delivery"
+    # Paid by hand although the customer chose M-Pesa: that one is reported.
+    by_hand = world.add_order(user_id, total="300.00", status="paid", payment_status="paid")
+    world.orders[by_hand]["paymentMethod"] = "mpesa"
+    body = await report(api, admin)
+    assert [(d["kind"], d["orderId"]) for d in body["discrepancies"]] == [
+        ("order_without_payment", by_hand)
+    ]
+    assert body["totals"][0]["ordersPaidInCash"] == {"count": 1, "amount": "450.00"}
+    assert body["totals"][0]["ordersPaid"] == {"count": 1, "amount": "300.00"}
 
 
 async def test_completed_here_but_not_at_stripe(api, admin, world, login):
