@@ -3,39 +3,19 @@ from pathlib import Path
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from auth_service.config import AuthSettings
 from auth_service.main import create_app
 from auth_service.models import Base
-from shared.testing import migrated_database, random_secret, truncate_all
+from shared.service_fixtures import database_fixtures
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
 
 
-@pytest.fixture(scope="session")
-async def database_url(postgres_url):
-    async with migrated_database(postgres_url, "auth", SERVICE_DIR) as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-async def engine(database_url):
-    engine = create_async_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture(autouse=True)
-async def _clean_tables(engine):
-    yield
-    await truncate_all(engine, Base.metadata)
-
-
-@pytest.fixture(scope="session")
-def secrets_():
-    return {"JWT_SECRET": random_secret(), "INTERNAL_SERVICE_SECRET": random_secret()}
+database_url, engine, _clean_tables, secrets_ = database_fixtures(
+    "auth", SERVICE_DIR, Base.metadata
+)
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ import pytest
 import respx
 from asgi_lifespan import LifespanManager
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from cart_service.config import CartSettings
 from cart_service.main import create_app
 from cart_service.models import Base
-from shared.testing import bearer, migrated_database, random_secret, truncate_all
+from shared.service_fixtures import database_fixtures
+from shared.testing import bearer
 from shared.tokens import InvalidToken, decode_internal_token, issue_user_token
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
@@ -26,28 +26,9 @@ PRODUCT_URL = "http://product.test"
 LOOKUP_URL = f"{PRODUCT_URL}/api/internal/products/lookup"
 
 
-@pytest.fixture(scope="session")
-async def database_url(postgres_url):
-    async with migrated_database(postgres_url, "cart", SERVICE_DIR) as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-async def engine(database_url):
-    engine = create_async_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture(autouse=True)
-async def _clean_tables(engine):
-    yield
-    await truncate_all(engine, Base.metadata)
-
-
-@pytest.fixture(scope="session")
-def secrets_():
-    return {"JWT_SECRET": random_secret(), "INTERNAL_SERVICE_SECRET": random_secret()}
+database_url, engine, _clean_tables, secrets_ = database_fixtures(
+    "cart", SERVICE_DIR, Base.metadata
+)
 
 
 @pytest.fixture

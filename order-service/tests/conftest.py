@@ -11,13 +11,13 @@ import pytest
 import respx
 from asgi_lifespan import LifespanManager
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from order_service.config import OrderSettings
 from order_service.main import create_app
 from order_service.models import Base
 from shared.auth import UserStatus
-from shared.testing import bearer, migrated_database, random_secret, truncate_all
+from shared.service_fixtures import database_fixtures
+from shared.testing import bearer
 from shared.tokens import issue_user_token
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
@@ -26,28 +26,9 @@ CART_URL = "http://cart.test"
 ADDRESS = {"street": "123 Main St", "city": "Nairobi", "country": "Kenya", "postalCode": "00100"}
 
 
-@pytest.fixture(scope="session")
-async def database_url(postgres_url):
-    async with migrated_database(postgres_url, "order", SERVICE_DIR) as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-async def engine(database_url):
-    engine = create_async_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture(autouse=True)
-async def _clean_tables(engine):
-    yield
-    await truncate_all(engine, Base.metadata)
-
-
-@pytest.fixture(scope="session")
-def secrets_():
-    return {"JWT_SECRET": random_secret(), "INTERNAL_SERVICE_SECRET": random_secret()}
+database_url, engine, _clean_tables, secrets_ = database_fixtures(
+    "order", SERVICE_DIR, Base.metadata
+)
 
 
 @pytest.fixture

@@ -11,12 +11,12 @@ import httpx
 import pytest
 import respx
 from asgi_lifespan import LifespanManager
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from payment_service.config import PaymentSettings
 from payment_service.main import create_app
 from payment_service.models import Base, Payment
-from shared.testing import bearer, migrated_database, random_secret, truncate_all
+from shared.service_fixtures import database_fixtures
+from shared.testing import bearer
 from shared.tokens import issue_user_token
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
@@ -31,28 +31,9 @@ CALLBACK_SECRET = "cb-secret-" + "x" * 40
 STRIPE_WEBHOOK_SECRET = "whsec_test_secret"
 
 
-@pytest.fixture(scope="session")
-async def database_url(postgres_url):
-    async with migrated_database(postgres_url, "payment", SERVICE_DIR) as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-async def engine(database_url):
-    engine = create_async_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture(autouse=True)
-async def _clean_tables(engine):
-    yield
-    await truncate_all(engine, Base.metadata)
-
-
-@pytest.fixture(scope="session")
-def secrets_():
-    return {"JWT_SECRET": random_secret(), "INTERNAL_SERVICE_SECRET": random_secret()}
+database_url, engine, _clean_tables, secrets_ = database_fixtures(
+    "payment", SERVICE_DIR, Base.metadata
+)
 
 
 @pytest.fixture

@@ -5,44 +5,21 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from product_service.config import ProductSettings
 from product_service.main import create_app
 from product_service.models import Base
 from shared.auth import UserStatus
-from shared.testing import bearer, migrated_database, random_secret
+from shared.service_fixtures import database_fixtures
+from shared.testing import bearer, delete_all
 from shared.tokens import issue_internal_token, issue_user_token
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="session")
-async def database_url(postgres_url):
-    async with migrated_database(postgres_url, "product", SERVICE_DIR) as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-async def engine(database_url):
-    engine = create_async_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture(autouse=True)
-async def _clean_tables(engine):
-    yield
-    # DELETE, not TRUNCATE: a test leaves a few rows, and emptying small tables row by row
-    # is much cheaper than TRUNCATE's new files for every table and index.
-    async with engine.begin() as connection:
-        for table in reversed(Base.metadata.sorted_tables):
-            await connection.execute(table.delete())
-
-
-@pytest.fixture(scope="session")
-def secrets_():
-    return {"JWT_SECRET": random_secret(), "INTERNAL_SERVICE_SECRET": random_secret()}
+database_url, engine, _clean_tables, secrets_ = database_fixtures(
+    "product", SERVICE_DIR, Base.metadata, clean=delete_all
+)
 
 
 @pytest.fixture(scope="session")

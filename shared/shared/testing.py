@@ -111,3 +111,11 @@ async def truncate_all(engine: AsyncEngine, metadata: MetaData) -> None:
     if tables:
         async with engine.begin() as connection:
             await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+
+
+async def delete_all(engine: AsyncEngine, metadata: MetaData) -> None:
+    """DELETE, not TRUNCATE: when tests leave a few rows, emptying small tables row by row
+    is much cheaper than TRUNCATE's new files for every table and index."""
+    async with engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            await connection.execute(table.delete())
