@@ -9,11 +9,13 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --no-sync
 
 .DEFAULT_GOAL := help
-.PHONY: help run seed reconcile test bench lint format migrate install up up-prod down logs ops-test
+.PHONY: help run seed reconcile test browser-test bench lint format migrate install up up-prod down logs ops-test
 COMPOSE ?= docker compose
+# Waits for another apt (a second install running at the same time) instead of failing.
+APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq
 
 help: ## Show the commands
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
 run: install ## Start every service (PostgreSQL found or provisioned, migrations applied)
 	@$(RUN) python -m scripts.stack
@@ -26,6 +28,10 @@ reconcile: install ## Money reconciliation report of the running system; exit 1 
 
 test: install ## Run the whole test suite against real PostgreSQL
 	@$(RUN) pytest
+
+browser-test: install ## Browser tests in headless Chromium (installs Debian's chromium when missing)
+	@command -v chromium >/dev/null 2>&1 || $(MAKE) --no-print-directory .install-chromium
+	@$(RUN) pytest -m browser tests/browser
 
 bench: install ## Measure the gateway against direct calls (needs wrk)
 	@command -v wrk >/dev/null 2>&1 || $(MAKE) --no-print-directory .install-wrk
@@ -73,7 +79,15 @@ $(CURDIR)/.tools/bin/uv:
 .install-wrk:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo ">> installing wrk (Debian package)"; \
-		apt-get install -y -qq wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk); \
+		$(APT_INSTALL) wrk >/dev/null || (apt-get update -qq && $(APT_INSTALL) wrk >/dev/null); \
 	else \
 		echo "make bench needs wrk: sudo apt-get install wrk (Debian/Ubuntu) or brew install wrk"; exit 1; \
+	fi
+
+.install-chromium:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo ">> installing Chromium (Debian package)"; \
+		$(APT_INSTALL) chromium >/dev/null || (apt-get update -qq && $(APT_INSTALL) chromium >/dev/null); \
+	else \
+		echo "make browser-test needs Chromium: sudo apt-get install chromium (Debian/Ubuntu)"; exit 1; \
 	fi
