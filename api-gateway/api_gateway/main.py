@@ -63,8 +63,11 @@ async def proxy(request: Request) -> Response:
     settings: GatewaySettings = state.settings
     route = resolve(request.method, request.url.path)
     # The path as sent (still percent-encoded) must be as acceptable as the decoded one.
-    raw_path = request.scope.get("raw_path", b"").decode("latin-1")
-    if route is None or (raw_path and resolve(request.method, raw_path) is None):
+    # Who may call is decided on the decoded path (what the service will route on); the
+    # path forwarded is the one sent, escapes kept (proxy.upstream_target).
+    raw_path = request.scope.get("raw_path", b"").decode("latin-1") or request.url.path
+    sent_route = resolve(request.method, raw_path)
+    if route is None or sent_route is None:
         raise NotFound("Route not found")
 
     peer = request.client.host if request.client else None
@@ -92,7 +95,7 @@ async def proxy(request: Request) -> Response:
     body = await read_body(request, settings.max_body_size)
     response = await forward(
         request,
-        route,
+        sent_route,
         transport=state.upstream,
         base_url=state.service_urls[route.upstream.service],
         body=body,

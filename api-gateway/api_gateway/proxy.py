@@ -10,6 +10,7 @@ never a hang.
 
 import asyncio
 import logging
+from urllib.parse import quote
 
 import httpx
 from starlette.background import BackgroundTask
@@ -49,6 +50,10 @@ REPLACED_REQUEST_HEADERS = HOP_BY_HOP | {
     "x-real-ip",
 }
 REPLACED_RESPONSE_HEADERS = HOP_BY_HOP | {"date", "server", "x-request-id"}
+# Characters kept as sent in a forwarded path and query (percent signs included: the
+# client's own escapes go through unchanged); anything else is percent-encoded.
+_PATH_SAFE = "/%!$&'()*+,;=:@"
+_QUERY_SAFE = _PATH_SAFE + "?[]"
 # Responses up to this size with a Content-Length are read whole rather than streamed.
 SMALL_RESPONSE = 64 * 1024
 
@@ -82,9 +87,13 @@ async def read_body(request: Request, max_size: int) -> bytes:
     return b"".join(chunks)
 
 
-def upstream_headers(request: Request, client_ip: str, trusted_peer: bool) -> list[tuple[str, str]]:
+def upstream_headers(
+    request: Request, client_ip: str, trusted_peer: bool
+) -> list[tuple[bytes, bytes]]:
+    """As bytes, as they came: a value that is not ASCII (`User-Agent: café`) is the
+    service's to judge, not an encoding error here."""
     drop = REPLACED_REQUEST_HEADERS | _connection_tokens(request.headers)
-    headers = [(k, v) for k, v in request.headers.items() if k not in drop]
+    headers = [(k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in drop]
     peer = request.client.host if request.client else client_ip
     incoming_forwarded = request.headers.get("x-forwarded-for") if trusted_peer else None
     forwarded_for = f"{incoming_forwarded}, {peer}" if incoming_forwarded else peer
@@ -94,14 +103,26 @@ def upstream_headers(request: Request, client_ip: str, trusted_peer: bool) -> li
     host = (
         request.headers.get("x-forwarded-host") if trusted_peer else None
     ) or request.headers.get("host", "")
-    headers += [
+    added = [
         ("x-forwarded-for", forwarded_for),
         ("x-forwarded-proto", proto),
         ("x-forwarded-host", host),
         ("x-real-ip", client_ip),
         ("x-request-id", current_request_id() or ""),
     ]
+    # Starlette decoded these as latin-1: encoding them back gives the bytes that came.
+    headers += [(name.encode(), value.encode("latin-1")) for name, value in added]
     return headers
+
+
+def upstream_target(raw_path: str, query: bytes) -> str:
+    """The path and query to send upstream, from the request's own percent-encoded bytes:
+    a decoded path may hold control characters (`/api/products/%0E`) that no URL may carry,
+    and re-encoding a decoded path could change what the service sees."""
+    target = quote(raw_path.encode("latin-1"), safe=_PATH_SAFE)
+    if query:
+        target += "?" + quote(query, safe=_QUERY_SAFE)
+    return target
 
 
 async def forward(
@@ -111,16 +132,15 @@ async def forward(
     transport: httpx.AsyncBaseTransport,
     base_url: str,
     body: bytes,
-    headers: list[tuple[str, str]],
+    headers: list[tuple[bytes, bytes]],
     timeout: float,
 ) -> Response:
     """Sends through the transport itself, not an `httpx.AsyncClient`: a client keeps a
     cookie jar, and a jar shared by every user of the gateway would hand one user's
     cookies to the next. It is also cheaper."""
-    url = base_url.rstrip("/") + route.upstream_path
-    query = request.scope.get("query_string", b"")
-    if query:
-        url += "?" + query.decode("latin-1")
+    url = base_url.rstrip("/") + upstream_target(
+        route.upstream_path, request.scope.get("query_string", b"")
+    )
     name = route.upstream.display_name
     outgoing = httpx.Request(
         request.method,

@@ -179,3 +179,42 @@ async def test_cookies_a_service_sets_reach_the_client_and_no_one_else(gateway, 
     _, other_token = make_user()
     second = await gateway.get("/api/cart", headers=bearer(other_token))
     assert "cookie" not in second.json()["headers"]
+
+
+@pytest.mark.parametrize("escape", ["%00", "%0E", "%1F", "%7F"])
+async def test_a_control_character_in_the_path_is_forwarded_as_sent(gateway, make_user, escape):
+    """A decoded path cannot be put in a URL (it was a 500); the path as sent can."""
+    _, token = make_user()
+    for path in (f"/api/products/{escape}", f"/api/orders/{escape}/cancel"):
+        response = (
+            await gateway.put(path, headers=bearer(token))
+            if "cancel" in path
+            else (await gateway.get(path))
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["path"] == path.replace(escape, chr(int(escape[1:], 16)))
+
+
+async def test_a_header_value_that_is_not_ascii_reaches_the_service(gateway, make_user):
+    _, token = make_user()
+    response = await gateway.post(
+        "/api/orders",
+        headers=[
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"user-agent", "café".encode()),
+            (b"idempotency-key", "café".encode()),
+        ],
+    )
+    assert response.status_code == 200, response.text
+    received = response.json()["headers"]
+    # The fake reads headers as latin-1, as Starlette does: the UTF-8 bytes came through.
+    assert received["idempotency-key"] == "café".encode().decode("latin-1")
+    assert received["user-agent"] == "café".encode().decode("latin-1")
+
+
+async def test_head_reaches_the_service_and_the_gateways_own_routes_answer_it(gateway):
+    assert (await gateway.head("/api/products")).status_code == 200
+    health = await gateway.head("/health")
+    assert health.status_code == 200 and health.content == b""
+    refused = await gateway.post("/health")
+    assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"

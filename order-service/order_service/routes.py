@@ -2,7 +2,6 @@
 admin status change and the internal routes of docs/internal-api.md)."""
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
@@ -25,8 +24,7 @@ from order_service.schemas import (
 )
 from shared.auth import AdminUser, CurrentUser, InternalCaller
 from shared.db import SessionDep
-from shared.errors import BadRequest
-from shared.schemas import PageDep
+from shared.schemas import DateTimeInput, PageDep
 
 router = APIRouter(prefix="/api", tags=["order"])
 admin_router = APIRouter(prefix="/api/admin", tags=["admin"])
@@ -111,16 +109,10 @@ async def orders_for_reconciliation(
     caller: InternalCaller,
     session: SessionDep,
     page: PageDep,
-    created_from: Annotated[datetime | None, Query(alias="from")] = None,
-    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+    created_from: Annotated[DateTimeInput | None, Query(alias="from")] = None,
+    created_to: Annotated[DateTimeInput | None, Query(alias="to")] = None,
 ):
     """Orders created in [from, to), oldest pages last (newest first), for reconciliation."""
-    for name, moment in (("from", created_from), ("to", created_to)):
-        if moment is not None and moment.tzinfo is None:
-            raise BadRequest(
-                "Validation error",
-                details=[{"field": name, "message": "must carry a timezone (e.g. Z)"}],
-            )
     orders, total = await repository.list_orders(
         session,
         created_from=created_from,

@@ -3,7 +3,6 @@
 import hmac
 import ipaddress
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
@@ -15,6 +14,7 @@ from payment_service.reconciliation import InvalidWindow, Window
 from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.errors import AppError, BadRequest, NotFound
+from shared.schemas import DateTimeInput
 
 
 class CallbackForbidden(AppError):
@@ -89,8 +89,8 @@ async def verified_mpesa_source(request: Request, secret: str = "") -> str | Non
 
 async def reconciliation_window(
     request: Request,
-    start: Annotated[datetime | None, Query(alias="from")] = None,
-    end: Annotated[datetime | None, Query(alias="to")] = None,
+    start: Annotated[DateTimeInput | None, Query(alias="from")] = None,
+    end: Annotated[DateTimeInput | None, Query(alias="to")] = None,
 ) -> Window:
     """`from` and `to` (ISO 8601 with a timezone); by default the last
     RECONCILIATION_WINDOW_DAYS days."""

@@ -2,7 +2,6 @@
 
 import json
 import uuid
-from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -30,7 +29,8 @@ from payment_service.schemas import (
 from shared.auth import AdminUser, CurrentUser
 from shared.db import SessionDep
 from shared.errors import BadRequest
-from shared.schemas import PageDep
+from shared.schemas import DateTimeInput, PageDep
+from shared.text_guard import contains_unstorable
 
 router = APIRouter(prefix="/api", tags=["payment"])
 webhook_router = APIRouter(prefix="/api/webhook", tags=["webhooks"])
@@ -86,8 +86,8 @@ async def list_payments(
     provider: Provider | None = None,
     order_id: Annotated[uuid.UUID | None, Query(alias="orderId")] = None,
     user_id: Annotated[uuid.UUID | None, Query(alias="userId")] = None,
-    created_from: Annotated[datetime | None, Query(alias="from")] = None,
-    created_to: Annotated[datetime | None, Query(alias="to")] = None,
+    created_from: Annotated[DateTimeInput | None, Query(alias="from")] = None,
+    created_to: Annotated[DateTimeInput | None, Query(alias="to")] = None,
 ):
     conditions = []
     if status is not None:
@@ -132,6 +132,8 @@ async def mpesa_callback(
         body = json.loads(await request.body())
     except ValueError:
         raise BadRequest("Invalid callback: not JSON") from None
+    if contains_unstorable(body):
+        raise BadRequest("Invalid callback: text that cannot be stored")
     await service.handle_mpesa_callback(request.app, body, source)
     return CallbackAccepted()
 

@@ -10,7 +10,7 @@ status cache.
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from shared import tracing
 from shared.auth import UserStatusCache, UserStatusSource, auth_service_status_source
@@ -19,9 +19,11 @@ from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.http_client import ServiceClient
 from shared.logging import configure_logging
+from shared.methods import HeadAsGetMiddleware
 from shared.metrics import MetricsHook, metrics_router
 from shared.request_context import RequestContextMiddleware
 from shared.settings import ServiceSettings
+from shared.text_guard import refuse_unstorable_text
 from shared.workers import PeriodicWorker
 
 Hook = Callable[[FastAPI], Awaitable[None]]
@@ -109,7 +111,9 @@ def create_app(
         # FastAPI traces requests itself once tracing is on (shared.tracing); probes and
         # scrapes, several a second, are not worth a trace.
         telemetry={"exclude": _is_quiet},
+        dependencies=[Depends(refuse_unstorable_text)],
     )
+    app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RequestContextMiddleware, quiet_paths=QUIET_PATHS)
     install_error_handlers(app)
     app.include_router(health_router(title))

@@ -1,13 +1,24 @@
 """Wire-format building blocks: camelCase JSON both ways, money as strings with
 two decimals, the original's pagination envelope fields."""
 
+import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Annotated
 
 from fastapi import Depends, Query
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
+
+from shared.text_guard import MESSAGE as UNSTORABLE_TEXT
+from shared.text_guard import contains_unstorable
 
 CENTS = Decimal("0.01")
 
@@ -31,6 +42,15 @@ class RequestModel(CamelModel):
         alias_generator=to_camel, validate_by_name=False, validate_by_alias=True, extra="ignore"
     )
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: object) -> object:
+        """Every field, whatever its type: text PostgreSQL cannot store is a 400 naming the
+        field, never a database error (shared.text_guard)."""
+        if contains_unstorable(value):
+            raise ValueError(UNSTORABLE_TEXT)
+        return value
+
 
 MAX_MONEY = Decimal("9999999999.99")  # NUMERIC(12, 2)
 
@@ -50,11 +70,13 @@ def parse_money(value: object) -> Decimal:
         raise ValueError("must be a decimal number")
     if amount < 0:
         raise ValueError("must be 0 or more")
-    if amount != amount.quantize(CENTS):
-        raise ValueError("must have at most 2 decimal places")
+    # Bounds before quantizing: 1e26 has more digits than the context's precision, and
+    # quantizing it would raise instead of answering a 400.
     if amount > MAX_MONEY:
         raise ValueError(f"must be at most {MAX_MONEY}")
-    return amount.quantize(CENTS)
+    if amount.as_tuple().exponent < -2 and amount != amount.quantize(CENTS):
+        raise ValueError("must have at most 2 decimal places")
+    return amount.quantize(CENTS) + 0  # + 0: "-0" is 0.00, not -0.00
 
 
 # Money into the system: "150000", 150000, 1500.5, "1500.50" -> Decimal("1500.50").
@@ -67,6 +89,28 @@ def money_str(value: Decimal) -> str:
 
 # Money leaves the system as a string with two decimals ("150000.00"), never a float.
 Money = Annotated[Decimal, PlainSerializer(money_str, return_type=str, when_used="json")]
+
+
+_ISO_DATE_TIME = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(?P<zone>[Zz]|[+-]\d{2}:?\d{2})?"
+)
+
+
+def _iso_date_time(value: object) -> object:
+    """Only ISO 8601 text: pydantic alone would read `0.5` or `1700000000` as seconds since
+    1970, a number no client means as a date."""
+    if isinstance(value, str):
+        match = _ISO_DATE_TIME.fullmatch(value.strip())
+        if match is None:
+            raise ValueError("must be an ISO 8601 date-time (e.g. 2026-01-31T00:00:00Z)")
+        if match["zone"] is None:
+            raise ValueError("must carry a timezone (e.g. Z)")
+        return value.strip()
+    raise ValueError("must be an ISO 8601 date-time (e.g. 2026-01-31T00:00:00Z)")
+
+
+# A moment from a client (a query's `from`/`to`): ISO 8601 with its timezone, nothing else.
+DateTimeInput = Annotated[AwareDatetime, BeforeValidator(_iso_date_time)]
 
 
 @dataclass(frozen=True)
