@@ -7,8 +7,11 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, MetaData, func, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -47,17 +50,22 @@ class Timestamps:
     )
 
 
-def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 0) -> AsyncEngine:
-    """Requests beyond the pool wait for a connection (up to 10 s, then 503) rather than
-    open new ones: connecting costs far more than waiting for a transaction of a
-    millisecond, and overflow connections are closed when given back, so they churn."""
+def create_engine(
+    url: str, *, pool_size: int = 10, max_overflow: int = 0, pool_timeout: float = 10
+) -> AsyncEngine:
+    """Requests beyond the pool wait for a connection (up to `pool_timeout` s, then 503)
+    rather than open new ones: connecting costs far more than waiting for a transaction of
+    a millisecond, and overflow connections are closed when given back, so they churn."""
     return create_async_engine(
         database_url_for_asyncpg(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_timeout=10,
-        # Connections die with a PostgreSQL restart; recycle and retry rather than ping
-        # before every checkout (a round trip per request).
+        pool_timeout=pool_timeout,
+        # Connections die with a PostgreSQL restart, idle in the pool. Each is checked when
+        # taken (one round trip, measured in docs/operations.md: within the noise of `make
+        # bench`), and a dead one is replaced with the whole pool of its generation, so a
+        # request after a restart gets a fresh connection instead of an error.
+        pool_pre_ping=True,
         pool_recycle=1800,
     )
 
@@ -75,6 +83,34 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 # scope="function": the transaction ends (commit or rollback) before the
 # response is sent, so a client never sees success for a write that failed to commit.
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+# SQLSTATEs of a database that is gone, going or not yet back: connection exceptions
+# (class 08), shutdown by an operator or a crash, "starting up", too many connections.
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether an error means the database could not be reached or lost the connection
+    (a 503 to retry), rather than a refused statement. Follows the chain of causes:
+    SQLAlchemy wraps asyncpg's errors, which wrap the socket's."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if isinstance(current, PoolTimeout | OSError | asyncpg.exceptions.InterfaceError):
+            return True
+        if isinstance(current, asyncpg.exceptions.ConnectionDoesNotExistError):
+            return True
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
+        ):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
 
 
 async def database_is_reachable(engine: AsyncEngine) -> bool:

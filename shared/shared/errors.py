@@ -17,6 +17,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.db import is_database_unavailable
+from shared.methods import allowed_methods
+
 logger = logging.getLogger(__name__)
 
 UNIQUE_VIOLATION = "23505"
@@ -124,7 +127,9 @@ async def _http_exception_handler(request: Request, exc: StarletteHTTPException)
     if exc.status_code == 404:
         message = "Route not found"
     elif exc.status_code == 405:
-        message = "Method not allowed"
+        return error_response(
+            405, {"error": "Method not allowed"}, {"Allow": allowed_methods(request)}
+        )
     else:
         message = str(exc.detail)
     return error_response(exc.status_code, {"error": message}, getattr(exc, "headers", None))
@@ -139,16 +144,23 @@ async def _integrity_error_handler(request: Request, exc: IntegrityError) -> JSO
 
 
 async def _database_unavailable_handler(request: Request, exc: Exception) -> JSONResponse:
-    """The database is down or every connection is busy: 503, the client may retry."""
-    if isinstance(exc, DBAPIError) and not exc.connection_invalidated:
+    """The database is down, restarting, or every connection is busy: 503, the client may
+    retry. Anything else that went wrong in a statement is a 500."""
+    if not is_database_unavailable(exc):
         return await _unhandled_error_handler(request, exc)
-    logger.error("database unavailable: %s", type(exc).__name__)
+    logger.warning("database unavailable: %s", type(exc).__name__)
     return error_response(
-        503, {"error": "Service temporarily unavailable", "requestId": _request_id(request)}
+        503,
+        {"error": "Service temporarily unavailable", "requestId": _request_id(request)},
+        {"Retry-After": "1"},
     )
 
 
 async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    if is_database_unavailable(exc):
+        # An error that wraps a lost connection (a rollback on a dead socket, a greenlet
+        # error raised from one) is still the database being away.
+        return await _database_unavailable_handler(request, exc)
     request_id = _request_id(request)
     logger.exception("unhandled error", exc_info=exc)
     return error_response(
@@ -164,6 +176,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
     app.add_exception_handler(IntegrityError, _integrity_error_handler)
     app.add_exception_handler(DBAPIError, _database_unavailable_handler)
-    app.add_exception_handler(ConnectionRefusedError, _database_unavailable_handler)
+    app.add_exception_handler(OSError, _database_unavailable_handler)
     app.add_exception_handler(PoolTimeout, _database_unavailable_handler)
     app.add_exception_handler(Exception, _unhandled_error_handler)

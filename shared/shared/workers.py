@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 
+from shared.db import is_database_unavailable
+
 logger = logging.getLogger(__name__)
 
 Job = Callable[[FastAPI], Awaitable[None]]
@@ -47,11 +49,24 @@ class PeriodicWorker:
     async def _loop(self, app: FastAPI) -> None:
         # Replicas started together should not run in lock-step.
         await self._sleep(random.uniform(0, self.interval))  # noqa: S311 (not security)
+        database_away = False
         while not self._stopping.is_set():
             try:
                 await self.job(app)
-            except Exception:
-                logger.exception("worker run failed", extra={"worker": self.name})
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    logger.exception("worker run failed", extra={"worker": self.name})
+                elif not database_away:
+                    # One line for the whole outage, not a traceback per tick.
+                    database_away = True
+                    logger.warning(
+                        "worker waits for the database",
+                        extra={"worker": self.name, "reason": type(exc).__name__},
+                    )
+            else:
+                if database_away:
+                    database_away = False
+                    logger.info("worker resumed: the database is back", extra={"worker": self.name})
             await self._sleep(self.interval)
 
     async def _sleep(self, seconds: float) -> None:
