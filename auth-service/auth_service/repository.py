@@ -56,9 +56,20 @@ async def lock_active_admins(session: AsyncSession) -> list[User]:
 
 
 async def list_users(
-    session: AsyncSession, *, role: str | None, is_active: bool | None, offset: int, limit: int
+    session: AsyncSession,
+    *,
+    role: str | None,
+    is_active: bool | None,
+    offset: int,
+    limit: int,
+    search: str | None = None,
 ) -> tuple[list[User], int]:
     conditions = []
+    if search:
+        pattern = "%" + like_escaped(search) + "%"
+        conditions.append(
+            User.email.ilike(pattern, escape="\\") | User.name.ilike(pattern, escape="\\")
+        )
     if role is not None:
         conditions.append(User.role == role)
     if is_active is not None:
@@ -72,3 +83,8 @@ async def list_users(
         .limit(limit)
     )
     return list(users), total or 0
+
+
+def like_escaped(text: str) -> str:
+    """`text` matched literally inside a LIKE pattern (its % and _ are not wildcards)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

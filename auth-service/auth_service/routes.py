@@ -94,9 +94,22 @@ async def list_users(
     page: PageDep,
     role: Literal["customer", "admin"] | None = None,
     is_active: Annotated[bool | None, Query(alias="isActive")] = None,
+    search: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=r"^[^\x00-\x1f]*$",
+            description="Part of the name or email, any case.",
+        ),
+    ] = None,
 ):
     users, total = await service.repository.list_users(
-        session, role=role, is_active=is_active, offset=page.offset, limit=page.limit
+        session,
+        role=role,
+        is_active=is_active,
+        search=search.strip() if search else None,
+        offset=page.offset,
+        limit=page.limit,
     )
     return UserList(
         users=[UserOut.model_validate(u) for u in users],
@@ -104,6 +117,11 @@ async def list_users(
         current_page=page.page,
         total_users=total,
     )
+
+
+@admin_router.get("/users/{user_id}", response_model=UserEnvelope)
+async def get_user(admin: AdminUser, user: ValidUser):
+    return UserEnvelope(user=user)
 
 
 @admin_router.put("/users/{user_id}", response_model=MessageWithUser)

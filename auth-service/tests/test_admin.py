@@ -129,3 +129,49 @@ async def test_two_admins_demoting_each_other_at_once_leave_one_admin(client, ma
             text("SELECT count(*) FROM users WHERE role = 'admin' AND is_active")
         )
         assert admins.scalar() == 1
+
+
+async def test_admin_searches_users_by_name_or_email_and_reads_one(client, register, make_admin):
+    _, admin_token = await make_admin()
+    wanjiru = (await register(email="wanjiru@example.com", name="Wanjiru Kamau"))["user"]
+    await register(email="otieno@example.com", name="Otieno Odhiambo")
+    await register(email="percent_100@example.com", name="Percent")
+
+    async def found(search: str) -> list[str]:
+        response = await client.get(
+            "/api/admin/users", params={"search": search}, headers=bearer(admin_token)
+        )
+        assert response.status_code == 200, response.text
+        return sorted(user["email"] for user in response.json()["users"])
+
+    assert await found("KAMAU") == ["wanjiru@example.com"]
+    assert await found("otieno@") == ["otieno@example.com"]
+    # % and _ are letters here, not wildcards.
+    assert await found("t_1") == ["percent_100@example.com"]
+    assert await found("%") == []
+
+    one = await client.get(f"/api/admin/users/{wanjiru['id']}", headers=bearer(admin_token))
+    assert one.status_code == 200
+    assert one.json()["user"]["name"] == "Wanjiru Kamau"
+    missing = await client.get(f"/api/admin/users/{uuid.uuid4()}", headers=bearer(admin_token))
+    assert missing.status_code == 404 and missing.json() == {"error": "User not found"}
+    bad = await client.get("/api/admin/users/not-a-uuid", headers=bearer(admin_token))
+    assert bad.status_code == 400
+
+
+@pytest.mark.parametrize("search", ["a" * 201, "nul\x00byte", "tab\there"])
+async def test_admin_search_refuses_what_no_user_has(client, make_admin, search):
+    _, admin_token = await make_admin()
+    response = await client.get(
+        "/api/admin/users", params={"search": search}, headers=bearer(admin_token)
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "Validation error"
+
+
+async def test_customers_cannot_read_a_user(client, register):
+    body = await register()
+    response = await client.get(
+        f"/api/admin/users/{body['user']['id']}", headers=bearer(body["token"])
+    )
+    assert response.status_code == 403

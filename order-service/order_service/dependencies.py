@@ -1,13 +1,16 @@
 """Dependencies that validate and load."""
 
+from functools import cache
 from typing import Annotated
+from zoneinfo import ZoneInfo, available_timezones
 
-from fastapi import Depends, Header
+from fastapi import Depends, Header, Query
 
 from order_service import service
 from order_service.models import Order
 from shared.auth import AdminUser, CurrentUser
 from shared.db import SessionDep
+from shared.errors import BadRequest
 
 
 async def own_order(order_id: str, user: CurrentUser, session: SessionDep) -> Order:
@@ -31,3 +34,28 @@ IdempotencyKeyHeader = Annotated[
 ]
 OwnOrder = Annotated[Order, Depends(own_order)]
 AnyOrder = Annotated[Order, Depends(any_order)]
+
+
+@cache
+def _time_zone_names() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+async def time_zone(
+    timezone: Annotated[
+        str,
+        Query(
+            max_length=64,
+            description="An IANA time zone (Africa/Nairobi): the days are its calendar days.",
+        ),
+    ] = "UTC",
+) -> ZoneInfo:
+    # Only names of the time zone database, never a path ZoneInfo would try to read.
+    if timezone not in _time_zone_names():
+        raise BadRequest(
+            "Validation error", details=[{"field": "timezone", "message": "unknown time zone"}]
+        )
+    return ZoneInfo(timezone)
+
+
+TimeZone = Annotated[ZoneInfo, Depends(time_zone)]

@@ -1,9 +1,10 @@
 """The order service's queries."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 
-from sqlalchemy import Select, delete, func, select
+from sqlalchemy import Date, Select, cast, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -65,6 +66,8 @@ async def list_orders(
     limit: int,
     user_id: uuid.UUID | None = None,
     status: str | None = None,
+    payment_status: str | None = None,
+    order_number: str | None = None,
     created_from: datetime | None = None,
     created_to: datetime | None = None,
     with_items: bool = True,
@@ -74,6 +77,10 @@ async def list_orders(
         conditions.append(Order.user_id == user_id)
     if status is not None:
         conditions.append(Order.status == status)
+    if payment_status is not None:
+        conditions.append(Order.payment_status == payment_status)
+    if order_number is not None:
+        conditions.append(Order.order_number == order_number)
     if created_from is not None:
         conditions.append(Order.created_at >= created_from)
     if created_to is not None:
@@ -89,6 +96,51 @@ async def list_orders(
     if with_items:
         statement = _with_items(statement)
     return list(await session.scalars(statement)), total or 0
+
+
+async def count_by_status(session: AsyncSession) -> dict[str, int]:
+    """How many placed orders are in each status now."""
+    rows = await session.execute(
+        select(Order.status, func.count()).where(PLACED).group_by(Order.status)
+    )
+    return {status: count for status, count in rows.all()}
+
+
+def _local_day(column, timezone: str):
+    # The calendar day of a timestamptz in the shop's time zone, not the server's.
+    return cast(func.timezone(timezone, column), Date)
+
+
+async def orders_per_day(
+    session: AsyncSession, *, start: datetime, end: datetime, timezone: str
+) -> dict[date, int]:
+    """Orders placed in [start, end), by day in `timezone`."""
+    day = _local_day(Order.created_at, timezone)
+    rows = await session.execute(
+        select(day, func.count())
+        .where(PLACED, Order.created_at >= start, Order.created_at < end)
+        .group_by(day)
+    )
+    return {day_: count for day_, count in rows.all()}
+
+
+async def paid_per_day(
+    session: AsyncSession, *, start: datetime, end: datetime, timezone: str, currency: str
+) -> dict[date, tuple[int, Decimal]]:
+    """Orders in `currency` paid in [start, end) and not cancelled since: how many, and
+    their total, by day of payment in `timezone`."""
+    day = _local_day(Order.paid_at, timezone)
+    rows = await session.execute(
+        select(day, func.count(), func.sum(Order.total_amount))
+        .where(
+            Order.paid_at >= start,
+            Order.paid_at < end,
+            Order.currency == currency,
+            Order.status != Status.CANCELLED,
+        )
+        .group_by(day)
+    )
+    return {day_: (count, Decimal(total)) for day_, count, total in rows.all()}
 
 
 async def next_order_number_value(session: AsyncSession) -> int:

@@ -2,20 +2,23 @@
 admin status change and the internal routes of docs/internal-api.md)."""
 
 import uuid
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
 from fastapi.responses import JSONResponse
+from pydantic import StringConstraints
 
 from order_service import placement, repository, service
-from order_service.dependencies import AnyOrder, IdempotencyKeyHeader, OwnOrder
-from order_service.lifecycle import Status
+from order_service.dependencies import AnyOrder, IdempotencyKeyHeader, OwnOrder, TimeZone
+from order_service.lifecycle import PaymentStatus, Status
 from order_service.schemas import (
     CreateOrderRequest,
     MessageWithOrder,
     OrderEnvelope,
     OrderList,
     OrderOut,
+    OrderStats,
     OrderSummaryList,
     OrderSummaryOut,
     PaymentUpdate,
@@ -31,6 +34,9 @@ admin_router = APIRouter(prefix="/api/admin", tags=["admin"])
 internal_router = APIRouter(prefix="/api/internal", tags=["internal"])
 
 StatusFilter = Annotated[Status | None, Query(alias="status")]
+OrderNumber = Annotated[
+    str, StringConstraints(strip_whitespace=True, to_upper=True, max_length=40, pattern=r"^[\w-]*$")
+]
 
 
 @router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=MessageWithOrder)
@@ -72,11 +78,48 @@ async def list_all_orders(
     page: PageDep,
     status_: StatusFilter = None,
     user_id: Annotated[uuid.UUID | None, Query(alias="userId")] = None,
+    payment_status: Annotated[PaymentStatus | None, Query(alias="paymentStatus")] = None,
+    order_number: Annotated[
+        OrderNumber | None, Query(alias="orderNumber", description="The whole number, any case.")
+    ] = None,
+    created_from: Annotated[
+        DateTimeInput | None, Query(alias="from", description="Placed at or after (ISO 8601).")
+    ] = None,
+    created_to: Annotated[
+        DateTimeInput | None, Query(alias="to", description="Placed before (ISO 8601).")
+    ] = None,
 ):
     orders, total = await repository.list_orders(
-        session, user_id=user_id, status=status_, offset=page.offset, limit=page.limit
+        session,
+        user_id=user_id,
+        status=status_,
+        payment_status=payment_status,
+        order_number=order_number or None,
+        created_from=created_from,
+        created_to=created_to,
+        offset=page.offset,
+        limit=page.limit,
     )
     return _order_list(orders, total, page)
+
+
+@admin_router.get("/stats", response_model=OrderStats)
+async def order_stats(
+    admin: AdminUser,
+    session: SessionDep,
+    request: Request,
+    timezone: TimeZone,
+    days: Annotated[int, Query(ge=1, le=366, description="How many days, today included.")] = 7,
+):
+    """Orders in each status now, and per calendar day in `timezone`: orders placed, orders
+    paid (not cancelled since) and their total in the store's currency."""
+    return await service.order_stats(
+        session,
+        days=days,
+        timezone=timezone,
+        currency=request.app.state.settings.store_currency,
+        now=datetime.now(UTC),
+    )
 
 
 @admin_router.get("/orders/{order_id}", response_model=OrderEnvelope)

@@ -1,7 +1,7 @@
 """Request bodies and responses of the order service (camelCase on the wire)."""
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, StringConstraints, model_validator
@@ -160,3 +160,19 @@ class OrderSummaryList(CamelModel):
     total_pages: int
     current_page: int
     total_orders: int
+
+
+class DayFigures(CamelModel):
+    date: date
+    orders: int  # placed that day
+    paid_orders: int  # paid that day, not cancelled since
+    revenue: Money  # their total
+
+
+class OrderStats(CamelModel):
+    """The admin console's overview: orders in each status now, and day by day."""
+
+    timezone: str
+    currency: str
+    by_status: dict[str, int]
+    days: list[DayFigures]  # oldest first; the last is today

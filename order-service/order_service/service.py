@@ -4,7 +4,9 @@ gives the stock back when an order is closed."""
 
 import logging
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,7 +25,7 @@ from order_service.lifecycle import (
 )
 from order_service.messages import RELEASE_STOCK, enqueue_call, send_now
 from order_service.models import Order, OrderStatusChange, OutboxMessage
-from order_service.schemas import PaymentUpdate
+from order_service.schemas import DayFigures, OrderStats, PaymentUpdate
 from shared.auth import AuthenticatedUser
 from shared.errors import BadRequest, NotFound
 
@@ -238,3 +240,38 @@ async def expire_unpaid_orders(app: FastAPI) -> int:
             )
     await send_now(app, calls)
     return len(calls)
+
+
+# --- Figures for the admin console ------------------------------------------------------
+
+
+async def order_stats(
+    session: AsyncSession, *, days: int, timezone: ZoneInfo, currency: str, now: datetime
+) -> OrderStats:
+    """Orders in each status now; orders placed, and orders paid with their total, on each
+    of the last `days` calendar days in `timezone` (today included, days without any too)."""
+    today = now.astimezone(timezone).date()
+    first = today - timedelta(days=days - 1)
+    start = datetime.combine(first, time(), timezone)
+    end = datetime.combine(today + timedelta(days=1), time(), timezone)
+    name = timezone.key
+    placed = await repository.orders_per_day(session, start=start, end=end, timezone=name)
+    paid = await repository.paid_per_day(
+        session, start=start, end=end, timezone=name, currency=currency
+    )
+    by_status = await repository.count_by_status(session)
+    figures = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        paid_orders, revenue = paid.get(day, (0, Decimal(0)))
+        figures.append(
+            DayFigures(
+                date=day, orders=placed.get(day, 0), paid_orders=paid_orders, revenue=revenue
+            )
+        )
+    return OrderStats(
+        timezone=name,
+        currency=currency,
+        by_status={status: by_status.get(status, 0) for status in Status},
+        days=figures,
+    )

@@ -1,6 +1,8 @@
 """GET /api/orders, GET /api/orders/:id and the admin list."""
 
 import uuid
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -123,3 +125,127 @@ async def test_customers_cannot_use_admin_routes(client, placed, customer):
         response = await client.request(method, path, json=body, headers=customer.headers)
         assert response.status_code == 403
         assert response.json() == {"error": "Access denied. Admin only."}
+
+
+async def test_admins_filter_orders_by_payment_status_number_and_dates(
+    client, placed, admin, set_status, db
+):
+    old = await placed()
+    new = await placed()
+    await set_status(new["id"], "paid", "paid")
+    await db(
+        "UPDATE orders SET created_at = '2026-01-10T12:00:00Z' WHERE id = :id",
+        id=uuid.UUID(old["id"]),
+    )
+
+    async def ids(query: str) -> list[str]:
+        response = await client.get(f"/api/admin/orders?{query}", headers=admin.headers)
+        assert response.status_code == 200, response.text
+        return [order["id"] for order in response.json()["orders"]]
+
+    assert await ids("paymentStatus=paid") == [new["id"]]
+    assert await ids("paymentStatus=pending") == [old["id"]]
+    # The whole number, in any case, with spaces around it.
+    number = old["orderNumber"]
+    assert await ids(f"orderNumber=%20{number.lower()}%20") == [old["id"]]
+    assert await ids(f"orderNumber={number[:-1]}") == []
+    assert await ids("from=2026-01-10T00:00:00%2B03:00&to=2026-01-11T00:00:00%2B03:00") == [
+        old["id"]
+    ]
+    assert await ids("to=2026-01-10T12:00:00Z") == []  # `to` is excluded
+    assert await ids("from=2026-01-10T12:00:00Z&paymentStatus=paid") == [new["id"]]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("paymentStatus=owed", "paymentStatus"),
+        ("from=2026-01-10", "from"),  # no time zone: which midnight?
+        ("to=2026-01-10T00:00:00", "to"),
+        ("from=yesterday", "from"),
+        ("orderNumber=ORD-1%27%20OR%201=1", "orderNumber"),
+        (f"orderNumber={'A' * 41}", "orderNumber"),
+    ],
+)
+async def test_admin_list_filters_are_validated(client, admin, query, field):
+    response = await client.get(f"/api/admin/orders?{query}", headers=admin.headers)
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["error"] == "Validation error"
+    assert field in [detail["field"] for detail in body["details"]]
+
+
+async def test_admin_figures_per_status_and_per_day_in_the_shops_time_zone(
+    client, placed, admin, db
+):
+    orders = [await placed() for _ in range(4)]
+    ids = [uuid.UUID(order["id"]) for order in orders]
+    nairobi = ZoneInfo("Africa/Nairobi")
+    midnight = datetime.combine(datetime.now(nairobi).date(), time(), nairobi)
+    scenes = [
+        # Placed at 00:30 Nairobi time today (21:30 UTC the day before) and paid at once.
+        (midnight + timedelta(minutes=30), midnight + timedelta(minutes=30), "paid", "paid"),
+        # Placed two days ago, paid yesterday, shipped since.
+        (midnight - timedelta(days=2), midnight - timedelta(hours=20), "shipped", "paid"),
+        # Placed and paid today, then cancelled: no revenue.
+        (
+            midnight + timedelta(minutes=1),
+            midnight + timedelta(minutes=1),
+            "cancelled",
+            "refund_pending",
+        ),
+        # Placed long ago and still pending: in the counts per status, not in the days.
+        (midnight - timedelta(days=30), None, "pending", "pending"),
+    ]
+    for order_id, (created_at, paid_at, status, payment_status) in zip(ids, scenes, strict=True):
+        await db(
+            "UPDATE orders SET created_at = :created_at, paid_at = :paid_at, status = :status,"
+            " payment_status = :payment_status WHERE id = :id",
+            id=order_id,
+            created_at=created_at,
+            paid_at=paid_at,
+            status=status,
+            payment_status=payment_status,
+        )
+
+    response = await client.get(
+        "/api/admin/stats?days=3&timezone=Africa/Nairobi", headers=admin.headers
+    )
+    assert response.status_code == 200, response.text
+    stats = response.json()
+    assert stats["timezone"] == "Africa/Nairobi" and stats["currency"] == "KES"
+    assert stats["byStatus"] == {
+        "pending": 1,
+        "paid": 1,
+        "processing": 0,
+        "shipped": 1,
+        "delivered": 0,
+        "cancelled": 1,
+        "failed": 0,
+    }
+    price = orders[0]["totalAmount"]
+    days = stats["days"]
+    assert [day["orders"] for day in days] == [1, 0, 2]
+    assert days[-1]["date"] == midnight.date().isoformat()
+    assert [day["paidOrders"] for day in days] == [0, 1, 1]
+    assert [day["revenue"] for day in days] == ["0.00", price, price]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("timezone=Mars/Olympus", "timezone"),
+        ("timezone=../../etc/passwd", "timezone"),
+        ("days=0", "days"),
+        ("days=367", "days"),
+    ],
+)
+async def test_admin_figures_validate_their_query(client, admin, query, field):
+    response = await client.get(f"/api/admin/stats?{query}", headers=admin.headers)
+    assert response.status_code == 400, response.text
+    assert field in [detail["field"] for detail in response.json()["details"]]
+
+
+async def test_customers_cannot_read_the_figures(client, customer):
+    response = await client.get("/api/admin/stats", headers=customer.headers)
+    assert response.status_code == 403

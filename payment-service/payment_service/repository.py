@@ -96,6 +96,35 @@ async def list_payments(
     return list(payments), total or 0
 
 
+async def refunds_of_payment(session: AsyncSession, payment_id: uuid.UUID) -> list[Refund]:
+    result = await session.scalars(
+        select(Refund)
+        .where(Refund.payment_id == payment_id)
+        .order_by(Refund.created_at.desc(), Refund.id)
+    )
+    return list(result)
+
+
+async def payment_figures(
+    session: AsyncSession, *, created_from: datetime | None, created_to: datetime | None
+) -> list[tuple[str, str, str, int, Decimal, Decimal]]:
+    """(provider, status, currency, count, amount, refunded amount) of the payments created
+    in [created_from, created_to)."""
+    conditions = []
+    if created_from is not None:
+        conditions.append(Payment.created_at >= created_from)
+    if created_to is not None:
+        conditions.append(Payment.created_at < created_to)
+    keys = (Payment.provider, Payment.status, Payment.currency)
+    rows = await session.execute(
+        select(*keys, func.count(), func.sum(Payment.amount), func.sum(Payment.refunded_amount))
+        .where(*conditions)
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+    return [tuple(row) for row in rows.all()]
+
+
 async def payments_of_order(
     session: AsyncSession, order_id: uuid.UUID, user_id: uuid.UUID
 ) -> list[Payment]:

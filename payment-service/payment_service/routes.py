@@ -19,10 +19,14 @@ from payment_service.models import PROVIDERS, STATUSES, Payment
 from payment_service.schemas import (
     CallbackAccepted,
     MpesaPaymentRequest,
+    PaymentDetail,
     PaymentEnvelope,
+    PaymentFigures,
     PaymentList,
     PaymentPage,
+    PaymentStats,
     ReconciliationReport,
+    RefundOut,
     RefundRequest,
     StripePaymentRequest,
 )
@@ -110,6 +114,48 @@ async def list_payments(
         total_pages=page.total_pages(total),
         current_page=page.page,
         total_payments=total,
+    )
+
+
+@admin_router.get("/payments/{payment_id}", response_model=PaymentDetail)
+async def get_payment_as_admin(admin: AdminUser, payment: OwnPayment, session: SessionDep):
+    """Any payment, with its refunds."""
+    refunds = await repository.refunds_of_payment(session, payment.id)
+    return PaymentDetail(
+        payment=service.payment_out(payment),
+        refunds=[RefundOut.model_validate(refund) for refund in refunds],
+    )
+
+
+@admin_router.get("/stats", response_model=PaymentStats)
+async def payment_stats(
+    admin: AdminUser,
+    session: SessionDep,
+    created_from: Annotated[
+        DateTimeInput | None, Query(alias="from", description="Created at or after (ISO 8601).")
+    ] = None,
+    created_to: Annotated[
+        DateTimeInput | None, Query(alias="to", description="Created before (ISO 8601).")
+    ] = None,
+):
+    """How many payments, and how much, by provider, status and currency."""
+    rows = await repository.payment_figures(
+        session, created_from=created_from, created_to=created_to
+    )
+    return PaymentStats(
+        window_from=created_from,
+        window_to=created_to,
+        groups=[
+            PaymentFigures(
+                provider=provider,
+                status=status,
+                currency=currency,
+                count=count,
+                amount=amount,
+                refunded_amount=refunded,
+            )
+            for provider, status, currency, count, amount, refunded in rows
+        ],
     )
 
 

@@ -80,6 +80,30 @@ class PaymentList(CamelModel):
     payments: list[PaymentOut]
 
 
+class PaymentDetail(CamelModel):
+    """A payment as an admin sees it: with its refunds, newest first."""
+
+    payment: PaymentOut
+    refunds: list[RefundOut]
+
+
+class PaymentFigures(CamelModel):
+    provider: str
+    status: str
+    currency: str
+    count: int
+    amount: Money
+    refunded_amount: Money
+
+
+class PaymentStats(CamelModel):
+    """Payments created in [from, to) by provider, status and currency."""
+
+    window_from: datetime | None = Field(alias="from")
+    window_to: datetime | None = Field(alias="to")
+    groups: list[PaymentFigures]
+
+
 class PaymentPage(CamelModel):
     payments: list[PaymentOut]
     total_pages: int

@@ -204,3 +204,55 @@ async def test_the_admin_list_filters(api, login, world, paid_mpesa, paid_stripe
     assert (await api.client.get("/api/admin/payments", headers=customer)).status_code == 403
     bad = await api.client.get("/api/admin/payments?status=nonsense", headers=admin)
     assert bad.status_code == 400
+
+
+async def test_an_admin_reads_a_payment_with_its_refunds(api, login, paid_stripe):
+    _, payment_id, owner = paid_stripe
+    _, admin = login("admin")
+    await refund(api, admin, payment_id, amount="250.00", reason="Scratched box")
+    await refund(api, admin, payment_id, amount="100.00")
+    response = await api.client.get(f"/api/admin/payments/{payment_id}", headers=admin)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["payment"]["id"] == str(payment_id)
+    assert body["payment"]["refundedAmount"] == "350.00"
+    assert body["payment"]["externalReference"].startswith("pi_")
+    assert [(r["amount"], r["reason"]) for r in body["refunds"]] == [
+        ("100.00", None),
+        ("250.00", "Scratched box"),
+    ]
+    assert (await api.client.get(f"/api/admin/payments/{payment_id}", headers=owner)).json() == {
+        "error": "Access denied. Admin only."
+    }
+    missing = await api.client.get(f"/api/admin/payments/{uuid.uuid4()}", headers=admin)
+    assert missing.status_code == 404 and missing.json() == {"error": "Payment not found"}
+
+
+async def test_admin_figures_by_provider_status_and_currency(
+    api, login, world, paid_mpesa, paid_stripe
+):
+    _, admin = login("admin")
+    user_id, headers = login()
+    await api.pay_mpesa(headers, world.add_order(user_id, total="700.00"))  # still processing
+    await refund(api, admin, paid_stripe[1], amount="300.00")
+
+    response = await api.client.get("/api/admin/stats", headers=admin)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["from"] is None and body["to"] is None
+    assert [
+        (g["provider"], g["status"], g["currency"], g["count"], g["amount"], g["refundedAmount"])
+        for g in body["groups"]
+    ] == [
+        ("mpesa", "completed", "KES", 1, "1500.00", "0.00"),
+        ("mpesa", "processing", "KES", 1, "700.00", "0.00"),
+        ("stripe", "partially_refunded", "KES", 1, "1000.00", "300.00"),
+    ]
+    future = await api.client.get(
+        "/api/admin/stats", params={"from": "2999-01-01T00:00:00Z"}, headers=admin
+    )
+    assert future.json()["groups"] == [] and future.json()["from"] == "2999-01-01T00:00:00Z"
+    naive = await api.client.get("/api/admin/stats?to=2026-01-01T00:00:00", headers=admin)
+    assert naive.status_code == 400 and naive.json()["details"][0]["field"] == "to"
+    _, customer = login()
+    assert (await api.client.get("/api/admin/stats", headers=customer)).status_code == 403

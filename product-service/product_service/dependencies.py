@@ -11,7 +11,7 @@ from pydantic import BeforeValidator, StringConstraints
 from product_service import service
 from product_service.models import Product
 from product_service.repository import CatalogueQuery
-from product_service.schemas import Sort
+from product_service.schemas import MAX_STOCK, Sort
 from shared.auth import AuthenticatedUser, optional_user
 from shared.db import SessionDep
 from shared.errors import BadRequest, ServiceUnavailable
@@ -67,6 +67,10 @@ async def catalogue_query(
     search: Annotated[TextQuery | None, Query()] = None,
     min_price: Annotated[PriceQuery | None, Query(alias="minPrice")] = None,
     max_price: Annotated[PriceQuery | None, Query(alias="maxPrice")] = None,
+    max_stock: Annotated[
+        int | None,
+        Query(alias="maxStock", ge=0, le=MAX_STOCK, description="At most this stock."),
+    ] = None,
     sort: Annotated[Sort, Query()] = "newest",
     include_inactive: Annotated[bool, Query(alias="includeInactive")] = False,
 ) -> CatalogueQuery:
@@ -80,6 +84,7 @@ async def catalogue_query(
         search=search or None,
         min_price=min_price,
         max_price=max_price,
+        max_stock=max_stock,
         sort=sort,
         # Asked for by anyone else, it is simply not granted: the public catalogue.
         include_inactive=include_inactive and service.can_see_inactive(viewer),

@@ -50,6 +50,8 @@ class Product(UUIDPrimaryKey, Timestamps, Base):
         ),
         Index("ix_products_active_price", "price", "id", postgresql_where=_ACTIVE),
         Index("ix_products_active_name", func.lower(text("name")), "id", postgresql_where=_ACTIVE),
+        # Lowest stock first: the admin console's low-stock list (maxStock, stock_asc).
+        Index("ix_products_active_stock", "stock", "id", postgresql_where=_ACTIVE),
         Index(
             "ix_products_active_category",
             "category",

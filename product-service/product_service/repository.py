@@ -21,6 +21,7 @@ class CatalogueQuery:
     search: str | None = None
     min_price: Decimal | None = None
     max_price: Decimal | None = None
+    max_stock: int | None = None
     sort: str = "newest"
     include_inactive: bool = False
 
@@ -42,6 +43,7 @@ SORT_ORDERS = {
     "price_asc": (Product.price.asc(), Product.id.asc()),
     "price_desc": (Product.price.desc(), Product.id.desc()),
     "name": (func.lower(Product.name).asc(), Product.id.asc()),
+    "stock_asc": (Product.stock.asc(), Product.id.asc()),
 }
 
 
@@ -65,6 +67,8 @@ def _conditions(query: CatalogueQuery) -> list[ColumnElement[bool]]:
         conditions.append(Product.price >= query.min_price)
     if query.max_price is not None:
         conditions.append(Product.price <= query.max_price)
+    if query.max_stock is not None:
+        conditions.append(Product.stock <= query.max_stock)
     return conditions
 
 

@@ -179,7 +179,7 @@ class ProductList(CamelModel):
     total_products: int
 
 
-Sort = Literal["newest", "price_asc", "price_desc", "name"]
+Sort = Literal["newest", "price_asc", "price_desc", "name", "stock_asc"]
 
 
 # --- Internal ---------------------------------------------------------------------------

@@ -83,6 +83,8 @@ async def test_an_empty_catalogue(client):
         ("maxPrice=1.234", "maxPrice"),
         ("minPrice=500&maxPrice=100", "minPrice"),
         ("sort=cheapest", "sort"),
+        ("maxStock=-1", "maxStock"),
+        ("maxStock=few", "maxStock"),
         ("includeInactive=perhaps", "includeInactive"),
         (f"search={'x' * 201}", "search"),
     ],
@@ -132,7 +134,7 @@ async def test_sort_by_price_and_by_name(client, seed):
     assert names(await client.get("/api/products?sort=name")) == ["Apple", "banana", "cherry"]
 
 
-@pytest.mark.parametrize("sort", ["newest", "price_asc", "price_desc", "name"])
+@pytest.mark.parametrize("sort", ["newest", "price_asc", "price_desc", "name", "stock_asc"])
 async def test_pages_never_repeat_or_skip_when_keys_are_equal(client, seed, sort):
     # 25 products with the same time, price and name: only the id tells them apart.
     ids = await seed(
@@ -169,6 +171,22 @@ async def test_filter_by_category_and_price_range(client, seed):
     assert names(both) == ["cable"]
     # An empty category or search is no filter, as in the original.
     assert (await client.get("/api/products?category=&search=")).json()["totalProducts"] == 4
+
+
+async def test_low_stock_products_lowest_first(client, seed):
+    await seed(
+        [
+            {"name": "plenty", "stock": 50},
+            {"name": "last one", "stock": 1},
+            {"name": "sold out", "stock": 0},
+            {"name": "few", "stock": 5},
+            {"name": "retired", "stock": 0, "is_active": False},
+        ]
+    )
+    low = await client.get("/api/products?maxStock=5&sort=stock_asc")
+    assert names(low) == ["sold out", "last one", "few"]  # the threshold is included
+    assert low.json()["totalProducts"] == 3
+    assert names(await client.get("/api/products?maxStock=0")) == ["sold out"]
 
 
 async def test_search_is_case_insensitive_over_name_and_description(client, seed):

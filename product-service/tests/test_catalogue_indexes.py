@@ -61,6 +61,7 @@ CASES = [
     (CatalogueQuery(sort="price_asc"), 0, "ix_products_active_price"),
     (CatalogueQuery(sort="price_desc"), 0, "ix_products_active_price"),
     (CatalogueQuery(sort="name"), 0, "ix_products_active_name"),
+    (CatalogueQuery(max_stock=2, sort="stock_asc"), 0, "ix_products_active_stock"),
     (CatalogueQuery(category="Toys"), 550, "ix_products_active_category"),
     (CatalogueQuery(search="50%_off"), 0, "ix_products_name_trgm"),
     (CatalogueQuery(search="zebra"), 0, "ix_products_description_trgm"),
