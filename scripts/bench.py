@@ -21,8 +21,9 @@ import uuid
 
 import httpx
 
-from scripts.postgres import drop_database, find_or_start_postgres
+from scripts.postgres import find_or_start_postgres
 from scripts.services import ROOT, present_services
+from shared.provisioning import drop_database
 
 CONNECTIONS = 32
 THREADS = 2

@@ -32,8 +32,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from scripts.bench import CONNECTIONS, DURATION, THREADS, wrk
-from scripts.postgres import create_database_if_missing, drop_database, find_or_start_postgres
+from scripts.postgres import find_or_start_postgres
 from scripts.services import ROOT
+from shared.provisioning import create_database, drop_database
 from shared.settings import database_url_for_asyncpg
 from shared.testing import free_port, migrate
 
@@ -131,7 +132,7 @@ def machine() -> str:
 
 async def prepare_database(url: str) -> tuple[int, int]:
     """The throwaway database, migrated and seeded; (active products, active in Kitchen)."""
-    await create_database_if_missing(url)
+    await create_database(url, if_missing=True)
     await migrate(SERVICE_DIR, url)
     engine = create_async_engine(database_url_for_asyncpg(url))
     try:

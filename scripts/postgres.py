@@ -1,4 +1,5 @@
-"""Finds a PostgreSQL server, or makes a private one, and creates databases.
+"""Finds a PostgreSQL server, or makes a private one (databases are created and dropped by
+shared.provisioning).
 
 The order (the same for `make run` and `make test`):
 1. a `<SERVICE>_DATABASE_URL` that is set is used as it is (the caller does that);
@@ -23,13 +24,10 @@ from pathlib import Path
 from urllib.parse import quote
 
 import asyncpg
-from sqlalchemy.engine import make_url
 
 from scripts.services import ROOT
+from shared.provisioning import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_USER
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 5432
-DEFAULT_USER = "postgres"
 PRIVATE_DIR = ROOT / ".data" / "postgres"
 
 NOT_FOUND_MESSAGE = """\
@@ -207,52 +205,3 @@ def start_private_cluster(log: Callable[[str], None] = print) -> PostgresServer:
         stop=stop,
         description=f"private PostgreSQL cluster in {data} on port {port}",
     )
-
-
-def _quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-async def create_database_if_missing(url: str) -> bool:
-    """Creates the database of `url` when it does not exist; True when it was created."""
-    parsed = make_url(url)
-    params = dict(
-        host=parsed.host or DEFAULT_HOST,
-        port=parsed.port or DEFAULT_PORT,
-        user=parsed.username or DEFAULT_USER,
-        password=parsed.password,
-        timeout=10,
-    )
-    try:
-        connection = await asyncpg.connect(database=parsed.database, **params)
-    except asyncpg.InvalidCatalogNameError:
-        pass
-    else:
-        await connection.close()
-        return False
-    connection = await asyncpg.connect(database="postgres", **params)
-    try:
-        await connection.execute(f"CREATE DATABASE {_quote_identifier(parsed.database)}")
-    except asyncpg.DuplicateDatabaseError:
-        return False
-    finally:
-        await connection.close()
-    return True
-
-
-async def drop_database(url: str) -> None:
-    parsed = make_url(url)
-    connection = await asyncpg.connect(
-        host=parsed.host,
-        port=parsed.port,
-        user=parsed.username,
-        password=parsed.password,
-        database="postgres",
-        timeout=10,
-    )
-    try:
-        await connection.execute(
-            f"DROP DATABASE IF EXISTS {_quote_identifier(parsed.database)} WITH (FORCE)"
-        )
-    finally:
-        await connection.close()

@@ -29,13 +29,9 @@ from pathlib import Path
 import httpx
 from dotenv import dotenv_values
 
-from scripts.postgres import (
-    PostgresServer,
-    PostgresUnavailable,
-    create_database_if_missing,
-    find_or_start_postgres,
-)
+from scripts.postgres import PostgresServer, PostgresUnavailable, find_or_start_postgres
 from scripts.services import MPESA_SIMULATOR, ROOT, Service, present_services
+from shared.provisioning import create_database
 
 DEV_SECRETS_FILE = ROOT / ".data" / "dev-secrets.env"  # DEV_SECRETS_FILE moves it (tests)
 # Generated for development when not set, so that `make run` needs no `.env`: the name
@@ -212,7 +208,7 @@ async def prepare_databases(services: list[Service], env: dict[str, str], out: O
         if not service.database_env:
             continue
         url = env[service.database_env]
-        if await create_database_if_missing(url):
+        if await create_database(url, if_missing=True):
             out.line("stack", f"created database for {service.name}")
         process = await asyncio.create_subprocess_exec(
             sys.executable,

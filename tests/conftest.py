@@ -22,8 +22,8 @@ import httpx
 import pytest
 from sqlalchemy.engine import make_url
 
-from scripts.postgres import drop_database
 from scripts.services import ROOT, present_services
+from shared.provisioning import drop_database
 from shared.testing import free_port, random_secret
 
 

@@ -18,7 +18,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from scripts.services import ROOT
-from shared.testing import create_database, drop_database, free_port, random_secret
+from shared.provisioning import create_database, drop_database
+from shared.testing import free_port, random_secret
 
 pytestmark = pytest.mark.e2e
 

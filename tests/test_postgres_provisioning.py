@@ -9,6 +9,7 @@ import pytest
 
 from scripts import postgres
 from scripts.services import ROOT
+from shared.provisioning import create_database
 from shared.testing import free_port
 
 
@@ -24,8 +25,8 @@ def test_a_private_cluster_is_made_when_nothing_answers_on_the_default_port(monk
         assert server.port == private_port
         assert server.stop is not None
         url = server.url("e2e_private_check")
-        assert asyncio.run(postgres.create_database_if_missing(url)) is True
-        assert asyncio.run(postgres.create_database_if_missing(url)) is False
+        assert asyncio.run(create_database(url, if_missing=True)) is True
+        assert asyncio.run(create_database(url, if_missing=True)) is False
 
         async def version() -> str:
             connection = await asyncpg.connect(

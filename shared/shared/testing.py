@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.provisioning import create_database, drop_database, quote_identifier
 from shared.settings import database_url_for_asyncpg
 
 
@@ -31,39 +31,6 @@ def free_port() -> int:
 
 def random_secret() -> str:
     return secrets.token_urlsafe(48)
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-async def _admin_connection(url: str) -> asyncpg.Connection:
-    parsed = make_url(url)
-    return await asyncpg.connect(
-        host=parsed.host,
-        port=parsed.port,
-        user=parsed.username,
-        password=parsed.password,
-        database="postgres",
-    )
-
-
-async def create_database(url: str) -> None:
-    connection = await _admin_connection(url)
-    try:
-        await connection.execute(f"CREATE DATABASE {_quote(make_url(url).database)}")
-    finally:
-        await connection.close()
-
-
-async def drop_database(url: str) -> None:
-    connection = await _admin_connection(url)
-    try:
-        await connection.execute(
-            f"DROP DATABASE IF EXISTS {_quote(make_url(url).database)} WITH (FORCE)"
-        )
-    finally:
-        await connection.close()
 
 
 def _upgrade(service_dir: Path, url: str) -> None:
@@ -107,7 +74,7 @@ async def migrated_database(server_url: str, name: str, service_dir: Path) -> As
 
 
 async def truncate_all(engine: AsyncEngine, metadata: MetaData) -> None:
-    tables = ", ".join(_quote(table.name) for table in metadata.sorted_tables)
+    tables = ", ".join(quote_identifier(table.name) for table in metadata.sorted_tables)
     if tables:
         async with engine.begin() as connection:
             await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))

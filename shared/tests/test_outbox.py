@@ -10,7 +10,7 @@ from sqlalchemy.orm import DeclarativeBase
 
 from shared.db import create_engine, create_sessionmaker, new_metadata
 from shared.outbox import OutboxMessageMixin, backlog, backoff, deliver_due, enqueue
-from shared.testing import create_database, drop_database
+from shared.provisioning import create_database, drop_database
 
 
 class Base(DeclarativeBase):
