@@ -10,8 +10,11 @@ A service declares its table with the mixin (and a migration):
 writes with `enqueue(session, OutboxMessage, topic=..., payload=...)` inside the
 transaction of the change, and runs `deliver_due` in a `PeriodicWorker`, with a
 sender per topic that returns normally when the receiver acknowledged and raises
-otherwise. Delivery is at least once: receivers apply messages idempotently
-(every payload carries the message id as `eventId` unless it has its own).
+otherwise. A request that wants the call made at once (a stock release after a
+cancellation) enqueues with `sent_by_writer=True` and calls `send_now` after its commit;
+the worker is then only the fallback. Delivery is at least once: receivers apply
+messages idempotently (every payload carries the message id as `eventId` unless it has
+its own).
 
 Several replicas may deliver at once: a batch is claimed with
 `FOR UPDATE SKIP LOCKED` and a lease (`available_at` moved forward) in a short
@@ -21,9 +24,9 @@ leaves its lease to expire and another replica sends again.
 
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import DateTime, Index, Integer, String, Text, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
@@ -63,14 +66,29 @@ class OutboxMessageMixin:
         )
 
 
-def enqueue(session: AsyncSession, model: type, *, topic: str, payload: dict[str, Any]):
-    """Adds a message to the current transaction; it exists only if the transaction commits."""
+OutboxMessageT = TypeVar("OutboxMessageT", bound=OutboxMessageMixin)
+
+
+def enqueue(
+    session: AsyncSession,
+    model: type[OutboxMessageT],
+    *,
+    topic: str,
+    payload: dict[str, Any],
+    sent_by_writer: bool = False,
+) -> OutboxMessageT:
+    """Adds a message to the current transaction; it exists only if the transaction commits.
+
+    With `sent_by_writer`, the request that writes the message sends it itself once its
+    transaction has committed (`send_now`): the message is due for the worker only after a
+    lease, so the worker steps in only if that attempt fails or the process dies first."""
     message_id = uuid.uuid4()
+    now = datetime.now(UTC)
     message = model(
         id=message_id,
         topic=topic,
         payload={"eventId": str(message_id), **payload},
-        available_at=datetime.now(UTC),
+        available_at=now + LEASE if sent_by_writer else now,
     )
     session.add(message)
     return message
@@ -81,9 +99,70 @@ def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=2 ** max(attempts - 1, 0)), MAX_BACKOFF)
 
 
+async def _send_one(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    model: type[OutboxMessageMixin],
+    senders: Mapping[str, Sender],
+    message_id: uuid.UUID,
+    topic: str,
+    payload: dict[str, Any],
+    attempts: int,
+) -> bool:
+    """One attempt at one message, outside any transaction; its outcome recorded after
+    (delivered, or due again after a backoff). True when the receiver acknowledged."""
+    sender = senders.get(topic)
+    try:
+        if sender is None:
+            raise LookupError(f"no sender for topic {topic!r}")
+        await sender(payload)
+    except Exception as exc:  # any failure: count it, back off, try again later
+        error = f"{type(exc).__name__}: {exc}"[:1000]
+        logger.warning(
+            "outbox delivery failed",
+            extra={
+                "topic": topic,
+                "messageId": str(message_id),
+                "attempt": attempts + 1,
+                "reason": error,
+            },
+        )
+        values: dict[str, Any] = {
+            "available_at": datetime.now(UTC) + backoff(attempts + 1),
+            "last_error": error,
+        }
+        delivered = False
+    else:
+        values = {"delivered_at": datetime.now(UTC), "last_error": None}
+        delivered = True
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(model)
+            .where(model.id == message_id, model.delivered_at.is_(None))
+            .values(attempts=model.attempts + 1, **values)
+        )
+    return delivered
+
+
+async def send_now(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    model: type[OutboxMessageMixin],
+    senders: Mapping[str, Sender],
+    messages: Iterable[OutboxMessageMixin],
+) -> int:
+    """One immediate attempt per message written with `sent_by_writer`, once its
+    transaction has committed; a failure is left to the worker, never raised. Returns how
+    many were acknowledged."""
+    delivered = 0
+    for message in messages:
+        delivered += await _send_one(
+            sessionmaker, model, senders, message.id, message.topic, message.payload, 0
+        )
+    return delivered
+
+
 async def deliver_due(
-    sessionmaker: async_sessionmaker,
-    model: type,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    model: type[OutboxMessageMixin],
     senders: Mapping[str, Sender],
     *,
     batch_size: int = 20,
@@ -108,40 +187,13 @@ async def deliver_due(
             )
         ).all()
     # UPDATE ... RETURNING comes back in no particular order: send oldest first.
-    claimed.sort(key=lambda row: row.created_at)
+    ordered = sorted(claimed, key=lambda row: row.created_at)
 
     delivered = 0
-    for message_id, topic, payload, attempts, _ in claimed:
-        sender = senders.get(topic)
-        try:
-            if sender is None:
-                raise LookupError(f"no sender for topic {topic!r}")
-            await sender(payload)
-        except Exception as exc:  # any failure: count it, back off, try again later
-            error = f"{type(exc).__name__}: {exc}"[:1000]
-            logger.warning(
-                "outbox delivery failed",
-                extra={
-                    "topic": topic,
-                    "messageId": str(message_id),
-                    "attempt": attempts + 1,
-                    "reason": error,
-                },
-            )
-            values = {
-                "attempts": attempts + 1,
-                "available_at": datetime.now(UTC) + backoff(attempts + 1),
-                "last_error": error,
-            }
-        else:
-            delivered += 1
-            values = {
-                "attempts": attempts + 1,
-                "delivered_at": datetime.now(UTC),
-                "last_error": None,
-            }
-        async with sessionmaker() as session, session.begin():
-            await session.execute(update(model).where(model.id == message_id).values(**values))
+    for message_id, topic, payload, attempts, _ in ordered:
+        delivered += await _send_one(
+            sessionmaker, model, senders, message_id, topic, payload, attempts
+        )
     return delivered
 
 
