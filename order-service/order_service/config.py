@@ -25,8 +25,6 @@ class OrderSettings(ServiceSettings):
     # Seconds between runs of the sweeper and of the outbox delivery.
     order_sweep_interval: float = Field(default=30.0, gt=0, validation_alias="ORDER_SWEEP_INTERVAL")
     outbox_interval: float = Field(default=1.0, gt=0, validation_alias="ORDER_OUTBOX_INTERVAL")
-    # How long an Idempotency-Key of POST /api/orders is remembered (seconds).
-    idempotency_key_ttl: int = Field(default=86400, ge=60, validation_alias="ORDER_IDEMPOTENCY_TTL")
 
 
 @lru_cache

@@ -4,7 +4,7 @@ from functools import cache
 from typing import Annotated
 from zoneinfo import ZoneInfo, available_timezones
 
-from fastapi import Depends, Header, Query
+from fastapi import Depends, Query
 
 from order_service import service
 from order_service.models import Order
@@ -22,16 +22,6 @@ async def any_order(order_id: str, admin: AdminUser, session: SessionDep) -> Ord
     return await service.get_any_order(session, order_id)
 
 
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        pattern=r"^[\x21-\x7e]+$",
-        description="The same key from the same user within 24 h returns the first order.",
-    ),
-]
 OwnOrder = Annotated[Order, Depends(own_order)]
 AnyOrder = Annotated[Order, Depends(any_order)]
 

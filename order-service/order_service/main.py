@@ -1,6 +1,7 @@
 """The order service's app factory (`uvicorn --factory order_service.main:create_app`)."""
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from fastapi import FastAPI
 
@@ -8,11 +9,13 @@ from order_service.clients import CartClient, ProductClient
 from order_service.config import OrderSettings, get_settings
 from order_service.messages import deliver_outbox
 from order_service.metrics import OUTBOX_FIGURES
+from order_service.models import IdempotencyKey
 from order_service.placement import sweep_abandoned_placements
 from order_service.routes import admin_router, internal_router, router
 from order_service.service import expire_unpaid_orders
 from shared.app import create_app as create_service_app
 from shared.auth import UserStatusSource
+from shared.idempotency import IdempotencyKeys
 from shared.workers import PeriodicWorker
 
 
@@ -20,6 +23,11 @@ async def _neighbours(app: FastAPI) -> None:
     settings: OrderSettings = app.state.settings
     app.state.products = ProductClient(app.state.services, settings.product_service_url)
     app.state.carts = CartClient(app.state.services, settings.cart_service_url)
+    app.state.idempotency_keys = IdempotencyKeys(
+        IdempotencyKey,
+        ttl=timedelta(seconds=settings.idempotency_key_ttl),
+        wait=settings.service_timeout + 3,
+    )
 
 
 def create_app(

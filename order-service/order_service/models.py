@@ -22,6 +22,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from order_service.lifecycle import ALL_STORED_STATUSES, PaymentStatus
 from shared.db import Timestamps, UUIDPrimaryKey, new_metadata
+from shared.idempotency import IdempotencyKeyMixin
 from shared.outbox import OutboxMessageMixin
 
 
@@ -134,23 +135,10 @@ class OrderStatusChange(UUIDPrimaryKey, Base):
     )
 
 
-class IdempotencyKey(Base):
-    """`Idempotency-Key` of POST /api/orders: per user, remembered for ORDER_IDEMPOTENCY_TTL.
-    Its order is being placed while `response_status` is null."""
+class IdempotencyKey(IdempotencyKeyMixin, Base):
+    """`Idempotency-Key` of POST /api/orders (shared.idempotency)."""
 
     __tablename__ = "idempotency_keys"
-
-    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    request_hash: Mapped[str] = mapped_column(String(64))
-    # Deferred: the key is claimed first, the order row written in the same transaction.
-    order_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("orders.id", ondelete="CASCADE", deferrable=True, initially="DEFERRED"),
-        index=True,
-    )
-    response_status: Mapped[int | None] = mapped_column(Integer)
-    response_body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class ProcessedEvent(Base):

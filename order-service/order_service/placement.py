@@ -1,8 +1,9 @@
 """Placing an order: stock is taken by the product service, the order is written here,
 and the two never disagree for long, whatever fails in between.
 
+0. The request's Idempotency-Key, if any, is claimed (shared.idempotency).
 1. A short transaction writes the order row as `reserving` (invisible to every read)
-   with its id, and claims the request's Idempotency-Key for it.
+   with its id.
 2. Outside any transaction, the lines (the request's, or the caller's cart) are
    reserved by the product service under the order's id (all or nothing).
 3. A second short transaction locks the row, writes the items and totals from the
@@ -17,18 +18,12 @@ for that order arriving after it). The process dying anywhere: the sweeper finds
 reservation never outlives its order.
 """
 
-import asyncio
-import hashlib
-import json
 import logging
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy import update
 
 from order_service import metrics, repository
 from order_service.clients import (
@@ -42,7 +37,7 @@ from order_service.clients import (
 )
 from order_service.lifecycle import RESERVING, Actor, PaymentStatus, Status
 from order_service.messages import CLEAR_CART, RELEASE_STOCK, enqueue_call, send_now
-from order_service.models import IdempotencyKey, Order, OrderItem, OutboxMessage
+from order_service.models import Order, OrderItem, OutboxMessage
 from order_service.schemas import (
     MAX_LINES,
     MAX_QUANTITY,
@@ -52,7 +47,8 @@ from order_service.schemas import (
 )
 from order_service.service import record_change
 from shared.auth import AuthenticatedUser
-from shared.errors import AppError, BadRequest, Conflict, ServiceUnavailable
+from shared.errors import BadRequest, ServiceUnavailable
+from shared.idempotency import Answer, Claim, IdempotencyKeys, KeyedRequest
 from shared.schemas import CENTS, MAX_MONEY
 
 logger = logging.getLogger(__name__)
@@ -65,21 +61,6 @@ SWEEP_BATCH = 100
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _SUFFIX_SPACE = 36**9
 _SCRAMBLE = 1_000_000_007
-# How often a request waits on a concurrent one with the same Idempotency-Key.
-_KEY_POLL_SECONDS = 0.05
-
-
-class IdempotencyKeyReused(AppError):
-    status_code = 422
-    message = "Idempotency key reused with a different request"
-
-
-class Replay(Exception):
-    """The Idempotency-Key's first request already answered: this is its answer."""
-
-    def __init__(self, status_code: int, body: dict[str, Any]) -> None:
-        self.status_code = status_code
-        self.body = body
 
 
 def format_order_number(sequence_value: int, at: datetime) -> str:
@@ -91,24 +72,27 @@ def format_order_number(sequence_value: int, at: datetime) -> str:
     return f"ORD-{int(at.timestamp() * 1000)}-{suffix}"
 
 
-def request_fingerprint(data: CreateOrderRequest) -> str:
-    canonical = json.dumps(data.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
 async def place_order(
     app: FastAPI,
     user: AuthenticatedUser,
     data: CreateOrderRequest,
-    idempotency_key: str | None,
-) -> tuple[int, dict[str, Any]]:
-    """(status code, body) of POST /api/orders: 201 and the new order, or the first
-    answer of an Idempotency-Key already used for the same request."""
-    try:
-        order_id = await _start(app, user, data, idempotency_key)
-    except Replay as replay:
-        return replay.status_code, replay.body
+    keyed: KeyedRequest | None,
+) -> Answer:
+    """POST /api/orders: 201 and the new order, or the first answer of an
+    Idempotency-Key already used for the same request."""
+    keys: IdempotencyKeys = app.state.idempotency_keys
+    return await keys.run(
+        app.state.sessionmaker,
+        user_id=user.id,
+        request=keyed,
+        action=lambda claim: _place(app, user, data, claim),
+    )
 
+
+async def _place(
+    app: FastAPI, user: AuthenticatedUser, data: CreateOrderRequest, claim: Claim | None
+) -> Answer:
+    order_id = await _start(app, user, data)
     lines = await _lines_or_abandon(app, user, data, order_id)
     products: ProductClient = app.state.products
     outcome = await products.reserve(order_id, lines)
@@ -129,73 +113,45 @@ async def place_order(
         raise ServiceUnavailable(PRODUCT_UNAVAILABLE)
 
     try:
-        body, calls = await _complete(app, order_id, outcome.lines, from_cart=data.items is None)
+        answer, calls = await _complete(
+            app, order_id, outcome.lines, from_cart=data.items is None, claim=claim
+        )
     except BaseException:
         await _undo_reservation(app, order_id)
         raise
     await send_now(app, calls)
     logger.info(
         "order placed",
-        extra={"orderId": str(order_id), "orderNumber": body["order"]["orderNumber"]},
+        extra={"orderId": str(order_id), "orderNumber": answer.body["order"]["orderNumber"]},
     )
-    return CREATED, body
+    return answer
 
 
-async def _start(
-    app: FastAPI, user: AuthenticatedUser, data: CreateOrderRequest, key: str | None
-) -> uuid.UUID:
-    """Step 1: the `reserving` row, and the key claimed for it. With a key already held
-    for the same request, waits for that request's answer (raises `Replay`)."""
+async def _start(app: FastAPI, user: AuthenticatedUser, data: CreateOrderRequest) -> uuid.UUID:
+    """Step 1: the `reserving` row."""
     settings = app.state.settings
-    fingerprint = request_fingerprint(data) if key else ""
-    # Stop waiting before the gateway does (UPSTREAM_TIMEOUT, 10 s by default).
-    deadline = time.monotonic() + settings.service_timeout + 3
-    while True:
-        order_id = uuid.uuid4()
-        now = datetime.now(UTC)
-        async with app.state.sessionmaker() as session, session.begin():
-            claimed = key is None or await repository.claim_idempotency_key(
-                session,
+    order_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    async with app.state.sessionmaker() as session, session.begin():
+        sequence_value = await repository.next_order_number_value(session)
+        session.add(
+            Order(
+                id=order_id,
                 user_id=user.id,
-                key=key,
-                request_hash=fingerprint,
-                order_id=order_id,
-                now=now,
-                expired_before=now - timedelta(seconds=settings.idempotency_key_ttl),
+                order_number=format_order_number(sequence_value, now),
+                status=RESERVING,
+                payment_status=PaymentStatus.PENDING,
+                payment_method=data.payment_method,
+                total_amount=Decimal("0.00"),
+                currency=settings.store_currency,
+                shipping_address=data.shipping_address.model_dump(
+                    mode="json", by_alias=True, exclude_none=True
+                ),
+                notes=data.notes,
+                payment_ids=[],
             )
-            held: IdempotencyKey | None = None
-            if not claimed:
-                assert key is not None
-                held = await repository.get_idempotency_key(session, user.id, key)
-            else:
-                sequence_value = await repository.next_order_number_value(session)
-                session.add(
-                    Order(
-                        id=order_id,
-                        user_id=user.id,
-                        order_number=format_order_number(sequence_value, now),
-                        status=RESERVING,
-                        payment_status=PaymentStatus.PENDING,
-                        payment_method=data.payment_method,
-                        total_amount=Decimal("0.00"),
-                        currency=settings.store_currency,
-                        shipping_address=data.shipping_address.model_dump(
-                            mode="json", by_alias=True, exclude_none=True
-                        ),
-                        notes=data.notes,
-                        payment_ids=[],
-                    )
-                )
-                return order_id
-        if held is not None:
-            if held.request_hash != fingerprint:
-                raise IdempotencyKeyReused()
-            if held.response_status is not None and held.response_body is not None:
-                raise Replay(held.response_status, held.response_body)
-            if time.monotonic() > deadline:
-                raise Conflict("A request with this Idempotency-Key is still being processed")
-        # Held by a request still running (or it just ended): look again shortly.
-        await asyncio.sleep(_KEY_POLL_SECONDS)
+        )
+    return order_id
 
 
 async def _lines_or_abandon(
@@ -233,9 +189,15 @@ async def _lines(
 
 
 async def _complete(
-    app: FastAPI, order_id: uuid.UUID, reserved: list[ReservedLine], *, from_cart: bool
-) -> tuple[dict[str, Any], list[OutboxMessage]]:
-    """Step 3: the order as the reservation answered it, `pending`; the key's answer."""
+    app: FastAPI,
+    order_id: uuid.UUID,
+    reserved: list[ReservedLine],
+    *,
+    from_cart: bool,
+    claim: Claim | None,
+) -> tuple[Answer, list[OutboxMessage]]:
+    """Step 3: the order as the reservation answered it, `pending`, and the
+    Idempotency-Key's answer in the same transaction."""
     items = [
         OrderItem(
             order_id=order_id,
@@ -265,21 +227,18 @@ async def _complete(
         if from_cart:
             calls.append(enqueue_call(session, CLEAR_CART, {"userId": str(order.user_id)}))
         order = await repository.reload_order(session, order_id)
-        body = MessageWithOrder(message="Order created successfully", order=order).model_dump(
-            mode="json", by_alias=True
+        answer = Answer.of(
+            MessageWithOrder(message="Order created successfully", order=order), CREATED
         )
-        await session.execute(
-            update(IdempotencyKey)
-            .where(IdempotencyKey.order_id == order_id)
-            .values(response_status=CREATED, response_body=body)
-        )
-    return body, calls
+        if claim is not None:
+            await claim.record(session, answer)
+    return answer, calls
 
 
 async def _abandon(
     app: FastAPI, order_id: uuid.UUID, *, release: bool = False
 ) -> list[OutboxMessage]:
-    """Removes the `reserving` row (and its key: a retry starts afresh); with `release`,
+    """Removes the `reserving` row; with `release`,
     queues the release of whatever may have been reserved for it (for `send_now`)."""
     async with app.state.sessionmaker() as session, session.begin():
         await repository.delete_order_row(session, order_id)
@@ -303,6 +262,7 @@ async def sweep_abandoned_placements(app: FastAPI) -> int:
     """The sweeper's job: `reserving` rows older than ORDER_PLACEMENT_GRACE belong to a
     request that died; their (possible) reservation is released and the row removed.
     Also forgets Idempotency-Keys older than their time to live."""
+    keys: IdempotencyKeys = app.state.idempotency_keys
     now = datetime.now(UTC)
     async with app.state.sessionmaker() as session, session.begin():
         grace = timedelta(seconds=app.state.settings.order_placement_grace)
@@ -314,8 +274,6 @@ async def sweep_abandoned_placements(app: FastAPI) -> int:
             await repository.delete_order_row(session, order.id)
             calls.append(enqueue_call(session, RELEASE_STOCK, {"orderId": str(order.id)}))
             logger.warning("abandoned placement swept", extra={"orderId": str(order.id)})
-        await repository.delete_expired_idempotency_keys(
-            session, now - timedelta(seconds=app.state.settings.idempotency_key_ttl)
-        )
+        await keys.forget_expired(session)
     await send_now(app, calls)
     return len(calls)

@@ -11,7 +11,6 @@ from sqlalchemy.orm import selectinload
 
 from order_service.lifecycle import RESERVING, Status
 from order_service.models import (
-    IdempotencyKey,
     Order,
     ProcessedEvent,
     order_number_sequence,
@@ -145,58 +144,6 @@ async def paid_per_day(
 
 async def next_order_number_value(session: AsyncSession) -> int:
     return await session.scalar(select(order_number_sequence.next_value()))
-
-
-async def claim_idempotency_key(
-    session: AsyncSession,
-    *,
-    user_id: uuid.UUID,
-    key: str,
-    request_hash: str,
-    order_id: uuid.UUID,
-    now: datetime,
-    expired_before: datetime,
-) -> bool:
-    """Takes the key for `order_id` unless someone holds it (a key older than
-    `expired_before` is free again). Two concurrent claims: exactly one wins."""
-    values = {
-        "request_hash": request_hash,
-        "order_id": order_id,
-        "response_status": None,
-        "response_body": None,
-        "created_at": now,
-    }
-    statement = (
-        insert(IdempotencyKey)
-        .values(user_id=user_id, key=key, **values)
-        .on_conflict_do_update(
-            index_elements=[IdempotencyKey.user_id, IdempotencyKey.key],
-            set_=values,
-            where=IdempotencyKey.created_at < expired_before,
-        )
-        .returning(IdempotencyKey.order_id)
-    )
-    return await session.scalar(statement) is not None
-
-
-async def get_idempotency_key(
-    session: AsyncSession, user_id: uuid.UUID, key: str
-) -> IdempotencyKey | None:
-    return await session.scalar(
-        select(IdempotencyKey)
-        .where(IdempotencyKey.user_id == user_id, IdempotencyKey.key == key)
-        .execution_options(populate_existing=True)
-    )
-
-
-async def delete_expired_idempotency_keys(session: AsyncSession, expired_before: datetime) -> int:
-    result = await session.execute(
-        delete(IdempotencyKey).where(
-            IdempotencyKey.created_at < expired_before,
-            IdempotencyKey.response_status.is_not(None),
-        )
-    )
-    return result.rowcount or 0
 
 
 async def record_event(session: AsyncSession, event_id: str, order_id: uuid.UUID) -> bool:

@@ -6,11 +6,10 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, status
-from fastapi.responses import JSONResponse
 from pydantic import StringConstraints
 
 from order_service import placement, repository, service
-from order_service.dependencies import AnyOrder, IdempotencyKeyHeader, OwnOrder, TimeZone
+from order_service.dependencies import AnyOrder, OwnOrder, TimeZone
 from order_service.lifecycle import PaymentStatus, Status
 from order_service.schemas import (
     CreateOrderRequest,
@@ -27,6 +26,7 @@ from order_service.schemas import (
 )
 from shared.auth import AdminUser, CurrentUser, InternalCaller
 from shared.db import SessionDep
+from shared.idempotency import KeyedRequestDep
 from shared.schemas import DateTimeInput, PageDep
 
 router = APIRouter(prefix="/api", tags=["order"])
@@ -41,13 +41,10 @@ OrderNumber = Annotated[
 
 @router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=MessageWithOrder)
 async def create_order(
-    data: CreateOrderRequest,
-    request: Request,
-    user: CurrentUser,
-    idempotency_key: IdempotencyKeyHeader = None,
+    data: CreateOrderRequest, request: Request, user: CurrentUser, keyed: KeyedRequestDep
 ):
-    status_code, body = await placement.place_order(request.app, user, data, idempotency_key)
-    return JSONResponse(body, status_code=status_code)
+    answer = await placement.place_order(request.app, user, data, keyed)
+    return answer.response()
 
 
 @router.get("/orders", response_model=OrderList)

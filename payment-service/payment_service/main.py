@@ -1,6 +1,7 @@
 """The payment service's app factory (`uvicorn --factory payment_service.main:create_app`)."""
 
 import logging
+from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -9,10 +10,11 @@ from payment_service import orders, reconciliation, service
 from payment_service.config import PaymentSettings, get_settings
 from payment_service.daraja import DarajaClient
 from payment_service.metrics import OUTBOX_FIGURES
-from payment_service.models import OutboxMessage
+from payment_service.models import IdempotencyKey, OutboxMessage
 from payment_service.routes import admin_router, internal_router, router, webhook_router
 from payment_service.stripe_gateway import create_stripe_client
 from shared.app import create_app as create_service_app
+from shared.idempotency import IdempotencyKeys
 from shared.outbox import deliver_due
 from shared.workers import PeriodicWorker
 
@@ -47,6 +49,11 @@ async def _open_providers(app: FastAPI) -> None:
     if stripe_client is None:
         logger.warning("STRIPE_SECRET_KEY is not set: Stripe payments answer 503")
     app.state.providers = service.Providers(daraja=daraja, stripe=stripe_client)
+    app.state.idempotency_keys = IdempotencyKeys(
+        IdempotencyKey,
+        ttl=timedelta(seconds=settings.idempotency_key_ttl),
+        wait=settings.service_timeout + 3,
+    )
 
 
 async def _close_providers(app: FastAPI) -> None:

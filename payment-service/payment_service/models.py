@@ -11,7 +11,6 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Index,
-    Integer,
     Numeric,
     String,
     Text,
@@ -22,6 +21,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from shared.db import Timestamps, UUIDPrimaryKey, new_metadata
+from shared.idempotency import IdempotencyKeyMixin
 from shared.outbox import OutboxMessageMixin
 
 PROVIDERS = ("mpesa", "stripe")
@@ -164,20 +164,10 @@ class ProviderEvent(UUIDPrimaryKey, Base):
     )
 
 
-class IdempotencyRecord(Base):
-    """The first answer to a request made with an `Idempotency-Key`."""
+class IdempotencyKey(IdempotencyKeyMixin, Base):
+    """`Idempotency-Key` of the payment and refund POSTs (shared.idempotency)."""
 
     __tablename__ = "idempotency_keys"
-
-    user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    # Method, path and body digest: the same key with another request is refused.
-    fingerprint: Mapped[str] = mapped_column(String(64))
-    status_code: Mapped[int | None] = mapped_column(Integer)
-    response_body: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
-    created_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), server_default=text("now()"), index=True
-    )
 
 
 class OutboxMessage(OutboxMessageMixin, Base):

@@ -5,14 +5,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Uuid, any_, bindparam, delete, func, select, text, update
+from sqlalchemy import Uuid, any_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payment_service.models import (
     IN_FLIGHT,
     SETTLED_PAID,
-    IdempotencyRecord,
     OutboxMessage,
     Payment,
     ProviderEvent,
@@ -236,22 +235,6 @@ async def record_event_once(session: AsyncSession, **values: Any) -> uuid.UUID |
         .returning(ProviderEvent.id)
     )
     return await session.scalar(statement)
-
-
-async def claim_idempotency_key(
-    session: AsyncSession, user_id: uuid.UUID, key: str, fingerprint: str
-) -> bool:
-    statement = (
-        insert(IdempotencyRecord)
-        .values(user_id=user_id, key=key, fingerprint=fingerprint)
-        .on_conflict_do_nothing(index_elements=[IdempotencyRecord.user_id, IdempotencyRecord.key])
-        .returning(IdempotencyRecord.key)
-    )
-    return await session.scalar(statement) is not None
-
-
-async def delete_idempotency_keys_before(session: AsyncSession, moment: datetime) -> None:
-    await session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.created_at < moment))
 
 
 # --- Reconciliation -----------------------------------------------------------------------

@@ -2,9 +2,12 @@
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from payment_service import reconciliation, repository, service
 from payment_service.dependencies import (
@@ -13,7 +16,6 @@ from payment_service.dependencies import (
     ReconciliationWindow,
     verified_mpesa_source,
 )
-from payment_service.idempotency import idempotent
 from payment_service.metrics import webhook_rejected
 from payment_service.models import PROVIDERS, STATUSES, Payment
 from payment_service.schemas import (
@@ -33,6 +35,7 @@ from payment_service.schemas import (
 from shared.auth import AdminUser, CurrentUser
 from shared.db import SessionDep
 from shared.errors import BadRequest
+from shared.idempotency import Answer, Claim, IdempotencyKeys, KeyedRequest, KeyedRequestDep
 from shared.schemas import DateTimeInput, PageDep
 from shared.text_guard import contains_unstorable
 
@@ -45,19 +48,39 @@ Status = Literal[STATUSES]  # type: ignore[valid-type]
 Provider = Literal[PROVIDERS]  # type: ignore[valid-type]
 
 
+async def idempotent(
+    request: Request,
+    user_id: uuid.UUID,
+    keyed: KeyedRequest | None,
+    action: Callable[[], Awaitable[BaseModel]],
+) -> JSONResponse:
+    async def answer(claim: Claim | None) -> Answer:
+        return Answer.of(await action())
+
+    keys: IdempotencyKeys = request.app.state.idempotency_keys
+    result = await keys.run(
+        request.app.state.sessionmaker, user_id=user_id, request=keyed, action=answer
+    )
+    return result.response()
+
+
 @router.post("/payments/mpesa")
-async def pay_with_mpesa(data: MpesaPaymentRequest, user: CurrentUser, request: Request):
+async def pay_with_mpesa(
+    data: MpesaPaymentRequest, user: CurrentUser, request: Request, keyed: KeyedRequestDep
+):
     """STK Push to the customer's phone for the order's total."""
     return await idempotent(
-        request, user.id, lambda: service.initiate_mpesa(request.app, user, data)
+        request, user.id, keyed, lambda: service.initiate_mpesa(request.app, user, data)
     )
 
 
 @router.post("/payments/stripe")
-async def pay_with_stripe(data: StripePaymentRequest, user: CurrentUser, request: Request):
+async def pay_with_stripe(
+    data: StripePaymentRequest, user: CurrentUser, request: Request, keyed: KeyedRequestDep
+):
     """A PaymentIntent for the order's total; the client confirms it with `clientSecret`."""
     return await idempotent(
-        request, user.id, lambda: service.initiate_stripe(request.app, user, data)
+        request, user.id, keyed, lambda: service.initiate_stripe(request.app, user, data)
     )
 
 
@@ -74,10 +97,17 @@ async def get_payment(payment: OwnPayment):
 
 @router.post("/payments/{payment_id}/refund")
 async def refund_payment(
-    payment_id: uuid.UUID, data: RefundRequest, admin: AdminUser, request: Request
+    payment_id: uuid.UUID,
+    data: RefundRequest,
+    admin: AdminUser,
+    request: Request,
+    keyed: KeyedRequestDep,
 ):
     return await idempotent(
-        request, admin.id, lambda: service.refund_payment(request.app, admin, payment_id, data)
+        request,
+        admin.id,
+        keyed,
+        lambda: service.refund_payment(request.app, admin, payment_id, data),
     )
 
 

@@ -601,7 +601,7 @@ async def reconcile_mpesa(app: FastAPI) -> int:
             created_before=now - expire_after,
             message="Payment initiation was interrupted",
         )
-        await repository.delete_idempotency_keys_before(session, now - timedelta(hours=24))
+        await app.state.idempotency_keys.forget_expired(session)
         for payment in abandoned:
             metrics.payment_status(session, payment)
             metrics.reconciliation(session, "abandoned")

@@ -61,6 +61,13 @@ class ServiceSettings(BaseSettings):
     )
     # Timeout of one service-to-service call, in seconds.
     service_timeout: float = Field(default=5.0, gt=0, validation_alias="SERVICE_TIMEOUT")
+    # How long an Idempotency-Key is remembered (seconds); ORDER_IDEMPOTENCY_TTL was its name
+    # when only orders had keys.
+    idempotency_key_ttl: int = Field(
+        default=86400,
+        ge=60,
+        validation_alias=AliasChoices("IDEMPOTENCY_KEY_TTL", "ORDER_IDEMPOTENCY_TTL"),
+    )
 
     @property
     def is_production(self) -> bool:
