@@ -362,16 +362,18 @@ def http_fetch(client: Any) -> Fetch:
     return fetch
 
 
-def install(app: FastAPI, title: str = "E-commerce API") -> None:
-    """Replaces the gateway's own (empty) document and docs pages with the merged ones.
-    `app.state.api_docs` (an ApiDocs) is set at start-up."""
+def install(
+    app: FastAPI, docs_of: Callable[[Request], ApiDocs], title: str = "E-commerce API"
+) -> None:
+    """Replaces the gateway's own (empty) document and docs pages with the merged ones;
+    `docs_of` gives the gateway's ApiDocs (its state's)."""
     replaced = {OPENAPI_PATH, "/docs", "/docs/oauth2-redirect", "/redoc"}
     app.router.routes[:] = [
         route for route in app.router.routes if getattr(route, "path", None) not in replaced
     ]
 
     async def openapi(request: Request) -> JSONResponse:
-        return JSONResponse(await request.app.state.api_docs.document())
+        return JSONResponse(await docs_of(request).document())
 
     async def swagger_ui(request: Request) -> HTMLResponse:
         return get_swagger_ui_html(
@@ -386,7 +388,3 @@ def install(app: FastAPI, title: str = "E-commerce API") -> None:
     app.add_api_route(OPENAPI_PATH, openapi, methods=["GET"], include_in_schema=False)
     app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
     app.add_api_route("/redoc", redoc, methods=["GET"], include_in_schema=False)
-
-
-async def open_api_docs(app: FastAPI, service_urls: Mapping[str, str], ttl: float) -> None:
-    app.state.api_docs = ApiDocs(service_urls, http_fetch(app.state.services), ttl)

@@ -17,6 +17,7 @@ from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
+from api_gateway.exceptions import GatewayTimeout, PayloadTooLarge
 from api_gateway.routing import Route
 from shared.errors import AppError, ServiceUnavailable
 from shared.http_client import INTERNAL_TOKEN_HEADER
@@ -56,15 +57,6 @@ _PATH_SAFE = "/%!$&'()*+,;=:@"
 _QUERY_SAFE = _PATH_SAFE + "?[]"
 # Responses up to this size with a Content-Length are read whole rather than streamed.
 SMALL_RESPONSE = 64 * 1024
-
-
-class PayloadTooLarge(AppError):
-    status_code = 413
-    message = "Request body too large"
-
-
-class GatewayTimeout(AppError):
-    status_code = 504
 
 
 def _connection_tokens(headers) -> set[str]:

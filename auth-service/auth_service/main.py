@@ -1,26 +1,24 @@
 """The auth service's app factory (`uvicorn --factory auth_service.main:create_app`)."""
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from auth_service import repository, service
+from auth_service import accounts, repository
 from auth_service.config import AuthSettings, get_settings
 from auth_service.routes import admin_router, internal_router, router
+from auth_service.state import open_state
 from shared.app import create_app as create_service_app
-from shared.auth import UserStatus, UserStatusSource
+from shared.user_status import UserStatus, UserStatusSource
 
 
-def _status_from_database(app: FastAPI) -> UserStatusSource:
+def _status_from_database(sessionmaker: async_sessionmaker[AsyncSession]) -> UserStatusSource:
     """This service is where user status lives: read it from the database, no cache."""
 
     async def fetch(user_id) -> UserStatus | None:
-        async with app.state.sessionmaker() as session:
+        async with sessionmaker() as session:
             return await repository.get_user_status(session, user_id)
 
     return fetch
-
-
-async def _bootstrap_admin(app: FastAPI) -> None:
-    await service.bootstrap_admin(app.state.sessionmaker, app.state.settings)
 
 
 def create_app(settings: AuthSettings | None = None) -> FastAPI:
@@ -32,7 +30,8 @@ def create_app(settings: AuthSettings | None = None) -> FastAPI:
         settings=settings,
         routers=[router, admin_router, internal_router],
         database_url=settings.database_url,
+        state=open_state,
         user_status_source=_status_from_database,
         user_status_ttl=0,
-        on_startup=[_bootstrap_admin],
+        on_startup=[accounts.bootstrap_admin],
     )

@@ -7,7 +7,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.models import User
-from shared.auth import UserStatus
+from shared.user_status import UserStatus
 
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:

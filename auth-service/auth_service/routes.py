@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, status
 
-from auth_service import service
-from auth_service.dependencies import CurrentUserRecord, Settings, ValidUser
+from auth_service import accounts
+from auth_service.dependencies import CurrentUserRecord, State, ValidUser
 from auth_service.schemas import (
     AdminUserUpdate,
     AuthResponse,
@@ -27,7 +27,7 @@ from auth_service.schemas import (
 )
 from shared.auth import AdminUser, InternalCaller, authenticate, bearer_token
 from shared.db import SessionDep
-from shared.errors import NotFound, Unauthorized
+from shared.errors import Unauthorized
 from shared.schemas import PageDep
 from shared.tokens import decode_user_token
 
@@ -37,14 +37,14 @@ internal_router = APIRouter(prefix="/api/internal", tags=["internal"])
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=AuthResponse)
-async def register(data: RegisterRequest, session: SessionDep, settings: Settings):
-    user, token = await service.register(session, data, settings)
+async def register(data: RegisterRequest, session: SessionDep, state: State):
+    user, token = await accounts.register(session, data, state.settings)
     return AuthResponse(message="User registered successfully", token=token, user=user)
 
 
 @router.post("/login", response_model=AuthResponse)
-async def login(data: LoginRequest, session: SessionDep, settings: Settings):
-    user, token = await service.login(session, data.email, data.password, settings)
+async def login(data: LoginRequest, session: SessionDep, state: State):
+    user, token = await accounts.login(session, data.email, data.password, state.settings)
     return AuthResponse(message="Login successful", token=token, user=user)
 
 
@@ -55,26 +55,26 @@ async def get_profile(user: CurrentUserRecord):
 
 @router.put("/profile", response_model=MessageWithUser)
 async def update_profile(data: ProfileUpdate, user: CurrentUserRecord, session: SessionDep):
-    user = await service.update_profile(session, user, data)
+    user = await accounts.update_profile(session, user, data)
     return MessageWithUser(message="Profile updated successfully", user=user)
 
 
 @router.post("/change-password", response_model=PasswordChanged)
 async def change_password(
-    data: ChangePasswordRequest, user: CurrentUserRecord, session: SessionDep, settings: Settings
+    data: ChangePasswordRequest, user: CurrentUserRecord, session: SessionDep, state: State
 ):
-    token = await service.change_password(session, user, data, settings)
+    token = await accounts.change_password(session, user, data, state.settings)
     return PasswordChanged(message="Password changed successfully", token=token)
 
 
 @router.post("/verify", response_model=VerifyResponse)
-async def verify(request: Request, settings: Settings):
+async def verify(request: Request, state: State):
     """The original's token check: the claims of a valid token whose user exists and is active."""
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("No token provided")
-    secret = settings.jwt_secret.get_secret_value()
-    user = await authenticate(token, secret=secret, user_status=request.app.state.user_status)
+    secret = state.settings.jwt_secret.get_secret_value()
+    user = await authenticate(token, secret=secret, user_status=state.user_status)
     claims = decode_user_token(token, secret)  # valid: authenticate() accepted it
     return VerifyResponse(
         user=VerifiedClaims(
@@ -103,13 +103,12 @@ async def list_users(
         ),
     ] = None,
 ):
-    users, total = await service.repository.list_users(
+    users, total = await accounts.list_users(
         session,
         role=role,
         is_active=is_active,
         search=search.strip() if search else None,
-        offset=page.offset,
-        limit=page.limit,
+        page=page,
     )
     return UserList(
         users=[UserOut.model_validate(u) for u in users],
@@ -128,20 +127,17 @@ async def get_user(admin: AdminUser, user: ValidUser):
 async def update_user(
     changes: AdminUserUpdate, user: ValidUser, admin: AdminUser, session: SessionDep
 ):
-    user = await service.update_user_as_admin(session, admin, user, changes)
+    user = await accounts.update_user_as_admin(session, admin, user, changes)
     return MessageWithUser(message="User updated successfully", user=user)
 
 
 @internal_router.get("/users/{user_id}", response_model=UserStatusEnvelope)
 async def user_status(user_id: uuid.UUID, caller: InternalCaller, session: SessionDep):
     """What other services' user status caches are filled from."""
-    user = await service.repository.get_user(session, user_id)
-    if user is None:
-        raise NotFound("User not found")
-    status_ = service.status_of(user)
+    status_ = await accounts.user_status(session, user_id)
     return UserStatusEnvelope(
         user=UserStatusOut(
-            id=user.id,
+            id=user_id,
             role=status_.role,
             is_active=status_.is_active,
             tokens_valid_after=status_.tokens_valid_after,

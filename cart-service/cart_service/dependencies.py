@@ -3,15 +3,13 @@
 import uuid
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
-from cart_service.service import CartService
-from shared.errors import NotFound
+from cart_service.exceptions import CartItemNotFound
+from cart_service.state import CartState
+from shared.state import state_dependency
 
-
-async def cart_service(request: Request) -> CartService:
-    state = request.app.state
-    return CartService(state.sessionmaker, state.services, state.settings)
+State = Annotated[CartState, Depends(state_dependency(CartState))]
 
 
 async def valid_item_id(item_id: str) -> uuid.UUID:
@@ -19,8 +17,7 @@ async def valid_item_id(item_id: str) -> uuid.UUID:
     try:
         return uuid.UUID(item_id)
     except ValueError:
-        raise NotFound("Item not found in cart") from None
+        raise CartItemNotFound() from None
 
 
-Carts = Annotated[CartService, Depends(cart_service)]
 ItemId = Annotated[uuid.UUID, Depends(valid_item_id)]

@@ -66,6 +66,10 @@ async def get_item_of_user(
     )
 
 
+async def delete_item(session: AsyncSession, item: CartItem) -> None:
+    await session.delete(item)
+
+
 async def delete_items(session: AsyncSession, cart_id: uuid.UUID) -> None:
     await session.execute(
         delete(CartItem).where(CartItem.cart_id == cart_id),

@@ -3,7 +3,8 @@ passes `/api/cart/...` through unchanged)."""
 
 from fastapi import APIRouter
 
-from cart_service.dependencies import Carts, ItemId
+from cart_service import carts
+from cart_service.dependencies import ItemId, State
 from cart_service.schemas import (
     AddItemRequest,
     CartEnvelope,
@@ -18,40 +19,40 @@ internal_router = APIRouter(prefix="/api/internal", tags=["internal"])
 
 
 @router.get("/cart", response_model=CartEnvelope)
-async def get_cart(user: CurrentUser, carts: Carts):
-    return CartEnvelope(cart=await carts.get(user.id))
+async def get_cart(user: CurrentUser, state: State):
+    return CartEnvelope(cart=await carts.get(state, user.id))
 
 
 @router.post("/cart/items", response_model=MessageWithCart)
-async def add_item(data: AddItemRequest, user: CurrentUser, carts: Carts):
-    cart = await carts.add_item(user.id, data.product_id, data.quantity)
+async def add_item(data: AddItemRequest, user: CurrentUser, state: State):
+    cart = await carts.add_item(state, user.id, data.product_id, data.quantity)
     return MessageWithCart(message="Item added to cart", cart=cart)
 
 
 @router.put("/cart/items/{item_id}", response_model=MessageWithCart)
-async def update_item(item_id: ItemId, data: UpdateItemRequest, user: CurrentUser, carts: Carts):
-    cart = await carts.update_item(user.id, item_id, data.quantity)
+async def update_item(item_id: ItemId, data: UpdateItemRequest, user: CurrentUser, state: State):
+    cart = await carts.update_item(state, user.id, item_id, data.quantity)
     return MessageWithCart(message="Cart item updated", cart=cart)
 
 
 @router.delete("/cart/items/{item_id}", response_model=MessageWithCart)
-async def remove_item(item_id: ItemId, user: CurrentUser, carts: Carts):
-    cart = await carts.remove_item(user.id, item_id)
+async def remove_item(item_id: ItemId, user: CurrentUser, state: State):
+    cart = await carts.remove_item(state, user.id, item_id)
     return MessageWithCart(message="Item removed from cart", cart=cart)
 
 
 @router.delete("/cart", response_model=MessageWithCart)
-async def clear_cart(user: CurrentUser, carts: Carts):
-    return MessageWithCart(message="Cart cleared", cart=await carts.clear(user.id))
+async def clear_cart(user: CurrentUser, state: State):
+    return MessageWithCart(message="Cart cleared", cart=await carts.clear(state, user.id))
 
 
 @internal_router.post("/cart/checkout", response_model=CartEnvelope)
-async def checkout_cart(data: UserIdRequest, caller: InternalCaller, carts: Carts):
+async def checkout_cart(data: UserIdRequest, caller: InternalCaller, state: State):
     """The order service reads the cart it orders from."""
-    return CartEnvelope(cart=await carts.checkout(data.user_id))
+    return CartEnvelope(cart=await carts.checkout(state, data.user_id))
 
 
 @internal_router.post("/cart/clear", response_model=MessageWithCart)
-async def clear_cart_after_order(data: UserIdRequest, caller: InternalCaller, carts: Carts):
+async def clear_cart_after_order(data: UserIdRequest, caller: InternalCaller, state: State):
     """The order service empties the cart after a successful order."""
-    return MessageWithCart(message="Cart cleared", cart=await carts.clear(data.user_id))
+    return MessageWithCart(message="Cart cleared", cart=await carts.clear(state, data.user_id))

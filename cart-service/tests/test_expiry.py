@@ -7,8 +7,10 @@ import httpx
 from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 
+from cart_service.carts import purge_expired_carts
 from cart_service.main import create_app
-from cart_service.service import purge_expired_carts
+from cart_service.state import CartState
+from shared.state import state_of
 from shared.tokens import issue_internal_token
 
 
@@ -105,11 +107,11 @@ async def test_the_purge_deletes_expired_carts_only(
     for user_id in expired_ids:
         await expire(engine, user_id)
 
-    assert await purge_expired_carts(app) == 2
+    assert await purge_expired_carts(state_of(app, CartState)) == 2
     carts = await db_rows("SELECT user_id FROM carts")
     assert [str(c["user_id"]) for c in carts] == [users[2][0]]
     assert len(await db_rows("SELECT id FROM cart_items")) == 1
-    assert await purge_expired_carts(app) == 0
+    assert await purge_expired_carts(state_of(app, CartState)) == 0
 
     # A purged user simply gets a new, empty cart.
     cart = (await client.get("/api/cart", headers=users[0][1])).json()["cart"]
@@ -129,7 +131,7 @@ async def test_the_purge_skips_a_cart_being_changed(app, customer, engine, db_ro
     async with engine.connect() as holder:
         transaction = await holder.begin()
         await holder.execute(text("SELECT id FROM carts FOR UPDATE"))
-        assert await purge_expired_carts(app) == 0
+        assert await purge_expired_carts(state_of(app, CartState)) == 0
         await transaction.rollback()
-    assert await purge_expired_carts(app) == 1
+    assert await purge_expired_carts(state_of(app, CartState)) == 1
     assert await db_rows("SELECT id FROM carts") == []

@@ -6,20 +6,24 @@ from zoneinfo import ZoneInfo, available_timezones
 
 from fastapi import Depends, Query
 
-from order_service import service
+from order_service import orders
 from order_service.models import Order
+from order_service.state import OrderState
 from shared.auth import AdminUser, CurrentUser
 from shared.db import SessionDep
 from shared.errors import BadRequest
+from shared.state import state_dependency
+
+State = Annotated[OrderState, Depends(state_dependency(OrderState))]
 
 
 async def own_order(order_id: str, user: CurrentUser, session: SessionDep) -> Order:
     """The caller's order, or 404 (another user's order is as unknown as a missing one)."""
-    return await service.get_own_order(session, user, order_id)
+    return await orders.get_own_order(session, user, order_id)
 
 
 async def any_order(order_id: str, admin: AdminUser, session: SessionDep) -> Order:
-    return await service.get_any_order(session, order_id)
+    return await orders.get_any_order(session, order_id)
 
 
 OwnOrder = Annotated[Order, Depends(own_order)]

@@ -13,7 +13,7 @@ settled payment makes it `paid`), so it would be a state without a way in.
 
 from enum import StrEnum
 
-from shared.errors import Conflict
+from order_service.exceptions import PaymentTransitionRefused, TransitionRefused
 
 
 class Status(StrEnum):
@@ -85,16 +85,6 @@ CUSTOMER_CANCELLABLE = frozenset(
     for (current, target), actors in TRANSITIONS.items()
     if target is Status.CANCELLED and Actor.CUSTOMER in actors
 )
-
-
-class TransitionRefused(Conflict):
-    def __init__(self, current: str, target: str) -> None:
-        super().__init__(f"Cannot change order from {current} to {target}")
-
-
-class PaymentTransitionRefused(Conflict):
-    def __init__(self, current: str, target: str) -> None:
-        super().__init__(f"Cannot change payment status from {current} to {target}")
 
 
 def is_allowed(current: str, target: str, actor: Actor) -> bool:

@@ -23,21 +23,18 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from fastapi import FastAPI
-
 from order_service import metrics, repository
-from order_service.clients import (
-    PRODUCT_UNAVAILABLE,
-    CartClient,
-    NotReserved,
-    OutOfStock,
-    ProductClient,
-    Reserved,
-    ReservedLine,
+from order_service.exceptions import (
+    CartIsEmpty,
+    ItemsOutOfStock,
+    OrderTotalTooLarge,
+    ProductServiceUnavailable,
 )
 from order_service.lifecycle import RESERVING, Actor, PaymentStatus, Status
-from order_service.messages import CLEAR_CART, RELEASE_STOCK, enqueue_call, send_now
 from order_service.models import Order, OrderItem, OutboxMessage
+from order_service.orders import record_change
+from order_service.outbox import CLEAR_CART, RELEASE_STOCK, enqueue_call, send_now
+from order_service.product_client import NotReserved, OutOfStock, Reserved, ReservedLine
 from order_service.schemas import (
     MAX_LINES,
     MAX_QUANTITY,
@@ -45,10 +42,10 @@ from order_service.schemas import (
     MessageWithOrder,
     merge_lines,
 )
-from order_service.service import record_change
+from order_service.state import OrderState
 from shared.auth import AuthenticatedUser
-from shared.errors import BadRequest, ServiceUnavailable
-from shared.idempotency import Answer, Claim, IdempotencyKeys, KeyedRequest
+from shared.errors import BadRequest
+from shared.idempotency import Answer, Claim, KeyedRequest
 from shared.schemas import CENTS, MAX_MONEY
 
 logger = logging.getLogger(__name__)
@@ -73,35 +70,33 @@ def format_order_number(sequence_value: int, at: datetime) -> str:
 
 
 async def place_order(
-    app: FastAPI,
+    state: OrderState,
     user: AuthenticatedUser,
     data: CreateOrderRequest,
     keyed: KeyedRequest | None,
 ) -> Answer:
     """POST /api/orders: 201 and the new order, or the first answer of an
     Idempotency-Key already used for the same request."""
-    keys: IdempotencyKeys = app.state.idempotency_keys
-    return await keys.run(
-        app.state.sessionmaker,
+    return await state.idempotency_keys.run(
+        state.sessionmaker,
         user_id=user.id,
         request=keyed,
-        action=lambda claim: _place(app, user, data, claim),
+        action=lambda claim: _place(state, user, data, claim),
     )
 
 
 async def _place(
-    app: FastAPI, user: AuthenticatedUser, data: CreateOrderRequest, claim: Claim | None
+    state: OrderState, user: AuthenticatedUser, data: CreateOrderRequest, claim: Claim | None
 ) -> Answer:
-    order_id = await _start(app, user, data)
-    lines = await _lines_or_abandon(app, user, data, order_id)
-    products: ProductClient = app.state.products
-    outcome = await products.reserve(order_id, lines)
+    order_id = await _start(state, user, data)
+    lines = await _lines_or_abandon(state, user, data, order_id)
+    outcome = await state.products.reserve(order_id, lines)
     if isinstance(outcome, OutOfStock):
-        await _abandon(app, order_id)
-        raise BadRequest("Some items are out of stock", details=outcome.details)
+        await _abandon(state, order_id)
+        raise ItemsOutOfStock(outcome.details)
     if isinstance(outcome, NotReserved):
-        await _abandon(app, order_id)
-        raise ServiceUnavailable(PRODUCT_UNAVAILABLE)
+        await _abandon(state, order_id)
+        raise ProductServiceUnavailable()
     if not isinstance(outcome, Reserved):
         # Perhaps reserved: release it. A reservation still in flight that arrives after
         # the release is refused by the product service (it records the release).
@@ -109,17 +104,17 @@ async def _place(
             "reservation outcome unknown",
             extra={"orderId": str(order_id), "reason": outcome.reason},
         )
-        await send_now(app, await _abandon(app, order_id, release=True))
-        raise ServiceUnavailable(PRODUCT_UNAVAILABLE)
+        await send_now(state, await _abandon(state, order_id, release=True))
+        raise ProductServiceUnavailable()
 
     try:
         answer, calls = await _complete(
-            app, order_id, outcome.lines, from_cart=data.items is None, claim=claim
+            state, order_id, outcome.lines, from_cart=data.items is None, claim=claim
         )
     except BaseException:
-        await _undo_reservation(app, order_id)
+        await _undo_reservation(state, order_id)
         raise
-    await send_now(app, calls)
+    await send_now(state, calls)
     logger.info(
         "order placed",
         extra={"orderId": str(order_id), "orderNumber": answer.body["order"]["orderNumber"]},
@@ -127,12 +122,12 @@ async def _place(
     return answer
 
 
-async def _start(app: FastAPI, user: AuthenticatedUser, data: CreateOrderRequest) -> uuid.UUID:
+async def _start(state: OrderState, user: AuthenticatedUser, data: CreateOrderRequest) -> uuid.UUID:
     """Step 1: the `reserving` row."""
-    settings = app.state.settings
+    settings = state.settings
     order_id = uuid.uuid4()
     now = datetime.now(UTC)
-    async with app.state.sessionmaker() as session, session.begin():
+    async with state.sessionmaker() as session, session.begin():
         sequence_value = await repository.next_order_number_value(session)
         session.add(
             Order(
@@ -155,26 +150,25 @@ async def _start(app: FastAPI, user: AuthenticatedUser, data: CreateOrderRequest
 
 
 async def _lines_or_abandon(
-    app: FastAPI, user: AuthenticatedUser, data: CreateOrderRequest, order_id: uuid.UUID
+    state: OrderState, user: AuthenticatedUser, data: CreateOrderRequest, order_id: uuid.UUID
 ) -> dict[uuid.UUID, int]:
     try:
-        return await _lines(app, user, data)
+        return await _lines(state, user, data)
     except BaseException:
-        await _abandon(app, order_id)
+        await _abandon(state, order_id)
         raise
 
 
 async def _lines(
-    app: FastAPI, user: AuthenticatedUser, data: CreateOrderRequest
+    state: OrderState, user: AuthenticatedUser, data: CreateOrderRequest
 ) -> dict[uuid.UUID, int]:
     """(productId -> quantity) of the order: the request's lines or the caller's cart,
     duplicates merged."""
     if data.items is not None:
         return merge_lines((line.product_id, line.quantity) for line in data.items)
-    carts: CartClient = app.state.carts
-    lines = merge_lines(await carts.checkout(user.id))
+    lines = merge_lines(await state.carts.checkout(user.id))
     if not lines:
-        raise BadRequest("Cart is empty")
+        raise CartIsEmpty()
     problems = []
     if len(lines) > MAX_LINES:
         problems.append({"field": "items", "message": f"at most {MAX_LINES} lines per order"})
@@ -189,7 +183,7 @@ async def _lines(
 
 
 async def _complete(
-    app: FastAPI,
+    state: OrderState,
     order_id: uuid.UUID,
     reserved: list[ReservedLine],
     *,
@@ -212,12 +206,12 @@ async def _complete(
     ]
     total = sum((item.subtotal for item in items), Decimal("0.00"))
     if total > MAX_MONEY:
-        raise BadRequest("Order total is too large")
-    async with app.state.sessionmaker() as session, session.begin():
-        order = await session.get(Order, order_id, with_for_update=True, populate_existing=True)
+        raise OrderTotalTooLarge()
+    async with state.sessionmaker() as session, session.begin():
+        order = await repository.lock_order_row(session, order_id)
         if order is None or order.status != RESERVING:
             # The sweeper took it (this request outlived ORDER_PLACEMENT_GRACE).
-            raise ServiceUnavailable(PRODUCT_UNAVAILABLE)
+            raise ProductServiceUnavailable()
         session.add_all(items)
         order.total_amount = total
         order.status = Status.PENDING
@@ -236,36 +230,35 @@ async def _complete(
 
 
 async def _abandon(
-    app: FastAPI, order_id: uuid.UUID, *, release: bool = False
+    state: OrderState, order_id: uuid.UUID, *, release: bool = False
 ) -> list[OutboxMessage]:
     """Removes the `reserving` row; with `release`,
     queues the release of whatever may have been reserved for it (for `send_now`)."""
-    async with app.state.sessionmaker() as session, session.begin():
+    async with state.sessionmaker() as session, session.begin():
         await repository.delete_order_row(session, order_id)
         if release:
             return [enqueue_call(session, RELEASE_STOCK, {"orderId": str(order_id)})]
     return []
 
 
-async def _undo_reservation(app: FastAPI, order_id: uuid.UUID) -> None:
+async def _undo_reservation(state: OrderState, order_id: uuid.UUID) -> None:
     """Step 3 failed after the stock was taken: give it back now (or from the outbox);
     if even the database is gone, the `reserving` row is left for the sweeper."""
     try:
-        calls = await _abandon(app, order_id, release=True)
+        calls = await _abandon(state, order_id, release=True)
     except Exception:
         logger.exception("placement left for the sweeper", extra={"orderId": str(order_id)})
         return
-    await send_now(app, calls)
+    await send_now(state, calls)
 
 
-async def sweep_abandoned_placements(app: FastAPI) -> int:
+async def sweep_abandoned_placements(state: OrderState) -> int:
     """The sweeper's job: `reserving` rows older than ORDER_PLACEMENT_GRACE belong to a
     request that died; their (possible) reservation is released and the row removed.
     Also forgets Idempotency-Keys older than their time to live."""
-    keys: IdempotencyKeys = app.state.idempotency_keys
     now = datetime.now(UTC)
-    async with app.state.sessionmaker() as session, session.begin():
-        grace = timedelta(seconds=app.state.settings.order_placement_grace)
+    async with state.sessionmaker() as session, session.begin():
+        grace = timedelta(seconds=state.settings.order_placement_grace)
         abandoned = await repository.lock_due_orders(
             session, status=RESERVING, created_before=now - grace, limit=SWEEP_BATCH
         )
@@ -274,6 +267,6 @@ async def sweep_abandoned_placements(app: FastAPI) -> int:
             await repository.delete_order_row(session, order.id)
             calls.append(enqueue_call(session, RELEASE_STOCK, {"orderId": str(order.id)}))
             logger.warning("abandoned placement swept", extra={"orderId": str(order.id)})
-        await keys.forget_expired(session)
-    await send_now(app, calls)
+        await state.idempotency_keys.forget_expired(session)
+    await send_now(state, calls)
     return len(calls)

@@ -47,6 +47,11 @@ async def get_order(
     return await session.scalar(statement)
 
 
+async def lock_order_row(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
+    """The order row, whatever its status (one being placed too), locked."""
+    return await session.get(Order, order_id, with_for_update=True, populate_existing=True)
+
+
 async def reload_order(session: AsyncSession, order_id: uuid.UUID) -> Order:
     """The order as the database now holds it (after changes in this transaction)."""
     await session.flush()

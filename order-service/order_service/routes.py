@@ -5,12 +5,13 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, status
 from pydantic import StringConstraints
 
-from order_service import placement, repository, service
-from order_service.dependencies import AnyOrder, OwnOrder, TimeZone
+from order_service import orders, payment_updates, placement
+from order_service.dependencies import AnyOrder, OwnOrder, State, TimeZone
 from order_service.lifecycle import PaymentStatus, Status
+from order_service.models import Order
 from order_service.schemas import (
     CreateOrderRequest,
     MessageWithOrder,
@@ -27,7 +28,7 @@ from order_service.schemas import (
 from shared.auth import AdminUser, CurrentUser, InternalCaller
 from shared.db import SessionDep
 from shared.idempotency import KeyedRequestDep
-from shared.schemas import DateTimeInput, PageDep
+from shared.schemas import DateTimeInput, Page, PageDep
 
 router = APIRouter(prefix="/api", tags=["order"])
 admin_router = APIRouter(prefix="/api/admin", tags=["admin"])
@@ -41,9 +42,9 @@ OrderNumber = Annotated[
 
 @router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=MessageWithOrder)
 async def create_order(
-    data: CreateOrderRequest, request: Request, user: CurrentUser, keyed: KeyedRequestDep
+    data: CreateOrderRequest, user: CurrentUser, state: State, keyed: KeyedRequestDep
 ):
-    answer = await placement.place_order(request.app, user, data, keyed)
+    answer = await placement.place_order(state, user, data, keyed)
     return answer.response()
 
 
@@ -51,10 +52,8 @@ async def create_order(
 async def list_own_orders(
     user: CurrentUser, session: SessionDep, page: PageDep, status_: StatusFilter = None
 ):
-    orders, total = await repository.list_orders(
-        session, user_id=user.id, status=status_, offset=page.offset, limit=page.limit
-    )
-    return _order_list(orders, total, page)
+    found, total = await orders.list_orders(session, page, user_id=user.id, status=status_)
+    return _order_list(found, total, page)
 
 
 @router.get("/orders/{order_id}", response_model=OrderEnvelope)
@@ -63,8 +62,8 @@ async def get_own_order(order: OwnOrder):
 
 
 @router.put("/orders/{order_id}/cancel", response_model=MessageWithOrder)
-async def cancel_order(order_id: str, request: Request, user: CurrentUser):
-    order = await service.cancel_as_customer(request.app, user, order_id)
+async def cancel_order(order_id: str, user: CurrentUser, state: State):
+    order = await orders.cancel_as_customer(state, user, order_id)
     return MessageWithOrder(message="Order cancelled successfully", order=order)
 
 
@@ -86,35 +85,34 @@ async def list_all_orders(
         DateTimeInput | None, Query(alias="to", description="Placed before (ISO 8601).")
     ] = None,
 ):
-    orders, total = await repository.list_orders(
+    found, total = await orders.list_orders(
         session,
+        page,
         user_id=user_id,
         status=status_,
         payment_status=payment_status,
         order_number=order_number or None,
         created_from=created_from,
         created_to=created_to,
-        offset=page.offset,
-        limit=page.limit,
     )
-    return _order_list(orders, total, page)
+    return _order_list(found, total, page)
 
 
 @admin_router.get("/stats", response_model=OrderStats)
 async def order_stats(
     admin: AdminUser,
     session: SessionDep,
-    request: Request,
+    state: State,
     timezone: TimeZone,
     days: Annotated[int, Query(ge=1, le=366, description="How many days, today included.")] = 7,
 ):
     """Orders in each status now, and per calendar day in `timezone`: orders placed, orders
     paid (not cancelled since) and their total in the store's currency."""
-    return await service.order_stats(
+    return await orders.order_stats(
         session,
         days=days,
         timezone=timezone,
-        currency=request.app.state.settings.store_currency,
+        currency=state.settings.store_currency,
         now=datetime.now(UTC),
     )
 
@@ -125,22 +123,20 @@ async def get_any_order(order: AnyOrder):
 
 
 @admin_router.put("/orders/{order_id}/status", response_model=MessageWithOrder)
-async def change_order_status(
-    order_id: str, data: StatusUpdate, request: Request, admin: AdminUser
-):
-    order = await service.change_status_as_admin(request.app, admin, order_id, data.status)
+async def change_order_status(order_id: str, data: StatusUpdate, state: State, admin: AdminUser):
+    order = await orders.change_status_as_admin(state, admin, order_id, data.status)
     return MessageWithOrder(message="Order status updated", order=order)
 
 
 @internal_router.get("/orders/{order_id}", response_model=OrderEnvelope)
 async def get_order_for_service(order_id: str, caller: InternalCaller, session: SessionDep):
     """For the payment service before it charges: owner, status, amount, currency."""
-    return OrderEnvelope(order=await service.get_any_order(session, order_id))
+    return OrderEnvelope(order=await orders.get_any_order(session, order_id))
 
 
 @internal_router.post("/update-status", response_model=PaymentUpdateResult)
-async def update_status(data: PaymentUpdate, request: Request, caller: InternalCaller):
-    order, applied = await service.apply_payment_update(request.app, data)
+async def update_status(data: PaymentUpdate, state: State, caller: InternalCaller):
+    order, applied = await payment_updates.apply_payment_update(state, data)
     return PaymentUpdateResult(order=order, applied=applied)
 
 
@@ -153,25 +149,18 @@ async def orders_for_reconciliation(
     created_to: Annotated[DateTimeInput | None, Query(alias="to")] = None,
 ):
     """Orders created in [from, to), oldest pages last (newest first), for reconciliation."""
-    orders, total = await repository.list_orders(
-        session,
-        created_from=created_from,
-        created_to=created_to,
-        offset=page.offset,
-        limit=page.limit,
-        with_items=False,
-    )
+    found, total = await orders.orders_created_between(session, page, created_from, created_to)
     return OrderSummaryList(
-        orders=[OrderSummaryOut.model_validate(order) for order in orders],
+        orders=[OrderSummaryOut.model_validate(order) for order in found],
         total_pages=page.total_pages(total),
         current_page=page.page,
         total_orders=total,
     )
 
 
-def _order_list(orders, total: int, page) -> OrderList:
+def _order_list(found: list[Order], total: int, page: Page) -> OrderList:
     return OrderList(
-        orders=[OrderOut.model_validate(order) for order in orders],
+        orders=[OrderOut.model_validate(order) for order in found],
         total_pages=page.total_pages(total),
         current_page=page.page,
         total_orders=total,

@@ -15,10 +15,10 @@ from sqlalchemy import text
 from order_service.config import OrderSettings
 from order_service.main import create_app
 from order_service.models import Base
-from shared.auth import UserStatus
 from shared.service_fixtures import database_fixtures
 from shared.testing import bearer
 from shared.tokens import issue_user_token
+from shared.user_status import UserStatus
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 PRODUCT_URL = "http://product.test"

@@ -5,7 +5,9 @@ import asyncio
 import httpx
 import pytest
 
-from order_service.messages import deliver_outbox
+from order_service.outbox import deliver_outbox
+from order_service.state import OrderState
+from shared.state import state_of
 
 
 async def test_cancel_gives_the_stock_back(client, place, neighbours, customer, db):
@@ -38,7 +40,7 @@ async def test_two_cancels_at_once_release_once(app, client, place, neighbours, 
         )
     )
     assert sorted(r.status_code for r in responses) == [200, 400]
-    await deliver_outbox(app)
+    await deliver_outbox(state_of(app, OrderState))
     assert neighbours.release_calls(order["id"]) == 1
     assert neighbours.stock(product) == 10
 
@@ -67,13 +69,13 @@ async def test_a_cancel_while_the_product_service_is_down_is_kept_and_the_releas
     assert neighbours.stock(product) == 6
 
     await db("UPDATE outbox_messages SET available_at = now()")
-    await deliver_outbox(app)  # still down: kept for later
+    await deliver_outbox(state_of(app, OrderState))  # still down: kept for later
     assert neighbours.stock(product) == 6
     neighbours.routes["release"].side_effect = neighbours.release
     await db("UPDATE outbox_messages SET available_at = now()")
-    await deliver_outbox(app)
+    await deliver_outbox(state_of(app, OrderState))
     assert neighbours.stock(product) == 10
     await db("UPDATE outbox_messages SET available_at = now()")
-    await deliver_outbox(app)
+    await deliver_outbox(state_of(app, OrderState))
     assert neighbours.calls("release")[-1] == {"orderId": order["id"]}
     assert await db("SELECT count(*) FROM outbox_messages WHERE delivered_at IS NULL") == [(0,)]

@@ -2,7 +2,9 @@
 
 import httpx
 
-from order_service.messages import deliver_outbox
+from order_service.outbox import deliver_outbox
+from order_service.state import OrderState
+from shared.state import state_of
 
 
 async def test_an_order_from_the_cart_empties_the_cart(place, neighbours, customer, rows):
@@ -71,7 +73,7 @@ async def test_the_order_stands_when_clearing_the_cart_fails_and_the_clear_is_re
 
     neighbours.routes["clear"].side_effect = neighbours.clear
     await db("UPDATE outbox_messages SET available_at = now()")
-    await deliver_outbox(app)
+    await deliver_outbox(state_of(app, OrderState))
     assert str(customer.id) not in neighbours.carts
     assert (await db("SELECT count(*) FROM outbox_messages WHERE delivered_at IS NULL")) == [(0,)]
 

@@ -2,6 +2,9 @@
 
 import asyncio
 
+from order_service.state import OrderState
+from shared.state import state_of
+
 
 async def test_the_same_key_returns_the_first_order_and_takes_no_stock_again(
     place, neighbours, rows
@@ -78,7 +81,7 @@ async def test_the_sweeper_forgets_expired_keys_but_not_their_orders(
     await db(
         "UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = 'old'"
     )
-    await sweep_abandoned_placements(app)
+    await sweep_abandoned_placements(state_of(app, OrderState))
     assert [row[0] for row in await db("SELECT key FROM idempotency_keys")] == ["new"]
     assert await rows("orders") == 2
 

@@ -5,6 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from order_service.state import OrderState
+from shared.state import state_of
 from shared.tokens import issue_internal_token
 
 
@@ -112,11 +114,11 @@ async def test_a_payment_settling_on_a_closed_order_does_not_revive_it(
 
 
 async def test_an_expired_order_paid_late_stays_cancelled(app, placed, age, notify):
-    from order_service.service import expire_unpaid_orders
+    from order_service.orders import expire_unpaid_orders
 
     order = await placed()
     await age(order["id"], 3600)
-    await expire_unpaid_orders(app)
+    await expire_unpaid_orders(state_of(app, OrderState))
     response = await notify(order["id"], paymentStatus="paid")
     assert response.json()["order"]["status"] == "cancelled"
     assert response.json()["order"]["paymentStatus"] == "refund_pending"

@@ -5,8 +5,10 @@ import asyncio
 
 import httpx
 
-from order_service.service import expire_unpaid_orders
+from order_service.orders import expire_unpaid_orders
+from order_service.state import OrderState
 from shared.metrics import Samples, moved, read_samples, sample
+from shared.state import state_of
 
 
 async def scrape(client: httpx.AsyncClient) -> Samples:
@@ -44,7 +46,7 @@ async def test_orders_created_and_cancelled_by_customer_admin_and_expiry(
     )
     assert not_allowed.status_code == 409
     await age(expired["id"], 3600)
-    assert await expire_unpaid_orders(app) == 1
+    assert await expire_unpaid_orders(state_of(app, OrderState)) == 1
 
     after = await scrape(client)
     assert moved(before, after, "orders_created_total") == 4

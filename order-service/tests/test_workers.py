@@ -6,9 +6,11 @@ import uuid
 
 import httpx
 
-from order_service.messages import deliver_outbox
+from order_service.orders import expire_unpaid_orders
+from order_service.outbox import deliver_outbox
 from order_service.placement import sweep_abandoned_placements
-from order_service.service import expire_unpaid_orders
+from order_service.state import OrderState
+from shared.state import state_of
 
 
 async def test_an_unpaid_order_expires_and_its_stock_comes_back_once(
@@ -18,11 +20,14 @@ async def test_an_unpaid_order_expires_and_its_stock_comes_back_once(
     order = (await place([(product, 3)])).json()["order"]
     await age(order["id"], 1801)
 
-    results = await asyncio.gather(expire_unpaid_orders(app), expire_unpaid_orders(app))
+    results = await asyncio.gather(
+        expire_unpaid_orders(state_of(app, OrderState)),
+        expire_unpaid_orders(state_of(app, OrderState)),
+    )
     assert sorted(results) == [0, 1]
-    assert await expire_unpaid_orders(app) == 0
+    assert await expire_unpaid_orders(state_of(app, OrderState)) == 0
     await db("UPDATE outbox_messages SET available_at = now()")
-    await deliver_outbox(app)
+    await deliver_outbox(state_of(app, OrderState))
 
     assert neighbours.release_calls(order["id"]) == 1
     assert neighbours.stock(product) == 10
@@ -46,7 +51,7 @@ async def test_young_paid_and_cash_on_delivery_orders_do_not_expire(
     cash = (await place([(product, 1)], paymentMethod="cash_on_delivery")).json()["order"]
     await age(cash["id"], 7200)
 
-    assert await expire_unpaid_orders(app) == 0
+    assert await expire_unpaid_orders(state_of(app, OrderState)) == 0
     assert sorted(row[0] for row in await db("SELECT status FROM orders")) == [
         "paid",
         "pending",
@@ -60,9 +65,9 @@ async def test_the_timeout_is_a_setting(app_with, place, neighbours, age):
     async with app_with(ORDER_PAYMENT_TIMEOUT="60") as (app, client):
         order = (await place([(product, 1)], via=client)).json()["order"]
         await age(order["id"], 59)
-        assert await expire_unpaid_orders(app) == 0
+        assert await expire_unpaid_orders(state_of(app, OrderState)) == 0
         await age(order["id"], 61)
-        assert await expire_unpaid_orders(app) == 1
+        assert await expire_unpaid_orders(state_of(app, OrderState)) == 1
 
 
 async def test_the_sweeper_repairs_an_order_left_mid_placement(app, neighbours, db, rows):
@@ -83,11 +88,11 @@ async def test_the_sweeper_repairs_an_order_left_mid_placement(app, neighbours, 
     )
     assert neighbours.stock(product) == 6
 
-    assert await sweep_abandoned_placements(app) == 1
+    assert await sweep_abandoned_placements(state_of(app, OrderState)) == 1
     assert await rows("orders") == 0
     assert neighbours.release_calls(order_id) == 1
     assert neighbours.stock(product) == 10
-    assert await sweep_abandoned_placements(app) == 0
+    assert await sweep_abandoned_placements(state_of(app, OrderState)) == 0
 
 
 async def test_the_sweeper_leaves_placements_in_progress_alone(app, neighbours, db, rows):
@@ -97,7 +102,7 @@ async def test_the_sweeper_leaves_placements_in_progress_alone(app, neighbours, 
         id=uuid.uuid4(),
         user=uuid.uuid4(),
     )
-    assert await sweep_abandoned_placements(app) == 0
+    assert await sweep_abandoned_placements(state_of(app, OrderState)) == 0
     assert await rows("orders") == 1
     assert neighbours.routes["release"].call_count == 0
 

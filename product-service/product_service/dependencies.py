@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Query, Request
 from pydantic import BeforeValidator, StringConstraints
 
-from product_service import service
+from product_service import catalogue
+from product_service.exceptions import ProductNotFound
 from product_service.models import Product
 from product_service.repository import CatalogueQuery
 from product_service.schemas import MAX_STOCK, Sort
@@ -39,19 +40,16 @@ def parse_product_id(product_id: str) -> uuid.UUID:
     try:
         return uuid.UUID(product_id)
     except ValueError:
-        raise service.ProductNotFound() from None
+        raise ProductNotFound() from None
 
 
 async def valid_product_id(product_id: str, session: SessionDep) -> Product:
     """The product of the path, active or not (for admin routes)."""
-    product = await service.repository.get_product(session, parse_product_id(product_id))
-    if product is None:
-        raise service.ProductNotFound()
-    return product
+    return await catalogue.get_product(session, parse_product_id(product_id))
 
 
 async def visible_product(product_id: str, session: SessionDep, viewer: Viewer) -> Product:
-    return await service.get_visible_product(session, parse_product_id(product_id), viewer)
+    return await catalogue.get_visible_product(session, parse_product_id(product_id), viewer)
 
 
 ValidProduct = Annotated[Product, Depends(valid_product_id)]
@@ -87,7 +85,7 @@ async def catalogue_query(
         max_stock=max_stock,
         sort=sort,
         # Asked for by anyone else, it is simply not granted: the public catalogue.
-        include_inactive=include_inactive and service.can_see_inactive(viewer),
+        include_inactive=include_inactive and catalogue.can_see_inactive(viewer),
     )
 
 

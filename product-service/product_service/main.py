@@ -1,19 +1,18 @@
 """The product service's app factory (`uvicorn --factory product_service.main:create_app`)."""
 
-from collections.abc import Callable
-
 from fastapi import FastAPI
 
 from product_service.config import ProductSettings, get_settings
 from product_service.routes import internal_router, router
+from product_service.state import open_state
+from shared.app import StatusSourceFactory
 from shared.app import create_app as create_service_app
-from shared.auth import UserStatusSource
 
 
 def create_app(
     settings: ProductSettings | None = None,
     *,
-    user_status_source: Callable[[FastAPI], UserStatusSource] | None = None,
+    user_status_source: StatusSourceFactory | None = None,
 ) -> FastAPI:
     """`user_status_source` defaults to asking the auth service (tests give their own)."""
     settings = settings or get_settings()
@@ -24,5 +23,6 @@ def create_app(
         settings=settings,
         routers=[router, internal_router],
         database_url=settings.database_url,
+        state=open_state,
         user_status_source=user_status_source,
     )

@@ -3,7 +3,7 @@ restock, and the internal stock routes of docs/internal-api.md)."""
 
 from fastapi import APIRouter, status
 
-from product_service import repository, service
+from product_service import catalogue, reservations, stock
 from product_service.dependencies import CatalogueQueryDep, ValidProduct, VisibleProduct
 from product_service.schemas import (
     CheckStockRequest,
@@ -35,9 +35,7 @@ internal_router = APIRouter(prefix="/api/internal", tags=["internal"])
 
 @router.get("/products", response_model=ProductList)
 async def list_products(query: CatalogueQueryDep, page: PageDep, session: SessionDep):
-    products, total = await repository.list_products(
-        session, query, offset=page.offset, limit=page.limit
-    )
+    products, total = await catalogue.list_products(session, query, page)
     return ProductList(
         products=[ProductOut.model_validate(p) for p in products],
         total_pages=page.total_pages(total),
@@ -53,7 +51,7 @@ async def get_product(product: VisibleProduct):
 
 @router.post("/products", status_code=status.HTTP_201_CREATED, response_model=MessageWithProduct)
 async def create_product(data: ProductCreate, admin: AdminUser, session: SessionDep):
-    product = await service.create_product(session, data, admin)
+    product = await catalogue.create_product(session, data, admin)
     return MessageWithProduct(message="Product created successfully", product=product)
 
 
@@ -61,13 +59,13 @@ async def create_product(data: ProductCreate, admin: AdminUser, session: Session
 async def update_product(
     data: ProductUpdate, admin: AdminUser, product: ValidProduct, session: SessionDep
 ):
-    product = await service.update_product(session, product, data, admin)
+    product = await catalogue.update_product(session, product, data, admin)
     return MessageWithProduct(message="Product updated successfully", product=product)
 
 
 @router.delete("/products/{product_id}", response_model=Message)
 async def delete_product(admin: AdminUser, product: ValidProduct, session: SessionDep):
-    await service.deactivate_product(session, product, admin)
+    await catalogue.deactivate_product(session, product, admin)
     return Message(message="Product deleted successfully")
 
 
@@ -75,33 +73,33 @@ async def delete_product(admin: AdminUser, product: ValidProduct, session: Sessi
 async def restock(
     change: StockChange, admin: AdminUser, product: ValidProduct, session: SessionDep
 ):
-    product = await service.restock(session, product, change)
+    product = await stock.restock(session, product, change)
     return MessageWithProduct(message="Stock updated", product=product)
 
 
 @internal_router.post("/check-stock", response_model=CheckStockResponse)
 async def check_stock(data: CheckStockRequest, caller: InternalCaller, session: SessionDep):
-    return await service.check_stock(session, data.items)
+    return await stock.check_stock(session, data.items)
 
 
 @internal_router.post("/products/lookup", response_model=LookupResponse)
 async def lookup_products(data: LookupRequest, caller: InternalCaller, session: SessionDep):
-    products = await repository.get_products(session, data.product_ids)
+    products = await catalogue.lookup(session, data.product_ids)
     return LookupResponse(products=[ProductSummary.model_validate(p) for p in products])
 
 
 @internal_router.post("/reserve", response_model=ReserveResponse)
 async def reserve(data: ReserveRequest, caller: InternalCaller, session: SessionDep):
-    return await service.reserve(session, data.order_id, data.items, caller)
+    return await reservations.reserve(session, data.order_id, data.items, caller)
 
 
 @internal_router.post("/release", response_model=ReleaseResponse)
 async def release(data: ReleaseRequest, caller: InternalCaller, session: SessionDep):
-    released = await service.release(session, data.order_id, caller)
+    released = await reservations.release(session, data.order_id, caller)
     return ReleaseResponse(order_id=data.order_id, released=released)
 
 
 @internal_router.post("/update-stock", response_model=MessageWithProduct)
 async def update_stock(data: UpdateStockRequest, caller: InternalCaller, session: SessionDep):
-    product = await service.change_stock(session, data.product_id, data.quantity)
+    product = await stock.change_stock(session, data.product_id, data.quantity)
     return MessageWithProduct(message="Stock updated", product=product)

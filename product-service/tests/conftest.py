@@ -9,10 +9,10 @@ from sqlalchemy import text
 from product_service.config import ProductSettings
 from product_service.main import create_app
 from product_service.models import Base
-from shared.auth import UserStatus
 from shared.service_fixtures import database_fixtures
 from shared.testing import bearer, delete_all
 from shared.tokens import issue_internal_token, issue_user_token
+from shared.user_status import UserStatus
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 

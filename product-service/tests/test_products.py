@@ -6,8 +6,8 @@ import uuid
 import pytest
 from sqlalchemy import text
 
-from shared.auth import UserStatus
 from shared.testing import bearer
+from shared.user_status import UserStatus
 
 from .conftest import IPHONE
 

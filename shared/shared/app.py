@@ -2,18 +2,22 @@
 
 It wires the request-id middleware (access log and request metrics), the error
 handlers, `/health`, `/ready` and `/metrics`, tracing when
-`OTEL_EXPORTER_OTLP_ENDPOINT` is set, and a lifespan that opens (and closes) the
-database engine, the pooled client for calls to other services and the user
-status cache.
+`OTEL_EXPORTER_OTLP_ENDPOINT` is set, and a lifespan that opens what the service
+holds, typed (shared.state): the database engine and sessionmaker, the pooled client
+for calls to other services and the user status cache, plus whatever the service's
+own `state` factory adds (clients of its neighbours, payment providers). It closes
+them again at shutdown, after the workers have stopped.
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
+from starlette.types import Scope
 
 from shared import tracing
-from shared.auth import UserStatusCache, UserStatusSource, auth_service_status_source
+from shared.auth_client import auth_service_status_source
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import install_error_handlers
 from shared.health import health_router
@@ -23,15 +27,31 @@ from shared.methods import HeadAsGetMiddleware
 from shared.metrics import MetricsHook, metrics_router
 from shared.request_context import RequestContextMiddleware
 from shared.settings import ServiceSettings
+from shared.state import DatabaseState, ServiceState, state_of
 from shared.text_guard import refuse_unstorable_text
+from shared.user_status import UserStatusCache, UserStatusSource
 from shared.workers import PeriodicWorker
 
-Hook = Callable[[FastAPI], Awaitable[None]]
+# Given the service's state: startup and shutdown work (an admin to create, a client to close).
+Hook = Callable[[Any], Awaitable[None]]
+# Builds the service's own state from the base every service gets (ServiceState, or
+# DatabaseState with a database).
+StateFactory = Callable[[Any], Awaitable[ServiceState[Any]]]
+# Where the user status cache asks: given the sessionmaker (None without a database).
+StatusSourceFactory = Callable[[Any], UserStatusSource]
 QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
-def _is_quiet(scope) -> bool:
+def _is_quiet(scope: Scope) -> bool:
     return scope.get("path") in QUIET_PATHS
+
+
+def _state(request: Request) -> ServiceState[Any]:
+    return state_of(request.app, ServiceState)
+
+
+async def _same(base: ServiceState[Any]) -> ServiceState[Any]:
+    return base
 
 
 def create_app(
@@ -41,26 +61,27 @@ def create_app(
     settings: ServiceSettings,
     routers: Sequence[APIRouter],
     database_url: str | None = None,
-    user_status_source: Callable[[FastAPI], UserStatusSource] | None = None,
+    state: StateFactory = _same,
+    user_status_source: StatusSourceFactory | None = None,
     user_status_ttl: float | None = None,
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
-    workers: Sequence[PeriodicWorker] = (),
+    workers: Sequence[PeriodicWorker[Any]] = (),
     metrics_hooks: Sequence[MetricsHook] = (),
     description: str = "",
 ) -> FastAPI:
     """`name` is the service's short name (logs, internal tokens, traces); `title` its
-    health name ("Auth Service"). `user_status_source` defaults to asking the auth
+    health name ("Auth Service"). `state` builds the service's state from the base one
+    (the base itself by default). `user_status_source` defaults to asking the auth
     service. `workers` run in the background while the app runs, unless
-    `WORKERS_ENABLED=false` (tests run their jobs directly). `metrics_hooks` run before
-    each `/metrics` scrape to set gauges that need a query (see shared.metrics)."""
+    `WORKERS_ENABLED=false` (tests run their jobs directly). Hooks, workers and scrape
+    hooks (`metrics_hooks`, see shared.metrics) are all given the service's state."""
     configure_logging(name, settings.log_level)
     tracing.configure_tracing(name)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.engine = (
+        engine = (
             create_engine(
                 database_url,
                 pool_size=settings.db_pool_size,
@@ -69,39 +90,54 @@ def create_app(
             if database_url
             else None
         )
-        if app.state.engine is not None:
-            tracing.instrument_engine(app.state.engine)
-        app.state.sessionmaker = create_sessionmaker(app.state.engine) if database_url else None
-        app.state.services = ServiceClient(
+        if engine is not None:
+            tracing.instrument_engine(engine)
+        sessionmaker = create_sessionmaker(engine) if engine is not None else None
+        services = ServiceClient(
             service=name,
             internal_secret=settings.internal_service_secret.get_secret_value(),
             timeout=settings.service_timeout,
         )
         source = (
-            user_status_source(app)
+            user_status_source(sessionmaker)
             if user_status_source
-            else auth_service_status_source(app.state.services, settings.auth_service_url)
+            else auth_service_status_source(services, settings.auth_service_url)
         )
         ttl = settings.user_status_ttl if user_status_ttl is None else user_status_ttl
-        app.state.user_status = UserStatusCache(source, ttl=ttl)
-        running: list[PeriodicWorker] = []
+        user_status = UserStatusCache(source, ttl=ttl)
+        base: ServiceState[Any] = (
+            DatabaseState(
+                settings=settings,
+                services=services,
+                user_status=user_status,
+                engine=engine,
+                sessionmaker=sessionmaker,
+            )
+            if engine is not None and sessionmaker is not None
+            else ServiceState(settings=settings, services=services, user_status=user_status)
+        )
+        running: list[PeriodicWorker[Any]] = []
+        service_state: ServiceState[Any] | None = None
         try:
+            service_state = await state(base)
+            app.state.service = service_state
             for hook in on_startup:
-                await hook(app)
+                await hook(service_state)
             if settings.workers_enabled:
                 for worker in workers:
-                    worker.start(app)
+                    worker.start(service_state)
                     running.append(worker)
             yield
         finally:
             # Stop taking new background work first, then finish what is in flight.
             for worker in running:
                 await worker.stop()
-            for hook in reversed(on_shutdown):
-                await hook(app)
-            await app.state.services.aclose()
-            if app.state.engine is not None:
-                await app.state.engine.dispose()
+            if service_state is not None:
+                for hook in reversed(on_shutdown):
+                    await hook(service_state)
+            await services.aclose()
+            if engine is not None:
+                await engine.dispose()
             tracing.flush()
 
     app = FastAPI(
@@ -117,7 +153,7 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, quiet_paths=QUIET_PATHS)
     install_error_handlers(app)
     app.include_router(health_router(title))
-    app.include_router(metrics_router(metrics_hooks))
+    app.include_router(metrics_router(_state, metrics_hooks))
     for router in routers:
         app.include_router(router)
     return app

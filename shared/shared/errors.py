@@ -82,6 +82,13 @@ class Unprocessable(AppError):
     status_code = 422
 
 
+class BadGateway(AppError):
+    """A provider outside this system (Daraja, Stripe) did not answer: try again."""
+
+    status_code = 502
+    message = "Bad gateway"
+
+
 class ServiceUnavailable(AppError):
     status_code = 503
     message = "Service unavailable"

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from shared.db import database_is_reachable
+from shared.state import DatabaseState, service_state
 
 
 def health_router(service_title: str) -> APIRouter:
@@ -22,8 +23,8 @@ def health_router(service_title: str) -> APIRouter:
 
     @router.get("/ready")
     async def ready(request: Request) -> JSONResponse:
-        engine = getattr(request.app.state, "engine", None)
-        if engine is not None and not await database_is_reachable(engine):
+        state = service_state(request)
+        if isinstance(state, DatabaseState) and not await database_is_reachable(state.engine):
             return JSONResponse(
                 {
                     "status": "unavailable",

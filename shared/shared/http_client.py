@@ -7,6 +7,7 @@ short-lived internal token.
 """
 
 import time
+from typing import Any
 
 import httpx
 from httpx_aiohttp import AiohttpTransport
@@ -81,3 +82,13 @@ class ServiceClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def json_object(response: httpx.Response) -> dict[str, Any] | None:
+    """The response's JSON object; None when the body is not one (an HTML error page, a
+    list, nothing): an odd answer is a refusal to handle, not a crash."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None

@@ -189,6 +189,21 @@ class IdempotencyKeys:
             await self._release(sessionmaker, claim)
         return answer
 
+    async def answer(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        user_id: uuid.UUID,
+        request: KeyedRequest | None,
+        action: Callable[[], Awaitable[BaseModel]],
+    ) -> Answer:
+        """`run` for an action whose answer is a body with status 200."""
+
+        async def act(claim: Claim | None) -> Answer:
+            return Answer.of(await action())
+
+        return await self.run(sessionmaker, user_id=user_id, request=request, action=act)
+
     async def _claim(
         self,
         sessionmaker: async_sessionmaker[AsyncSession],

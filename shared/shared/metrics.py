@@ -28,17 +28,18 @@ inside the transaction runs the increment when (and only if) it commits.
 
 A figure that needs a query (the outbox backlog, the age of its oldest row) is a
 gauge set by a scrape hook: `create_app(metrics_hooks=[hook])`, where
-`async def hook(app)` sets the gauge; hooks run before each scrape, each within
-a few seconds, and one that fails is logged and leaves its gauge as it was.
+`async def hook(state)` (given the service's state, shared.state) sets the gauge;
+hooks run before each scrape, each within a few seconds, and one that fails is
+logged and leaves its gauge as it was.
 `outbox_hook(OutboxMessage)` is that hook for a service's outbox.
 """
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -57,9 +58,13 @@ from starlette.routing import Match
 
 from shared import outbox
 
+if TYPE_CHECKING:
+    from shared.state import DatabaseState
+
 logger = logging.getLogger(__name__)
 
-MetricsHook = Callable[[FastAPI], Awaitable[None]]
+# Given the service's state (shared.state); sets gauges before a scrape.
+MetricsHook = Callable[[Any], Awaitable[None]]
 SCRAPE_HOOK_TIMEOUT = 5.0
 # Latency buckets (seconds): from a cached read to a slow payment provider.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -160,8 +165,8 @@ def outbox_hook(model: type) -> MetricsHook:
         "outbox_oldest_age_seconds", "Seconds the oldest undelivered outbox message has waited"
     )
 
-    async def outbox_figures(app: FastAPI) -> None:
-        async with app.state.sessionmaker() as session:
+    async def outbox_figures(state: "DatabaseState[Any]") -> None:
+        async with state.sessionmaker() as session:
             count, age = await outbox.backlog(session, model)
         backlog.set(count)
         oldest_age.set(age)
@@ -217,8 +222,8 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     HTTP_DURATION.labels(method, route).observe(seconds)
 
 
-def _observe_pool(app: FastAPI) -> None:
-    engine = getattr(app.state, "engine", None)
+def _observe_pool(state: object) -> None:
+    engine = getattr(state, "engine", None)
     if engine is None:
         return
     pool = engine.sync_engine.pool
@@ -231,24 +236,28 @@ def _observe_pool(app: FastAPI) -> None:
         DB_POOL_OVERFLOW.set(max(0, pool.overflow()))
 
 
-async def _run_hook(hook: MetricsHook, app: FastAPI) -> None:
+async def _run_hook(hook: MetricsHook, state: object) -> None:
     try:
         async with asyncio.timeout(SCRAPE_HOOK_TIMEOUT):
-            await hook(app)
+            await hook(state)
     except Exception:
         logger.exception(
             "metrics hook failed", extra={"hook": getattr(hook, "__qualname__", repr(hook))}
         )
 
 
-def metrics_router(hooks: Sequence[MetricsHook] = ()) -> APIRouter:
+def metrics_router(
+    state_of: Callable[[Request], object], hooks: Sequence[MetricsHook] = ()
+) -> APIRouter:
+    """`state_of` gives the service's state (shared.state, which imports this module)."""
     router = APIRouter(tags=["health"])
 
     @router.get("/metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
-        _observe_pool(request.app)
+        state = state_of(request)
+        _observe_pool(state)
         if hooks:
-            await asyncio.gather(*(_run_hook(hook, request.app) for hook in hooks))
+            await asyncio.gather(*(_run_hook(hook, state) for hook in hooks))
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return router

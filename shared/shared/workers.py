@@ -13,27 +13,32 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-
-from fastapi import FastAPI
+from typing import Generic, TypeVar
 
 from shared.db import is_database_unavailable
 
 logger = logging.getLogger(__name__)
 
-Job = Callable[[FastAPI], Awaitable[None]]
+StateT = TypeVar("StateT", contravariant=True)
+# A run of the work: given the service's state (shared.state), returns anything (a count).
+Job = Callable[[StateT], Awaitable[object]]
 
 
 @dataclass
-class PeriodicWorker:
+class PeriodicWorker(Generic[StateT]):
     name: str
     interval: float  # seconds between runs
-    job: Job
-    _task: asyncio.Task | None = field(default=None, init=False, repr=False)
+    job: Job[StateT]
+    _task: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
-    def start(self, app: FastAPI) -> None:
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    def start(self, state: StateT) -> None:
         self._stopping.clear()
-        self._task = asyncio.create_task(self._loop(app), name=f"worker:{self.name}")
+        self._task = asyncio.create_task(self._loop(state), name=f"worker:{self.name}")
 
     async def stop(self, timeout: float = 10.0) -> None:
         if self._task is None:
@@ -46,13 +51,13 @@ class PeriodicWorker:
             logger.warning("worker did not stop in time; cancelled", extra={"worker": self.name})
         self._task = None
 
-    async def _loop(self, app: FastAPI) -> None:
+    async def _loop(self, state: StateT) -> None:
         # Replicas started together should not run in lock-step.
         await self._sleep(random.uniform(0, self.interval))  # noqa: S311 (not security)
         database_away = False
         while not self._stopping.is_set():
             try:
-                await self.job(app)
+                await self.job(state)
             except Exception as exc:
                 if not is_database_unavailable(exc):
                     logger.exception("worker run failed", extra={"worker": self.name})

@@ -9,8 +9,9 @@ usual JWT_SECRET and INTERNAL_SERVICE_SECRET.
 
 import asyncio
 import logging
+from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI
 from pydantic import Field
 from sqlalchemy import text
 
@@ -18,6 +19,7 @@ from shared.app import create_app as create_service_app
 from shared.db import SessionDep
 from shared.server import serve
 from shared.settings import ServiceSettings
+from shared.state import ServiceState, service_state
 from shared.workers import PeriodicWorker
 
 logger = logging.getLogger("sample")
@@ -41,11 +43,13 @@ async def slow(seconds: float = 1.0) -> dict:
     return {"slept": seconds}
 
 
+State = Annotated[ServiceState[SampleSettings], Depends(service_state)]
+
+
 @router.get("/api/products/{product_id}")
-async def product(product_id: str, request: Request) -> dict:
+async def product(product_id: str, state: State) -> dict:
     """What the gateway forwards `GET /api/products/{id}` to; asks the next service."""
-    next_url = request.app.state.settings.next_url
-    answer = await request.app.state.services.request("GET", f"{next_url}/leaf")
+    answer = await state.services.request("GET", f"{state.settings.next_url}/leaf")
     return {"product": product_id, "next": answer.json()}
 
 
@@ -54,17 +58,21 @@ async def leaf(session: SessionDep) -> dict:
     return {"db": (await session.execute(text("SELECT 1"))).scalar_one()}
 
 
-async def _tick(app: FastAPI) -> None:
-    app.state.ticks = getattr(app.state, "ticks", 0) + 1
+ticks = 0
+
+
+async def _tick(state: ServiceState[SampleSettings]) -> None:
+    global ticks
+    ticks += 1
 
 
 def create_app() -> FastAPI:
     settings = SampleSettings()
     worker = PeriodicWorker("tick", 0.1, _tick)
 
-    async def report_stopped(app: FastAPI) -> None:
+    async def report_stopped(state: ServiceState[SampleSettings]) -> None:
         # on_shutdown hooks run once the workers have stopped.
-        logger.info("shutdown complete", extra={"workerStopped": worker._task is None})
+        logger.info("shutdown complete", extra={"workerStopped": not worker.running})
 
     return create_service_app(
         name=settings.name,

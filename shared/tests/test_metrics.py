@@ -10,6 +10,7 @@ from shared import metrics
 from shared.app import create_app
 from shared.db import SessionDep
 from shared.settings import ServiceSettings
+from shared.state import DatabaseState
 from shared.testing import random_secret
 
 ITEMS_SEEN = metrics.counter("test_items_seen_total", "Items read by the test app", ["kind"])
@@ -117,10 +118,11 @@ async def test_the_response_is_prometheus_text_with_the_database_pool(client_for
 
 
 async def test_scrape_hooks_set_gauges_and_a_failing_hook_does_not_break_the_scrape(client_for):
-    async def queue_depth(app: FastAPI) -> None:
+    async def queue_depth(state: DatabaseState) -> None:
+        assert isinstance(state, DatabaseState)  # hooks are given the service's state
         QUEUE_DEPTH.set(17)
 
-    async def broken(app: FastAPI) -> None:
+    async def broken(state: DatabaseState) -> None:
         raise RuntimeError("database down")
 
     client = await client_for(hooks=[queue_depth, broken])

@@ -160,8 +160,8 @@ async def test_the_outbox_hook_sets_the_backlog_gauges(sessionmaker):
     from shared import metrics
 
     hook = metrics.outbox_hook(Message)
-    app = SimpleNamespace(state=SimpleNamespace(sessionmaker=sessionmaker))
-    await hook(app)
+    state = SimpleNamespace(sessionmaker=sessionmaker)  # what the hook reads of a state
+    await hook(state)
     assert metrics.gauge("outbox_backlog", "")._value.get() == 0
     assert metrics.gauge("outbox_oldest_age_seconds", "")._value.get() == 0
 
@@ -174,6 +174,6 @@ async def test_the_outbox_hook_sets_the_backlog_gauges(sessionmaker):
             .where(Message.id == oldest)
             .values(created_at=datetime.now(UTC) - timedelta(seconds=60))
         )
-    await hook(app)
+    await hook(state)
     assert metrics.gauge("outbox_backlog", "")._value.get() == 3
     assert 60 <= metrics.gauge("outbox_oldest_age_seconds", "")._value.get() < 70

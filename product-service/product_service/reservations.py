@@ -1,4 +1,6 @@
-"""The product service's business rules: the catalogue, stock and stock reservations."""
+"""Stock reservations: where an order's stock is taken (all items or none, once per
+order) and given back. The order service calls these through the internal routes
+(docs/internal-api.md); each function is one transaction of the caller's `session`."""
 
 import logging
 import uuid
@@ -7,134 +9,16 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from product_service import metrics, repository
-from product_service.models import Product, StockReservation, StockReservationItem
-from product_service.schemas import (
-    CheckStockResponse,
-    ProductCreate,
-    ProductUpdate,
-    ReservedItem,
-    ReserveResponse,
-    StockAvailable,
-    StockChange,
-    StockItem,
-    StockUnavailable,
+from product_service.exceptions import (
+    OutOfStock,
+    ReservationChanged,
+    ReservationMismatch,
+    ReservationReleased,
 )
-from shared.auth import AuthenticatedUser
-from shared.errors import AppError, BadRequest, Conflict, NotFound
+from product_service.models import ReservationStatus, StockReservation, StockReservationItem
+from product_service.schemas import ReservedItem, ReserveResponse, StockItem
 
 logger = logging.getLogger(__name__)
-
-
-class ProductNotFound(NotFound):
-    message = "Product not found"
-
-
-class InsufficientStock(BadRequest):
-    message = "Insufficient stock"
-
-
-def can_see_inactive(user: AuthenticatedUser | None) -> bool:
-    return user is not None and user.is_admin
-
-
-async def get_visible_product(
-    session: AsyncSession, product_id: uuid.UUID, viewer: AuthenticatedUser | None
-) -> Product:
-    """A product as the viewer may see it: inactive ones exist for admins only."""
-    product = await repository.get_product(session, product_id)
-    if product is None or not (product.is_active or can_see_inactive(viewer)):
-        raise ProductNotFound()
-    return product
-
-
-async def create_product(
-    session: AsyncSession, data: ProductCreate, admin: AuthenticatedUser
-) -> Product:
-    product = Product(id=uuid.uuid4(), **data.model_dump())
-    session.add(product)
-    await session.flush()  # a taken sku fails here: 400 "Resource already exists"
-    await session.refresh(product)
-    logger.info("product created", extra={"productId": str(product.id), "adminId": str(admin.id)})
-    return product
-
-
-async def update_product(
-    session: AsyncSession, product: Product, data: ProductUpdate, admin: AuthenticatedUser
-) -> Product:
-    changes = data.changes()
-    for name, value in changes.items():
-        setattr(product, name, value)
-    await session.flush()
-    await session.refresh(product)
-    logger.info(
-        "product updated",
-        extra={"productId": str(product.id), "adminId": str(admin.id), "fields": sorted(changes)},
-    )
-    return product
-
-
-async def deactivate_product(
-    session: AsyncSession, product: Product, admin: AuthenticatedUser
-) -> None:
-    """Soft delete: the product leaves the catalogue; orders and carts keep their lines."""
-    product.is_active = False
-    await session.flush()
-    logger.info("product deleted", extra={"productId": str(product.id), "adminId": str(admin.id)})
-
-
-async def change_stock(session: AsyncSession, product_id: uuid.UUID, delta: int) -> Product:
-    """Adds `delta` (negative takes); the stock never goes below 0."""
-    product = await repository.add_to_stock(session, product_id, delta)
-    if product is None:
-        if await repository.get_product(session, product_id) is None:
-            raise ProductNotFound()
-        raise InsufficientStock()
-    return product
-
-
-async def restock(session: AsyncSession, product: Product, change: StockChange) -> Product:
-    if change.delta is not None:
-        return await change_stock(session, product.id, change.delta)
-    assert change.stock is not None  # StockChange holds exactly one of them
-    updated = await repository.set_stock(session, product.id, change.stock)
-    assert updated is not None  # the row was loaded in this transaction and is never deleted
-    return updated
-
-
-# --- Internal: stock for orders and carts -------------------------------------------
-
-
-async def check_stock(session: AsyncSession, items: Sequence[StockItem]) -> CheckStockResponse:
-    """The original's check: an answer per item, nothing taken."""
-    products = {
-        p.id: p for p in await repository.get_products(session, [i.product_id for i in items])
-    }
-    results: list[StockAvailable | StockUnavailable] = []
-    for item in items:
-        product = products.get(item.product_id)
-        if product is None or not product.is_active:
-            results.append(StockUnavailable(product_id=item.product_id, error="Product not found"))
-        elif product.stock < item.quantity:
-            results.append(StockUnavailable(product_id=item.product_id, error="Insufficient stock"))
-        else:
-            results.append(
-                StockAvailable(product_id=item.product_id, stock=product.stock, price=product.price)
-            )
-    return CheckStockResponse(
-        available=all(isinstance(r, StockAvailable) for r in results), items=results
-    )
-
-
-class OutOfStock(Conflict):
-    message = "Some items are out of stock"
-
-
-class ReservationReleased(Conflict):
-    message = "Reservation already released"
-
-
-class ReservationMismatch(Conflict):
-    message = "Order already has a reservation with other items"
 
 
 def merge_items(items: Sequence[StockItem]) -> dict[uuid.UUID, int]:
@@ -225,8 +109,8 @@ async def _existing_reservation(
 ) -> ReserveResponse:
     reservation = await repository.get_reservation(session, order_id)
     if reservation is None:  # cannot happen: the claim found it committed
-        raise AppError("Reservation changed concurrently, retry", status_code=409)
-    if reservation.status == "released":
+        raise ReservationChanged()
+    if reservation.status == ReservationStatus.RELEASED:
         metrics.reservation_refused("released")
         raise ReservationReleased()
     recorded = {item.product_id: item.quantity for item in reservation.items}

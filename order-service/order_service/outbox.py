@@ -1,16 +1,15 @@
 """Calls to the product and cart services that must happen even if they are down at
 the moment: written to the outbox in the transaction of the change that needs them
 (a cancellation, an order from a cart), sent right after that transaction commits
-(`shared.outbox.send_now`), and re-sent by the outbox worker until acknowledged."""
+(`send_now`), and re-sent by the outbox worker until acknowledged (shared.outbox)."""
 
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from order_service.clients import CartClient, ProductClient
 from order_service.models import OutboxMessage
+from order_service.state import OrderState
 from shared import outbox
 
 RELEASE_STOCK = "product.release"
@@ -22,24 +21,21 @@ def enqueue_call(session: AsyncSession, topic: str, payload: dict[str, Any]) -> 
     return outbox.enqueue(session, OutboxMessage, topic=topic, payload=payload, sent_by_writer=True)
 
 
-def senders(app: FastAPI) -> Mapping[str, outbox.Sender]:
-    products: ProductClient = app.state.products
-    carts: CartClient = app.state.carts
-
+def senders(state: OrderState) -> Mapping[str, outbox.Sender]:
     async def release_stock(payload: dict[str, Any]) -> None:
-        await products.release(payload["orderId"])
+        await state.products.release(payload["orderId"])
 
     async def clear_cart(payload: dict[str, Any]) -> None:
-        await carts.clear(payload["userId"])
+        await state.carts.clear(payload["userId"])
 
     return {RELEASE_STOCK: release_stock, CLEAR_CART: clear_cart}
 
 
-async def send_now(app: FastAPI, messages: Iterable[OutboxMessage]) -> None:
+async def send_now(state: OrderState, messages: Iterable[OutboxMessage]) -> None:
     """One immediate attempt per message, after its transaction committed."""
-    await outbox.send_now(app.state.sessionmaker, OutboxMessage, senders(app), messages)
+    await outbox.send_now(state.sessionmaker, OutboxMessage, senders(state), messages)
 
 
-async def deliver_outbox(app: FastAPI) -> None:
+async def deliver_outbox(state: OrderState) -> int:
     """The outbox worker's job."""
-    await outbox.deliver_due(app.state.sessionmaker, OutboxMessage, senders(app))
+    return await outbox.deliver_due(state.sessionmaker, OutboxMessage, senders(state))

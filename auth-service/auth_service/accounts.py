@@ -1,13 +1,16 @@
-"""The auth service's business rules."""
+"""Accounts: registration, login, profile, passwords, admin changes of a user, the first
+admin. Each function is one transaction of the caller's `session` unless it says
+otherwise."""
 
 import logging
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service import repository
 from auth_service.config import AuthSettings
+from auth_service.exceptions import AccountDeactivated, UserNotFound
 from auth_service.models import User
 from auth_service.schemas import (
     AdminUserUpdate,
@@ -16,17 +19,15 @@ from auth_service.schemas import (
     RegisterRequest,
     normalize_email,
 )
-from shared.auth import AuthenticatedUser, UserStatus
-from shared.errors import AppError, BadRequest, NotFound, Unauthorized
+from auth_service.state import AuthState
+from shared.auth import AuthenticatedUser
+from shared.errors import BadRequest, Unauthorized
 from shared.passwords import hash_password, verify_password
+from shared.schemas import Page
 from shared.tokens import issue_user_token
+from shared.user_status import UserStatus
 
 logger = logging.getLogger(__name__)
-
-
-class AccountDeactivated(AppError):
-    status_code = 403
-    message = "Account is deactivated"
 
 
 def issue_token(user: User, settings: AuthSettings) -> str:
@@ -142,20 +143,50 @@ async def update_user_as_admin(
     return user
 
 
+async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
+    return await repository.get_user(session, user_id)
+
+
 async def get_user_or_404(session: AsyncSession, user_id: uuid.UUID) -> User:
     user = await repository.get_user(session, user_id)
     if user is None:
-        raise NotFound("User not found")
+        raise UserNotFound()
     return user
 
 
-async def bootstrap_admin(sessionmaker: async_sessionmaker, settings: AuthSettings) -> None:
-    """Creates the admin of `ADMIN_EMAIL` / `ADMIN_PASSWORD` once. Safe to run at every start
-    and from several replicas at once; never promotes an account someone else registered."""
+async def list_users(
+    session: AsyncSession,
+    *,
+    role: str | None,
+    is_active: bool | None,
+    search: str | None,
+    page: Page,
+) -> tuple[list[User], int]:
+    return await repository.list_users(
+        session,
+        role=role,
+        is_active=is_active,
+        search=search,
+        offset=page.offset,
+        limit=page.limit,
+    )
+
+
+async def user_status(session: AsyncSession, user_id: uuid.UUID) -> UserStatus:
+    """What the other services' user status caches are filled from."""
+    user = await get_user_or_404(session, user_id)
+    return status_of(user)
+
+
+async def bootstrap_admin(state: AuthState) -> None:
+    """Creates the admin of `ADMIN_EMAIL` / `ADMIN_PASSWORD` once (its own transaction, at
+    start). Safe to run at every start and from several replicas at once; never promotes
+    an account someone else registered."""
+    settings = state.settings
     if not settings.admin_email or settings.admin_password is None:
         return
     email = normalize_email(settings.admin_email)
-    async with sessionmaker() as session, session.begin():
+    async with state.sessionmaker() as session, session.begin():
         created = await repository.insert_user_if_absent(
             session,
             name=settings.admin_name,

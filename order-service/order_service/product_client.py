@@ -1,5 +1,5 @@
-"""Calls to the neighbours this service depends on: the product service (stock
-reservations) and the cart service (the cart as an order, clearing it)."""
+"""The product service, seen from here: an order's stock reserved (all or nothing, under
+the order's id) and released (through the outbox)."""
 
 import logging
 import uuid
@@ -9,13 +9,11 @@ from typing import Any
 
 import httpx
 
-from shared.errors import ServiceUnavailable
-from shared.http_client import ServiceClient
+from order_service.exceptions import DeliveryRefused
+from shared.http_client import ServiceClient, json_object
 
 logger = logging.getLogger(__name__)
 
-PRODUCT_UNAVAILABLE = "Product service unavailable"
-CART_UNAVAILABLE = "Cart service unavailable"
 OUT_OF_STOCK = "Some items are out of stock"
 
 
@@ -54,10 +52,6 @@ class ReservationUnknown:
 ReserveOutcome = Reserved | OutOfStock | NotReserved | ReservationUnknown
 
 
-class DeliveryRefused(Exception):
-    """A neighbour did not acknowledge a call the outbox makes; it is tried again later."""
-
-
 class ProductClient:
     def __init__(self, services: ServiceClient, base_url: str) -> None:
         self._services = services
@@ -80,7 +74,7 @@ class ProductClient:
         except httpx.TransportError as exc:
             return ReservationUnknown(type(exc).__name__)
         if response.status_code == 409:
-            refusal = _json(response)
+            refusal = json_object(response) or {}
             if refusal.get("error") == OUT_OF_STOCK:
                 return OutOfStock(refusal.get("details", []))
             # "Reservation already released" (a release for this order came first) or
@@ -95,7 +89,7 @@ class ProductClient:
             )
             return ReservationUnknown(f"HTTP {response.status_code}")
         try:
-            reserved = _reserved_lines(_json(response), lines)
+            reserved = _reserved_lines((json_object(response) or {}), lines)
         except (KeyError, TypeError, ValueError, InvalidOperation) as exc:
             logger.error(
                 "reserve answer does not match the request",
@@ -115,50 +109,6 @@ class ProductClient:
             raise DeliveryRefused(f"release: {type(exc).__name__}") from exc
         if response.status_code != 200:
             raise DeliveryRefused(f"release: HTTP {response.status_code}")
-
-
-class CartClient:
-    def __init__(self, services: ServiceClient, base_url: str) -> None:
-        self._services = services
-        self._url = base_url.rstrip("/")
-
-    async def checkout(self, user_id: uuid.UUID) -> list[tuple[uuid.UUID, int]]:
-        """The (productId, quantity) lines of the user's cart; [] when it is empty."""
-        try:
-            response = await self._services.request(
-                "POST", f"{self._url}/api/internal/cart/checkout", json={"userId": str(user_id)}
-            )
-        except httpx.TransportError as exc:
-            raise ServiceUnavailable(CART_UNAVAILABLE) from exc
-        if response.status_code == 404:
-            return []
-        if response.status_code != 200:
-            raise ServiceUnavailable(CART_UNAVAILABLE)
-        try:
-            items = _json(response)["cart"].get("items") or []
-            return [(uuid.UUID(str(item["productId"])), int(item["quantity"])) for item in items]
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            logger.error("cart checkout answer unreadable", extra={"reason": str(exc)})
-            raise ServiceUnavailable(CART_UNAVAILABLE) from exc
-
-    async def clear(self, user_id: uuid.UUID | str) -> None:
-        try:
-            response = await self._services.request(
-                "POST", f"{self._url}/api/internal/cart/clear", json={"userId": str(user_id)}
-            )
-        except httpx.TransportError as exc:
-            raise DeliveryRefused(f"cart clear: {type(exc).__name__}") from exc
-        # 404: there is no cart any more, which is what was asked.
-        if response.status_code not in (200, 404):
-            raise DeliveryRefused(f"cart clear: HTTP {response.status_code}")
-
-
-def _json(response: httpx.Response) -> dict[str, Any]:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
 
 
 def _reserved_lines(body: dict[str, Any], requested: dict[uuid.UUID, int]) -> list[ReservedLine]:

@@ -1,0 +1,61 @@
+"""What the running gateway holds (shared.state): no database; the proxy's own connection
+pool, the rate limiter, who may set X-Forwarded-For, where each service is, and the
+merged API docs."""
+
+from dataclasses import dataclass
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from api_gateway.api_docs import ApiDocs, http_fetch
+from api_gateway.client_ip import Network
+from api_gateway.config import GatewaySettings
+from api_gateway.rate_limit import RateLimiter, make_storage
+from api_gateway.routing import RateClass
+from shared.state import ServiceState
+
+# The proxy's own connection pool, sized for the traffic of the whole system.
+UPSTREAM_CONNECTIONS = 512
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayState(ServiceState[GatewaySettings]):
+    upstream: httpx.AsyncBaseTransport
+    rate_limiter: RateLimiter | None  # None: RATE_LIMIT_ENABLED=false
+    trusted_proxies: list[Network]
+    service_urls: dict[str, str]
+    api_docs: ApiDocs
+
+
+async def open_gateway_state(base: ServiceState[GatewaySettings]) -> GatewayState:
+    settings = base.settings
+    service_urls = settings.service_urls()
+    rate_limiter = (
+        RateLimiter(
+            make_storage(settings.redis_url),
+            {
+                RateClass.DEFAULT: settings.rate_limit_default,
+                RateClass.AUTH: settings.rate_limit_auth,
+                RateClass.WEBHOOK: settings.rate_limit_webhook,
+            },
+        )
+        if settings.rate_limit_enabled
+        else None
+    )
+    return GatewayState(
+        **base.base(),
+        upstream=AiohttpTransport(
+            limits=httpx.Limits(
+                max_connections=UPSTREAM_CONNECTIONS,
+                max_keepalive_connections=UPSTREAM_CONNECTIONS,
+            )
+        ),
+        rate_limiter=rate_limiter,
+        trusted_proxies=settings.trusted_proxy_networks,
+        service_urls=service_urls,
+        api_docs=ApiDocs(service_urls, http_fetch(base.services), settings.api_docs_cache_seconds),
+    )
+
+
+async def close_gateway_state(state: GatewayState) -> None:
+    await state.upstream.aclose()

@@ -1,0 +1,73 @@
+"""What a running service holds, typed: one frozen dataclass per service.
+
+`create_app` opens what every service needs (settings, the pooled client for calls to
+other services, the user status cache and, with a database, the engine and the
+sessionmaker) into a `ServiceState` or `DatabaseState`; a service that holds more (the
+clients of its neighbours, its payment providers) declares a subclass in its `state.py`
+and builds it from that base (`create_app(state=...)`).
+
+Business code never reads `app.state`: routes get the state through a dependency
+(`state_dependency(OrderState)`), workers and scrape hooks are given it, and functions of
+the service layer take it (or only the part they need) as an argument.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from typing import Any, Generic, TypeVar
+
+from fastapi import FastAPI, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.http_client import ServiceClient
+from shared.settings import ServiceSettings
+from shared.user_status import UserStatusCache
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings, covariant=True)
+StateT = TypeVar("StateT", bound="ServiceState[Any]")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceState(Generic[SettingsT]):
+    settings: SettingsT
+    # Calls to the other services of this system (internal token, request id).
+    services: ServiceClient
+    # Users' current status and role, for the CurrentUser / AdminUser dependencies.
+    user_status: UserStatusCache
+
+    def base(self) -> dict[str, Any]:
+        """This state's fields as keyword arguments, to build a subclass's state from it."""
+        return {field.name: getattr(self, field.name) for field in fields(self)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseState(ServiceState[SettingsT]):
+    engine: AsyncEngine
+    # One `async with sessionmaker() as session, session.begin():` is one transaction.
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+
+def state_of(app: FastAPI, kind: type[StateT]) -> StateT:
+    """The app's state, checked to be a `kind`."""
+    state = getattr(app.state, "service", None)
+    if not isinstance(state, kind):
+        raise RuntimeError(f"the app holds {type(state).__name__}, not {kind.__name__}")
+    return state
+
+
+def state_dependency(kind: type[StateT]) -> Callable[[Request], StateT]:
+    """A FastAPI dependency that gives a route the app's state as a `kind`:
+    `State = Annotated[OrderState, Depends(state_dependency(OrderState))]`."""
+
+    def dependency(request: Request) -> StateT:
+        return state_of(request.app, kind)
+
+    dependency.__name__ = f"{kind.__name__[0].lower()}{kind.__name__[1:]}"
+    return dependency
+
+
+def service_state(request: Request) -> ServiceState[ServiceSettings]:
+    return state_of(request.app, ServiceState)
+
+
+def database_state(request: Request) -> DatabaseState[ServiceSettings]:
+    return state_of(request.app, DatabaseState)
