@@ -16,10 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
+
+from shared.http_client import json_object
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +70,17 @@ class StkPushAccepted:
     customer_message: str
 
 
+class StkQueryState(StrEnum):
+    """What STK Query says of a payment."""
+
+    PENDING = "pending"  # the customer has not answered yet
+    COMPLETED = "completed"  # paid (ResultCode 0)
+    FAILED = "failed"  # any other ResultCode: insufficient funds, cancelled, timeout...
+
+
 @dataclass(frozen=True)
 class StkQueryResult:
-    state: Literal["pending", "completed", "failed"]
+    state: StkQueryState
     result_code: str | None = None
     result_desc: str | None = None
 
@@ -83,18 +94,10 @@ def daraja_password(shortcode: str, passkey: str, timestamp: str) -> str:
     return base64.b64encode(f"{shortcode}{passkey}{timestamp}".encode()).decode()
 
 
-def _json(response: httpx.Response) -> dict[str, Any] | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
 def _refusal(response: httpx.Response) -> DarajaError:
     """Daraja's error body, or unavailable when the answer is not Daraja's (a proxy's
     HTML page, an empty 503)."""
-    body = _json(response)
+    body = json_object(response)
     if body and ("errorCode" in body or "errorMessage" in body):
         return DarajaRefused(
             response.status_code,
@@ -113,7 +116,7 @@ def _refusal(response: httpx.Response) -> DarajaError:
 def _is_invalid_token(response: httpx.Response) -> bool:
     if response.status_code == 401:
         return True
-    body = _json(response)
+    body = json_object(response)
     return bool(body) and str(body.get("errorCode")) in INVALID_TOKEN_CODES
 
 
@@ -165,7 +168,7 @@ class DarajaClient:
             )
         except httpx.HTTPError as exc:
             raise DarajaUnavailable(f"OAuth: {type(exc).__name__}") from exc
-        body = _json(response)
+        body = json_object(response)
         if response.status_code != 200 or not body or not body.get("access_token"):
             logger.error(
                 "daraja refused the OAuth credentials", extra={"status": response.status_code}
@@ -236,7 +239,7 @@ class DarajaClient:
 
     async def stk_push(self, body: dict[str, Any]) -> StkPushAccepted:
         response = await self._post(STK_PUSH_PATH, body)
-        data = _json(response)
+        data = json_object(response)
         if response.status_code != 200 or not data:
             raise _refusal(response)
         if str(data.get("ResponseCode")) != "0" or not data.get("CheckoutRequestID"):
@@ -257,19 +260,20 @@ class DarajaClient:
         response = await self._post(
             STK_QUERY_PATH, {**self._credentials(), "CheckoutRequestID": checkout_request_id}
         )
-        data = _json(response)
+        data = json_object(response)
         if response.status_code == 200 and data:
             code = data.get("ResultCode")
             if code is None or str(code).strip() == "":
-                return StkQueryResult("pending")
+                return StkQueryResult(StkQueryState.PENDING)
             code = str(code).strip()
-            return StkQueryResult(
-                "completed" if code == "0" else "failed", code, str(data.get("ResultDesc", ""))
-            )
+            state = StkQueryState.COMPLETED if code == "0" else StkQueryState.FAILED
+            return StkQueryResult(state, code, str(data.get("ResultDesc", "")))
         if (
             data
             and str(data.get("errorCode")) == BEING_PROCESSED
             and "being processed" in str(data.get("errorMessage", "")).lower()
         ):
-            return StkQueryResult("pending", BEING_PROCESSED, str(data.get("errorMessage")))
+            return StkQueryResult(
+                StkQueryState.PENDING, BEING_PROCESSED, str(data.get("errorMessage"))
+            )
         raise _refusal(response)

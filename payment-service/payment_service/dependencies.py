@@ -1,41 +1,27 @@
 """Dependencies that validate and load."""
 
-import hmac
-import ipaddress
 import uuid
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
 
-from payment_service import metrics
-from payment_service.config import PaymentSettings
+from payment_service import mpesa_callbacks, payments
 from payment_service.models import Payment
 from payment_service.reconciliation import InvalidWindow, Window
+from payment_service.state import PaymentState
 from shared.auth import CurrentUser
 from shared.db import SessionDep
-from shared.errors import AppError, BadRequest, NotFound
+from shared.errors import BadRequest
 from shared.schemas import DateTimeInput
+from shared.state import state_dependency
 
-
-class CallbackForbidden(AppError):
-    status_code = 403
-    message = "Forbidden"
-
-
-async def app_settings(request: Request) -> PaymentSettings:
-    return request.app.state.settings
-
-
-Settings = Annotated[PaymentSettings, Depends(app_settings)]
+State = Annotated[PaymentState, Depends(state_dependency(PaymentState))]
 
 
 async def own_payment(payment_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Payment:
     """The caller's payment (an admin may read any); 404 otherwise, whether it exists or
     not."""
-    payment = await session.get(Payment, payment_id)
-    if payment is None or (payment.user_id != user.id and not user.is_admin):
-        raise NotFound("Payment not found")
-    return payment
+    return await payments.get_own_payment(session, user, payment_id)
 
 
 OwnPayment = Annotated[Payment, Depends(own_payment)]
@@ -51,52 +37,26 @@ def source_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-def _allowed(address: str | None, allowed: list[str]) -> bool:
-    if not address:
-        return False
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    for entry in allowed:
-        try:
-            if ip in ipaddress.ip_network(entry, strict=False):
-                return True
-        except ValueError:
-            continue
-    return False
-
-
-async def verified_mpesa_source(request: Request, secret: str = "") -> str | None:
-    """403, changing nothing, unless the callback URL carries MPESA_CALLBACK_SECRET
-    (compared in constant time) and, when MPESA_CALLBACK_ALLOWED_IPS is set, comes from
-    one of those addresses. Returns the source address."""
-    settings: PaymentSettings = request.app.state.settings
+async def verified_mpesa_source(request: Request, state: State, secret: str = "") -> str | None:
+    """The M-Pesa callback's caller, checked (mpesa_callbacks.check_caller: 403 otherwise).
+    Returns the source address."""
     address = source_ip(request)
-    if settings.mpesa_callback_allowed_ips and not _allowed(
-        address, settings.mpesa_callback_allowed_ips
-    ):
-        metrics.webhook_rejected("mpesa", "bad_source")
-        raise CallbackForbidden()
-    expected = settings.mpesa_callback_secret
-    if expected is None or not hmac.compare_digest(
-        secret.encode(), expected.get_secret_value().encode()
-    ):
-        metrics.webhook_rejected("mpesa", "bad_secret")
-        raise CallbackForbidden()
+    mpesa_callbacks.check_caller(state.settings, address, secret)
     return address
 
 
+MpesaSource = Annotated[str | None, Depends(verified_mpesa_source)]
+
+
 async def reconciliation_window(
-    request: Request,
+    state: State,
     start: Annotated[DateTimeInput | None, Query(alias="from")] = None,
     end: Annotated[DateTimeInput | None, Query(alias="to")] = None,
 ) -> Window:
     """`from` and `to` (ISO 8601 with a timezone); by default the last
     RECONCILIATION_WINDOW_DAYS days."""
-    settings: PaymentSettings = request.app.state.settings
     try:
-        return Window.of(start, end, settings.reconciliation_window_days)
+        return Window.of(start, end, state.settings.reconciliation_window_days)
     except InvalidWindow as exc:
         field = "to" if "before to" in str(exc) else "from"
         raise BadRequest(

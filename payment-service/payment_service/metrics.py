@@ -5,7 +5,8 @@ happens."""
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from payment_service.models import PROVIDERS, STATUSES, OutboxMessage, Payment
+from payment_service.lifecycle import PaymentStatus, Provider
+from payment_service.models import OutboxMessage, Payment
 from shared import metrics
 
 PAYMENTS = metrics.counter(
@@ -16,13 +17,13 @@ PAYMENTS = metrics.counter(
 )
 MPESA_RECONCILIATION_QUERIES = metrics.counter(
     "mpesa_reconciliation_queries_total",
-    "STK Queries the reconciliation worker made, by Daraja's answer: completed, failed, "
+    "STK Queries the M-Pesa status poller made, by Daraja's answer: completed, failed, "
     "pending, or error (no usable answer)",
     ["result"],
 )
 MPESA_RECONCILIATIONS = metrics.counter(
     "mpesa_reconciliations_total",
-    "Payments the reconciliation worker looked at, by outcome: completed, failed, cancelled, "
+    "Payments the M-Pesa status poller looked at, by outcome: completed, failed, cancelled, "
     "expired (no result in time), pending (asked again later), unchanged, abandoned (an "
     "initiation that never reached Daraja, failed)",
     ["outcome"],
@@ -46,8 +47,8 @@ RECONCILIATION_OUTCOMES = (
 WEBHOOK_REJECTIONS = (("stripe", "bad_signature"), ("mpesa", "bad_secret"), ("mpesa", "bad_source"))
 
 # Every series from the start, at 0.
-for _provider in PROVIDERS:
-    for _status in STATUSES:
+for _provider in Provider:
+    for _status in PaymentStatus:
         PAYMENTS.labels(provider=_provider, status=_status)
 for _result in QUERY_RESULTS:
     MPESA_RECONCILIATION_QUERIES.labels(result=_result)

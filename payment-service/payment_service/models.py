@@ -1,6 +1,7 @@
 """The payment service's tables (its own database; migrations in migrations/versions)."""
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -20,32 +21,19 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from payment_service.lifecycle import IN_FLIGHT, EventOutcome, PaymentStatus, Provider, RefundStatus
 from shared.db import Timestamps, UUIDPrimaryKey, new_metadata
 from shared.idempotency import IdempotencyKeyMixin
 from shared.outbox import OutboxMessageMixin
 
-PROVIDERS = ("mpesa", "stripe")
-# pending -> processing -> completed | failed | cancelled; completed -> refunded /
-# partially_refunded.
-STATUSES = (
-    "pending",
-    "processing",
-    "completed",
-    "failed",
-    "cancelled",
-    "refunded",
-    "partially_refunded",
-)
-IN_FLIGHT = ("pending", "processing")
-# A payment whose money was received (refunds included).
-SETTLED_PAID = ("completed", "refunded", "partially_refunded")
-# A payment whose money is kept: received and not refunded in full.
-KEPT = ("completed", "partially_refunded")
-REFUND_STATUSES = ("pending", "succeeded", "failed", "canceled")
 
-
-def _in(values: tuple[str, ...]) -> str:
+def _in(values: Iterable[str]) -> str:
     return ", ".join(f"'{value}'" for value in values)
+
+
+# In the order of PaymentStatus (the statuses of in-flight payments, in that order too,
+# are the partial index's predicate: its text must stay as the migration wrote it).
+IN_FLIGHT_PREDICATE = f"status IN ({_in(s for s in PaymentStatus if s in IN_FLIGHT)})"
 
 
 class Base(DeclarativeBase):
@@ -57,8 +45,8 @@ class Payment(UUIDPrimaryKey, Timestamps, Base):
     # Timestamps set by the database come back with RETURNING: readable after commit.
     __mapper_args__ = {"eager_defaults": True}
     __table_args__ = (
-        CheckConstraint(f"provider IN ({_in(PROVIDERS)})", name="provider"),
-        CheckConstraint(f"status IN ({_in(STATUSES)})", name="status"),
+        CheckConstraint(f"provider IN ({_in(Provider)})", name="provider"),
+        CheckConstraint(f"status IN ({_in(PaymentStatus)})", name="status"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint(
             "refunded_amount >= 0 AND refunded_amount <= amount", name="refund_within_amount"
@@ -68,7 +56,7 @@ class Payment(UUIDPrimaryKey, Timestamps, Base):
             "uq_payments_order_in_flight",
             "order_id",
             unique=True,
-            postgresql_where=text(f"status IN ({_in(IN_FLIGHT)})"),
+            postgresql_where=text(IN_FLIGHT_PREDICATE),
         ),
         # A provider's reference (CheckoutRequestID, PaymentIntent id) names one payment.
         Index(
@@ -83,7 +71,7 @@ class Payment(UUIDPrimaryKey, Timestamps, Base):
             "ix_payments_open",
             "provider",
             "created_at",
-            postgresql_where=text(f"status IN ({_in(IN_FLIGHT)})"),
+            postgresql_where=text(IN_FLIGHT_PREDICATE),
         ),
     )
 
@@ -92,7 +80,9 @@ class Payment(UUIDPrimaryKey, Timestamps, Base):
     provider: Mapped[str] = mapped_column(String(20))
     amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
     currency: Mapped[str] = mapped_column(String(3))
-    status: Mapped[str] = mapped_column(String(20), default="pending", server_default="pending")
+    status: Mapped[str] = mapped_column(
+        String(20), default=PaymentStatus.PENDING, server_default=PaymentStatus.PENDING
+    )
     # CheckoutRequestID (M-Pesa) or PaymentIntent id (Stripe).
     external_reference: Mapped[str | None] = mapped_column(String(255))
     # MpesaReceiptNumber (M-Pesa) or the charge id (Stripe): one payment each.
@@ -107,7 +97,7 @@ class Payment(UUIDPrimaryKey, Timestamps, Base):
         Numeric(12, 2), default=Decimal("0.00"), server_default="0"
     )
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    # Reconciliation: not looked at again before this moment (lease and pacing).
+    # M-Pesa status poller: not looked at again before this moment (lease and pacing).
     next_check_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -115,7 +105,7 @@ class Refund(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "refunds"
     __mapper_args__ = {"eager_defaults": True}
     __table_args__ = (
-        CheckConstraint(f"status IN ({_in(REFUND_STATUSES)})", name="status"),
+        CheckConstraint(f"status IN ({_in(RefundStatus)})", name="status"),
         CheckConstraint("amount > 0", name="amount_positive"),
     )
 
@@ -123,7 +113,9 @@ class Refund(UUIDPrimaryKey, Timestamps, Base):
         ForeignKey("payments.id", ondelete="CASCADE"), index=True
     )
     amount: Mapped[Decimal] = mapped_column(Numeric(12, 2))
-    status: Mapped[str] = mapped_column(String(20), default="pending", server_default="pending")
+    status: Mapped[str] = mapped_column(
+        String(20), default=RefundStatus.PENDING, server_default=RefundStatus.PENDING
+    )
     reason: Mapped[str | None] = mapped_column(String(500))
     # Stripe's refund id (re_...).
     provider_refund_id: Mapped[str | None] = mapped_column(String(255), unique=True)
@@ -157,7 +149,7 @@ class ProviderEvent(UUIDPrimaryKey, Base):
     payment_id: Mapped[uuid.UUID | None] = mapped_column()
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
     # What was done with it ("completed", "duplicate", "unknown payment", ...).
-    outcome: Mapped[str] = mapped_column(String(255), default="received")
+    outcome: Mapped[str] = mapped_column(String(255), default=EventOutcome.RECEIVED)
     source_ip: Mapped[str | None] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), server_default=text("now()")

@@ -5,32 +5,37 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Uuid, any_, bindparam, func, select, text, update
+from sqlalchemy import ColumnElement, Uuid, any_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from payment_service.lifecycle import IN_FLIGHT, SETTLED_PAID, PaymentStatus, RefundStatus
 from payment_service.models import (
-    IN_FLIGHT,
-    SETTLED_PAID,
+    IN_FLIGHT_PREDICATE,
     OutboxMessage,
     Payment,
     ProviderEvent,
     Refund,
 )
 
-IN_FLIGHT_WHERE = text("status IN ('pending', 'processing')")
 
-
-async def insert_payment_unless_in_flight(session: AsyncSession, **values: Any) -> uuid.UUID | None:
+async def insert_payment_unless_in_flight(session: AsyncSession, **values: Any) -> Payment | None:
     """Inserts a pending payment unless the order already has one in flight (the partial
     unique index decides, so two concurrent requests cannot both get through)."""
     statement = (
         insert(Payment)
         .values(**values)
-        .on_conflict_do_nothing(index_elements=[Payment.order_id], index_where=IN_FLIGHT_WHERE)
+        .on_conflict_do_nothing(
+            index_elements=[Payment.order_id], index_where=text(IN_FLIGHT_PREDICATE)
+        )
         .returning(Payment.id)
     )
-    return await session.scalar(statement)
+    payment_id = await session.scalar(statement)
+    return None if payment_id is None else await session.get(Payment, payment_id)
+
+
+async def get_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment | None:
+    return await session.get(Payment, payment_id)
 
 
 async def in_flight_payment(session: AsyncSession, order_id: uuid.UUID) -> Payment | None:
@@ -44,7 +49,7 @@ async def paid_payment_for_order(
     order_id: uuid.UUID,
     *,
     other_than: uuid.UUID | None = None,
-    statuses: tuple[str, ...] = SETTLED_PAID,
+    statuses: frozenset[PaymentStatus] = SETTLED_PAID,
 ) -> Payment | None:
     conditions = [Payment.order_id == order_id, Payment.status.in_(statuses)]
     if other_than is not None:
@@ -82,8 +87,31 @@ async def transaction_id_taken(
 
 
 async def list_payments(
-    session: AsyncSession, *, conditions: list, offset: int, limit: int
+    session: AsyncSession,
+    *,
+    status: str | None,
+    provider: str | None,
+    order_id: uuid.UUID | None,
+    user_id: uuid.UUID | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    offset: int,
+    limit: int,
 ) -> tuple[list[Payment], int]:
+    """The admin's list, newest first; each filter only when given, times [from, to)."""
+    conditions: list[ColumnElement[bool]] = []
+    if status is not None:
+        conditions.append(Payment.status == status)
+    if provider is not None:
+        conditions.append(Payment.provider == provider)
+    if order_id is not None:
+        conditions.append(Payment.order_id == order_id)
+    if user_id is not None:
+        conditions.append(Payment.user_id == user_id)
+    if created_from is not None:
+        conditions.append(Payment.created_at >= created_from)
+    if created_to is not None:
+        conditions.append(Payment.created_at < created_to)
     total = await session.scalar(select(func.count()).select_from(Payment).where(*conditions))
     payments = await session.scalars(
         select(Payment)
@@ -168,32 +196,30 @@ async def claim_due_payments(
     return [tuple(row) for row in rows.all()]
 
 
-async def fail_abandoned_initiations(
-    session: AsyncSession, *, created_before: datetime, message: str
+async def lock_abandoned_initiations(
+    session: AsyncSession, *, created_before: datetime, limit: int = 100
 ) -> list[Payment]:
-    """Pending payments whose provider call never finished (the process died mid-way)."""
+    """Pending payments whose provider call never finished (the process died mid-way),
+    locked; rows another replica holds are skipped."""
     result = await session.scalars(
         select(Payment)
         .where(
-            Payment.status == "pending",
+            Payment.status == PaymentStatus.PENDING,
             Payment.external_reference.is_(None),
             Payment.created_at <= created_before,
         )
         .with_for_update(skip_locked=True)
-        .limit(100)
+        .limit(limit)
     )
-    payments = list(result)
-    for payment in payments:
-        payment.status = "failed"
-        payment.error_message = message
-    return payments
+    return list(result)
 
 
 async def reserved_refund_total(session: AsyncSession, payment_id: uuid.UUID) -> Decimal:
     """Refunds made or under way: what may no longer be refunded."""
     total = await session.scalar(
         select(func.coalesce(func.sum(Refund.amount), 0)).where(
-            Refund.payment_id == payment_id, Refund.status.in_(("pending", "succeeded"))
+            Refund.payment_id == payment_id,
+            Refund.status.in_((RefundStatus.PENDING, RefundStatus.SUCCEEDED)),
         )
     )
     return Decimal(total)
@@ -202,7 +228,7 @@ async def reserved_refund_total(session: AsyncSession, payment_id: uuid.UUID) ->
 async def succeeded_refund_total(session: AsyncSession, payment_id: uuid.UUID) -> Decimal:
     total = await session.scalar(
         select(func.coalesce(func.sum(Refund.amount), 0)).where(
-            Refund.payment_id == payment_id, Refund.status == "succeeded"
+            Refund.payment_id == payment_id, Refund.status == RefundStatus.SUCCEEDED
         )
     )
     return Decimal(total)
@@ -214,13 +240,48 @@ async def refund_by_provider_id(session: AsyncSession, provider_refund_id: str) 
     )
 
 
+async def lock_refund(session: AsyncSession, refund_id: uuid.UUID) -> Refund:
+    """A refund this flow made (refunds are never deleted), locked."""
+    refund = await session.get(Refund, refund_id, with_for_update=True)
+    assert refund is not None
+    return refund
+
+
+async def lock_refund_by_id(session: AsyncSession, refund_id: object) -> Refund | None:
+    """The refund whose id a provider echoed back (its metadata), locked; None for an
+    unknown id or one that is no id at all."""
+    if not refund_id:
+        return None
+    try:
+        key = uuid.UUID(str(refund_id))
+    except ValueError:
+        return None
+    return await session.get(Refund, key, with_for_update=True)
+
+
 async def pending_refunds(session: AsyncSession, payment_id: uuid.UUID) -> list[Refund]:
     result = await session.scalars(
         select(Refund)
-        .where(Refund.payment_id == payment_id, Refund.status == "pending")
+        .where(Refund.payment_id == payment_id, Refund.status == RefundStatus.PENDING)
         .with_for_update()
     )
     return list(result)
+
+
+async def set_event_outcome(
+    session: AsyncSession,
+    event_id: uuid.UUID,
+    outcome: str,
+    *,
+    payment_id: uuid.UUID | None = None,
+) -> None:
+    """What was done with a provider's event (kept with it, for audit)."""
+    values: dict[str, Any] = {"outcome": outcome[:255]}
+    if payment_id is not None:
+        values["payment_id"] = payment_id
+    await session.execute(
+        update(ProviderEvent).where(ProviderEvent.id == event_id).values(**values)
+    )
 
 
 async def record_event_once(session: AsyncSession, **values: Any) -> uuid.UUID | None:
@@ -281,7 +342,7 @@ async def succeeded_refunds(
     """(payment id, amount) of every refund that went through, for the given payments."""
     rows = await session.execute(
         select(Refund.payment_id, Refund.amount).where(
-            Refund.status == "succeeded", Refund.payment_id == _any_of(payment_ids)
+            Refund.status == RefundStatus.SUCCEEDED, Refund.payment_id == _any_of(payment_ids)
         )
     )
     return [(payment_id, amount) for payment_id, amount in rows.all()]

@@ -1,4 +1,5 @@
-"""Stripe through its SDK's async HTTPX client: amounts in the currency's minor unit."""
+"""Stripe, through its SDK's async HTTPX client: the client, amounts in the currency's
+minor unit, and Stripe's words translated into ours."""
 
 from decimal import Decimal
 from typing import Any
@@ -6,6 +7,7 @@ from typing import Any
 import stripe
 
 from payment_service.config import PaymentSettings
+from payment_service.lifecycle import RefundStatus
 
 # https://docs.stripe.com/currencies: no minor unit at all.
 ZERO_DECIMAL = frozenset(
@@ -95,3 +97,18 @@ def payment_intent_params(
     else:
         params["automatic_payment_methods"] = {"enabled": True}
     return params
+
+
+# Stripe's refund statuses (https://docs.stripe.com/api/refunds/object#refund_object-status)
+# in ours: one spelling of cancelled; a refund waiting for the customer's action is pending.
+REFUND_STATUSES = {
+    "succeeded": RefundStatus.SUCCEEDED,
+    "pending": RefundStatus.PENDING,
+    "requires_action": RefundStatus.PENDING,
+    "failed": RefundStatus.FAILED,
+    "canceled": RefundStatus.CANCELLED,
+}
+
+
+def refund_status(stripe_status: object) -> RefundStatus:
+    return REFUND_STATUSES.get(str(stripe_status), RefundStatus.PENDING)

@@ -12,10 +12,14 @@ import pytest
 import respx
 from asgi_lifespan import LifespanManager
 
+from payment_service import mpesa_status_poller
 from payment_service.config import PaymentSettings
 from payment_service.main import create_app
 from payment_service.models import Base, Payment
+from payment_service.outbox import deliver_outbox
+from payment_service.state import PaymentState
 from shared.service_fixtures import database_fixtures
+from shared.state import state_of
 from shared.testing import bearer
 from shared.tokens import issue_user_token
 
@@ -466,25 +470,26 @@ class Api:
         path = "/api/webhook/mpesa" + (f"/{secret}" if secret is not None else "")
         return await self.client.post(path, json=body, **kwargs)
 
+    @property
+    def state(self) -> PaymentState:
+        return state_of(self.app, PaymentState)
+
     async def payment(self, payment_id) -> Payment:
-        async with self.app.state.sessionmaker() as session:
+        async with self.state.sessionmaker() as session:
             return await session.get(Payment, uuid.UUID(str(payment_id)))
 
     async def rows(self, model) -> list:
         from sqlalchemy import select
 
-        async with self.app.state.sessionmaker() as session:
+        async with self.state.sessionmaker() as session:
             return list(await session.scalars(select(model)))
 
     async def deliver_outbox(self) -> int:
-        from payment_service.main import deliver_outbox
-
-        return await deliver_outbox(self.app)
+        return await deliver_outbox(self.state)
 
     async def reconcile(self) -> int:
-        from payment_service.service import reconcile_mpesa
-
-        return await reconcile_mpesa(self.app)
+        """A run of the M-Pesa status poller."""
+        return await mpesa_status_poller.poll(self.state)
 
     async def age_payment(self, payment_id, seconds: float) -> None:
         """Makes a payment look `seconds` old (instead of sleeping)."""

@@ -339,7 +339,7 @@ async def test_the_token_is_refreshed_before_it_expires(app, api, login, world):
     world.token_lifetime = "3599"
     user_id, headers = login()
     await api.pay_mpesa(headers, world.add_order(user_id))
-    daraja = app.state.providers.daraja
+    daraja = api.state.daraja
     # Move the clock to 50 s before Daraja's expiry: inside the safety margin.
     real_clock = daraja._clock
     daraja._clock = lambda: real_clock() + 3599 - 50

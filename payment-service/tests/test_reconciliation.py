@@ -10,9 +10,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import update
 
-from payment_service import reconciliation
 from payment_service.models import OutboxMessage, Payment, ProviderEvent
-from payment_service.reconciliation import reconcile_money
+from payment_service.reconciliation import evidence, reconcile_money
 from shared.metrics import read_samples, sample
 
 from .test_stripe import intent_event, post_event, signed
@@ -55,7 +54,7 @@ async def paid_with_stripe(api, world, login, total="1500.00"):
 async def add_payment(api, order_id, **values) -> uuid.UUID:
     """A payment row written straight into the database (what no route would write)."""
     payment_id = uuid.uuid4()
-    async with api.app.state.sessionmaker() as session, session.begin():
+    async with api.state.sessionmaker() as session, session.begin():
         defaults = {"provider": "stripe", "currency": "KES", "completed_at": datetime.now(UTC)}
         session.add(
             Payment(
@@ -81,8 +80,8 @@ async def test_nothing_to_reconcile_is_an_empty_report(api, admin):
 
 async def test_a_paid_order_reconciles_and_the_totals_match(api, admin, world, login, monkeypatch):
     # One order and one PaymentIntent per page: every page is read.
-    monkeypatch.setattr(reconciliation, "ORDER_PAGE_SIZE", 1)
-    monkeypatch.setattr(reconciliation, "STRIPE_PAGE_SIZE", 1)
+    monkeypatch.setattr(evidence, "ORDER_PAGE_SIZE", 1)
+    monkeypatch.setattr(evidence, "STRIPE_PAGE_SIZE", 1)
     await paid_with_stripe(api, world, login, "1500.00")
     await paid_with_stripe(api, world, login, "250.50")
     user_id, _ = login()
@@ -149,7 +148,7 @@ async def test_a_lost_stripe_webhook_is_reported_then_settled_from_the_intent(
     # The admin route only reads.
     assert (await api.payment(payment_id)).status == "processing"
 
-    assert await reconcile_money(api.app) == 1
+    assert await reconcile_money(api.state) == 1
     payment = await api.payment(payment_id)
     assert payment.status == "completed"
     assert payment.transaction_id == intent["latest_charge"]
@@ -165,7 +164,7 @@ async def test_a_lost_stripe_webhook_is_reported_then_settled_from_the_intent(
     payload = intent_event("payment_intent.succeeded", payment)
     await post_event(api, payload, signed(payload, api.stripe_webhook_secret))
     assert len([m for m in await api.rows(OutboxMessage)]) == 1
-    assert await reconcile_money(api.app) == 0
+    assert await reconcile_money(api.state) == 0
 
 
 async def test_an_order_that_missed_its_paid_update_gets_it_again(api, admin, world, login):
@@ -193,8 +192,8 @@ async def test_an_order_that_missed_its_paid_update_gets_it_again(api, admin, wo
     body = await report(api, admin)
     assert kinds(body) == ["payment_not_on_order"]
     assert body["discrepancies"][0]["repair"] == "send the order its paid update again"
-    assert await reconcile_money(api.app) == 1
-    assert await reconcile_money(api.app) == 0  # one message waiting is enough
+    assert await reconcile_money(api.state) == 1
+    assert await reconcile_money(api.state) == 0  # one message waiting is enough
     await api.deliver_outbox()
     assert world.orders[order_id]["status"] == "paid"
     assert (await report(api, admin))["ok"] is True
@@ -217,7 +216,7 @@ async def test_a_double_charge_is_reported_and_refunding_one_payment_clears_it(
     assert str(second_id) in found["action"] and found["repair"] is None
     assert body["totals"][0]["paymentsKept"] == {"count": 2, "amount": "3000.00"}
     assert body["totals"][0]["difference"] == "1500.00"
-    assert await reconcile_money(api.app) == 0  # money decisions are a person's
+    assert await reconcile_money(api.state) == 0  # money decisions are a person's
 
     # Put right: the second payment refunded (in the M-Pesa portal, recorded here).
     refunded = await api.client.post(
@@ -318,7 +317,7 @@ async def test_completed_here_but_not_at_stripe(api, admin, world, login):
     body = await report(api, admin)
     assert kinds(body) == ["recorded_paid_not_at_provider"]
     assert "requires_payment_method" in body["discrepancies"][0]["action"]
-    assert await reconcile_money(api.app) == 0
+    assert await reconcile_money(api.state) == 0
 
 
 async def test_a_completed_payment_whose_intent_stripe_does_not_have(api, admin, world, login):
@@ -378,7 +377,7 @@ async def test_an_mpesa_payment_open_too_long_and_one_daraja_says_was_paid(
     assert by_kind["provider_paid_not_recorded"]["paymentIds"] == [paid["payment"]["id"]]
     assert body["providers"]["mpesa"] == "asked STK Query about 2 open payments, 2 answered"
 
-    assert await reconcile_money(api.app) == 1
+    assert await reconcile_money(api.state) == 1
     settled = await api.payment(paid["payment"]["id"])
     assert settled.status == "completed"
     assert settled.details["settledBy"] == "reconciliation"
@@ -390,13 +389,13 @@ async def test_an_mpesa_payment_open_too_long_and_one_daraja_says_was_paid(
 async def test_the_worker_publishes_its_counts_on_metrics(api, admin, world, login):
     user_id, _ = login()
     world.add_order(user_id, total="300.00", status="paid", payment_status="paid")
-    await reconcile_money(api.app)
+    await reconcile_money(api.state)
     scraped = read_samples((await api.client.get("/metrics")).text)
     assert sample(scraped, "reconciliation_discrepancies", kind="order_without_payment") == 1
     assert sample(scraped, "reconciliation_discrepancies", kind="order_paid_twice") == 0
 
     world.orders.clear()
-    await reconcile_money(api.app)
+    await reconcile_money(api.state)
     scraped = read_samples((await api.client.get("/metrics")).text)
     assert sample(scraped, "reconciliation_discrepancies", kind="order_without_payment") == 0
 

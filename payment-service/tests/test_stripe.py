@@ -11,7 +11,7 @@ import pytest
 import stripe
 
 from payment_service.models import OutboxMessage, Payment, ProviderEvent
-from payment_service.stripe_gateway import UnrepresentableAmount, from_minor_units, to_minor_units
+from payment_service.stripe_client import UnrepresentableAmount, from_minor_units, to_minor_units
 
 
 def signed(payload: str, secret: str, timestamp: int | None = None) -> dict[str, str]:

@@ -1,0 +1,77 @@
+"""What the running payment service holds (shared.state): its database, the client of
+the order service, the payment providers and its Idempotency-Keys."""
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+import stripe
+
+from payment_service.config import PaymentSettings
+from payment_service.daraja_client import DarajaClient
+from payment_service.models import IdempotencyKey
+from payment_service.order_client import OrderClient
+from payment_service.stripe_client import create_stripe_client
+from shared.idempotency import IdempotencyKeys
+from shared.state import DatabaseState
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentState(DatabaseState[PaymentSettings]):
+    orders: OrderClient
+    # None: the provider is not configured, its payments answer 503.
+    daraja: DarajaClient | None
+    stripe: stripe.StripeClient | None
+    # Daraja's own HTTP client (closed at shutdown): never the internal one, which would
+    # hand Safaricom our internal token.
+    daraja_http: httpx.AsyncClient | None
+    idempotency_keys: IdempotencyKeys
+
+
+async def open_state(base: DatabaseState[PaymentSettings]) -> PaymentState:
+    settings = base.settings
+    daraja_http: httpx.AsyncClient | None = None
+    daraja: DarajaClient | None = None
+    if settings.mpesa_configured:
+        assert settings.mpesa_consumer_key and settings.mpesa_consumer_secret
+        assert settings.mpesa_shortcode and settings.mpesa_passkey
+        daraja_http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.mpesa_timeout, connect=min(settings.mpesa_timeout, 10))
+        )
+        daraja = DarajaClient(
+            base_url=settings.daraja_base_url,
+            consumer_key=settings.mpesa_consumer_key.get_secret_value(),
+            consumer_secret=settings.mpesa_consumer_secret.get_secret_value(),
+            shortcode=settings.mpesa_shortcode,
+            passkey=settings.mpesa_passkey.get_secret_value(),
+            http=daraja_http,
+        )
+        logger.info(
+            "m-pesa enabled",
+            extra={"environment": settings.mpesa_environment, "baseUrl": settings.daraja_base_url},
+        )
+    else:
+        logger.warning("m-pesa is not configured: M-Pesa payments answer 503")
+    stripe_client = create_stripe_client(settings)
+    if stripe_client is None:
+        logger.warning("STRIPE_SECRET_KEY is not set: Stripe payments answer 503")
+    return PaymentState(
+        **base.base(),
+        orders=OrderClient(base.services, settings.order_service_url),
+        daraja=daraja,
+        stripe=stripe_client,
+        daraja_http=daraja_http,
+        idempotency_keys=IdempotencyKeys(
+            IdempotencyKey,
+            ttl=timedelta(seconds=settings.idempotency_key_ttl),
+            wait=settings.service_timeout + 3,
+        ),
+    )
+
+
+async def close_state(state: PaymentState) -> None:
+    if state.daraja_http is not None:
+        await state.daraja_http.aclose()
