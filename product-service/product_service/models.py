@@ -3,6 +3,7 @@
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -94,16 +95,27 @@ class Product(UUIDPrimaryKey, Timestamps, Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
+class ReservationStatus(StrEnum):
+    ACTIVE = "active"  # the order holds the stock
+    RELEASED = "released"  # given back (or released before any reservation came)
+
+
 class StockReservation(Base):
     """What one order took from the stock: at most one per order (the order id is the key,
     so a retried reservation finds the first one instead of taking stock again). Released
     reservations stay, so a late retry of the reservation cannot take the stock again."""
 
     __tablename__ = "stock_reservations"
-    __table_args__ = (CheckConstraint("status IN ('active', 'released')", name="status"),)
+    __table_args__ = (
+        CheckConstraint(
+            f"status IN ({', '.join(repr(str(s)) for s in ReservationStatus)})", name="status"
+        ),
+    )
 
     order_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
-    status: Mapped[str] = mapped_column(String(20), default="active", server_default="active")
+    status: Mapped[str] = mapped_column(
+        String(20), default=ReservationStatus.ACTIVE, server_default=ReservationStatus.ACTIVE
+    )
     # The service that made the row (the issuer of its internal token).
     caller: Mapped[str] = mapped_column(String(50))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

@@ -10,7 +10,12 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from product_service.models import Product, StockReservation, StockReservationItem
+from product_service.models import (
+    Product,
+    ReservationStatus,
+    StockReservation,
+    StockReservationItem,
+)
 
 LIKE_ESCAPE = "\\"
 
@@ -178,7 +183,7 @@ async def claim_reservation(session: AsyncSession, order_id: uuid.UUID, caller: 
     (then claims it itself): only one ever takes stock."""
     claimed = await session.scalar(
         insert(StockReservation)
-        .values(order_id=order_id, status="active", caller=caller)
+        .values(order_id=order_id, status=ReservationStatus.ACTIVE, caller=caller)
         .on_conflict_do_nothing(index_elements=[StockReservation.order_id])
         .returning(StockReservation.order_id)
     )
@@ -206,8 +211,11 @@ async def mark_released(session: AsyncSession, order_id: uuid.UUID) -> bool:
     second waits for the first's row lock, then finds it released and changes nothing."""
     released = await session.scalar(
         update(StockReservation)
-        .where(StockReservation.order_id == order_id, StockReservation.status == "active")
-        .values(status="released", released_at=func.now())
+        .where(
+            StockReservation.order_id == order_id,
+            StockReservation.status == ReservationStatus.ACTIVE,
+        )
+        .values(status=ReservationStatus.RELEASED, released_at=func.now())
         .returning(StockReservation.order_id)
     )
     return released is not None
@@ -232,7 +240,12 @@ async def insert_released_reservation(
     release) then takes nothing. Waits for an uncommitted reservation of the order."""
     inserted = await session.scalar(
         insert(StockReservation)
-        .values(order_id=order_id, status="released", caller=caller, released_at=func.now())
+        .values(
+            order_id=order_id,
+            status=ReservationStatus.RELEASED,
+            caller=caller,
+            released_at=func.now(),
+        )
         .on_conflict_do_nothing(index_elements=[StockReservation.order_id])
         .returning(StockReservation.order_id)
     )
