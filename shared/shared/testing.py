@@ -29,6 +29,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class FakeClock:
+    """A clock a test moves (`advance`) instead of sleeping: give it where code takes a
+    `clock` (monotonic seconds), e.g. `UserStatusCache(source, ttl, clock=clock)`."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
 def random_secret() -> str:
     return secrets.token_urlsafe(48)
 

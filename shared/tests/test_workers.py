@@ -1,38 +1,42 @@
 import asyncio
 
-from fastapi import FastAPI
-
 from shared.workers import PeriodicWorker
 
 
 async def test_a_worker_runs_repeatedly_survives_failures_and_stops_cleanly():
     runs = 0
+    third_run = asyncio.Event()
 
-    async def job(app):
+    async def job(state):
         nonlocal runs
         runs += 1
+        if runs == 3:
+            third_run.set()
         if runs == 2:
             raise RuntimeError("one bad run")
 
     worker = PeriodicWorker("test", 0.01, job)
-    worker.start(FastAPI())
-    await asyncio.sleep(0.2)
+    worker.start(object())
+    # A failed run (the second) does not stop the loop: a third one comes.
+    await asyncio.wait_for(third_run.wait(), timeout=10)
+    task = worker._task
     await worker.stop()
-    seen = runs
-    assert seen >= 3
-    await asyncio.sleep(0.05)
-    assert runs == seen
+    assert not worker.running
+    # Stopped means its loop has ended: nothing can run any more.
+    assert task is not None and task.done() and not task.cancelled()
 
 
 async def test_stop_waits_for_the_run_in_progress():
+    started = asyncio.Event()
     finished = []
 
-    async def job(app):
-        await asyncio.sleep(0.1)
+    async def job(state):
+        started.set()
+        await asyncio.sleep(0.1)  # the work itself, in progress while stop() is called
         finished.append(True)
 
     worker = PeriodicWorker("slow", 0.0, job)
-    worker.start(FastAPI())
-    await asyncio.sleep(0.05)
+    worker.start(object())
+    await asyncio.wait_for(started.wait(), timeout=10)
     await worker.stop()
     assert finished == [True]
