@@ -85,6 +85,10 @@ SERVICES: tuple[Service, ...] = (
         3010,
         "MPESA_SIMULATOR_URL",
     ),
+    # The shop's admin console; the gateway serves it at /admin/.
+    Service(
+        "console", "admin-console", "admin_console", "ADMIN_CONSOLE_PORT", 3006, "ADMIN_CONSOLE_URL"
+    ),
     Service("gateway", "api-gateway", "api_gateway", "GATEWAY_PORT", 5000, "GATEWAY_URL"),
 )
 MPESA_SIMULATOR = "mpesa-simulator"

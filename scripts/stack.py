@@ -359,9 +359,11 @@ def _print_banner(
         gateway = f"http://localhost:{service_port(by_name['gateway'], env)}"
         out.line("stack", f"  API gateway:  {gateway}   (health: {gateway}/health)")
         out.line("stack", f"  API docs:     {gateway}/docs   (the whole public API)")
+        if "console" in by_name:
+            out.line("stack", f"  Admin console: {gateway}/admin/   (sign in as the admin below)")
     out.line("stack", "  each service's own docs:")
     for service in services:
-        if service.name != "gateway":
+        if service.name not in ("gateway", "console"):
             port = service_port(service, env)
             out.line("stack", f"    {service.name + ':':<16} http://localhost:{port}/docs")
     if admin:

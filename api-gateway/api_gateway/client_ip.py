@@ -5,6 +5,15 @@ left-most entries are whatever the client chose to send."""
 import ipaddress
 from collections.abc import Sequence
 
+from starlette.requests import Request
+
+from shared.http_client import INTERNAL_TOKEN_HEADER
+from shared.tokens import InvalidToken, decode_internal_token
+
+# The admin console calls this API for the people signed in to it: it sends their address
+# in X-Forwarded-For, with an internal token to show that the console says so.
+CONSOLE = "admin-console"
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -28,3 +37,20 @@ def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[Net
             except ValueError:
                 return peer  # garbage in the header: fall back to what we know
     return chain[0] if chain else peer
+
+
+def console_vouched_ip(request: Request, internal_secret: str) -> str | None:
+    """The address of the person the admin console calls for (its X-Forwarded-For, one
+    address), when the call carries the console's internal token; None for anyone else.
+    Rate limits then count that person, not the console, whose address every signed-in
+    admin shares."""
+    token = request.headers.get(INTERNAL_TOKEN_HEADER)
+    forwarded_for = request.headers.get("x-forwarded-for")
+    if not token or not forwarded_for:
+        return None
+    try:
+        if decode_internal_token(token, internal_secret) != CONSOLE:
+            return None
+        return str(ipaddress.ip_address(forwarded_for.split(",")[-1].strip()))
+    except (InvalidToken, ValueError):
+        return None

@@ -26,6 +26,10 @@ class GatewaySettings(ServiceSettings):
     # Comma-separated IPs or CIDRs of reverse proxies in front of the gateway. Only
     # when the direct peer is one of them is X-Forwarded-For believed.
     trusted_proxies: str = Field(default="", validation_alias="TRUSTED_PROXIES")
+    # Where the admin console runs (the gateway serves it at /admin/).
+    admin_console_url: str = Field(
+        default="http://127.0.0.1:3006", validation_alias="ADMIN_CONSOLE_URL"
+    )
     # Seconds the services' OpenAPI documents are kept before /docs asks them again.
     api_docs_cache_seconds: float = Field(
         default=30.0, ge=0, validation_alias="API_DOCS_CACHE_SECONDS"

@@ -28,6 +28,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         "/api/{path:path}", proxy, methods=PROXIED_METHODS, include_in_schema=False
     )
     app.router.add_route("/api", proxy, methods=PROXIED_METHODS, include_in_schema=False)
+    # The admin console's pages and assets (admin-console/), behind the same checks.
+    app.router.add_route(
+        "/admin/{path:path}", proxy, methods=PROXIED_METHODS, include_in_schema=False
+    )
+    app.router.add_route("/admin", proxy, methods=PROXIED_METHODS, include_in_schema=False)
     # /openapi.json, /docs and /redoc: the whole public API, merged from the services.
     api_docs.install(app, lambda request: state_of(request.app, GatewayState).api_docs)
     app.add_middleware(
@@ -44,5 +49,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         ],
         max_age=600,
     )
-    app.add_middleware(SecurityHeadersMiddleware, skip_prefixes=("/docs", "/redoc"))
+    # The console sends a stricter policy of its own (admin_console/security_headers.py).
+    app.add_middleware(SecurityHeadersMiddleware, skip_prefixes=("/docs", "/redoc", "/admin"))
     return app

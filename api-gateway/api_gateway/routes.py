@@ -1,4 +1,5 @@
-"""The gateway's one route: every `/api/...` request, checked and forwarded.
+"""The gateway's one route: every `/api/...` (and `/admin/...`) request, checked and
+forwarded.
 
 Per request: resolve the route (404 for unknown and internal paths), limit the rate per
 client IP, check the token and the user's current status on protected routes (401/403
@@ -8,7 +9,7 @@ before any service sees the request), forward (proxy.py).
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api_gateway.client_ip import client_ip, is_trusted
+from api_gateway.client_ip import client_ip, console_vouched_ip, is_trusted
 from api_gateway.exceptions import TooManyRequests
 from api_gateway.proxy import forward, read_body, upstream_headers
 from api_gateway.routing import Access, resolve
@@ -33,8 +34,11 @@ async def proxy(request: Request) -> Response:
         raise NotFound("Route not found")
 
     peer = request.client.host if request.client else None
-    trusted_peer = peer is not None and is_trusted(peer, state.trusted_proxies)
-    ip = client_ip(peer, request.headers.get("x-forwarded-for"), state.trusted_proxies)
+    vouched = console_vouched_ip(request, settings.internal_service_secret.get_secret_value())
+    trusted_peer = vouched is not None or (
+        peer is not None and is_trusted(peer, state.trusted_proxies)
+    )
+    ip = vouched or client_ip(peer, request.headers.get("x-forwarded-for"), state.trusted_proxies)
 
     rate_headers: dict[str, str] = {}
     if state.rate_limiter is not None:
@@ -59,7 +63,7 @@ async def proxy(request: Request) -> Response:
         request,
         sent_route,
         transport=state.upstream,
-        base_url=state.service_urls[route.upstream.service],
+        base_url=state.upstream_urls[route.upstream.service],
         body=body,
         headers=upstream_headers(request, ip, trusted_peer),
         timeout=settings.upstream_timeout,

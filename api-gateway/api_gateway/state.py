@@ -24,6 +24,8 @@ class GatewayState(ServiceState[GatewaySettings]):
     rate_limiter: RateLimiter | None  # None: RATE_LIMIT_ENABLED=false
     trusted_proxies: list[Network]
     service_urls: dict[str, str]
+    # Where the proxy forwards: the services, and the admin console (not in the API docs).
+    upstream_urls: dict[str, str]
     api_docs: ApiDocs
 
 
@@ -53,6 +55,7 @@ async def open_gateway_state(base: ServiceState[GatewaySettings]) -> GatewayStat
         rate_limiter=rate_limiter,
         trusted_proxies=settings.trusted_proxy_networks,
         service_urls=service_urls,
+        upstream_urls={**service_urls, "console": settings.admin_console_url},
         api_docs=ApiDocs(service_urls, http_fetch(base.services), settings.api_docs_cache_seconds),
     )
 

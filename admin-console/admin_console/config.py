@@ -1,0 +1,87 @@
+"""The console's settings, from the environment and `.env` (documented in .env.example)."""
+
+from functools import lru_cache
+from typing import Literal
+from zoneinfo import ZoneInfo, available_timezones
+
+from babel import Locale, UnknownLocaleError
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.settings import MIN_SECRET_LENGTH, PLACEHOLDER_MARKERS
+
+
+class ConsoleSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    environment: Literal["development", "production", "test"] = Field(
+        default="development", validation_alias=AliasChoices("ENVIRONMENT", "NODE_ENV")
+    )
+    # Behind the gateway: loopback (or the internal network), never published itself.
+    host: str = Field(default="127.0.0.1", validation_alias="ADMIN_CONSOLE_HOST")
+    port: int = Field(default=3006, validation_alias="ADMIN_CONSOLE_PORT")
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+
+    # The public API the pages are made of.
+    gateway_url: str = Field(default="http://127.0.0.1:5000", validation_alias="GATEWAY_URL")
+    # Seconds one API call may take before the page says the API does not answer.
+    api_timeout: float = Field(default=15.0, gt=0, validation_alias="ADMIN_CONSOLE_API_TIMEOUT")
+    # Proves to the gateway that a call comes from the console, so that the gateway counts
+    # it against the signed-in person's address (rate limits), not the console's.
+    internal_service_secret: SecretStr = Field(validation_alias="INTERNAL_SERVICE_SECRET")
+
+    # How the shop shows money and time.
+    store_currency: str = Field(
+        default="KES", min_length=3, max_length=3, validation_alias="STORE_CURRENCY"
+    )
+    shop_timezone: str = Field(default="Africa/Nairobi", validation_alias="SHOP_TIMEZONE")
+    shop_locale: str = Field(default="en_KE", validation_alias="SHOP_LOCALE")
+    # The overview lists active products with at most this many in stock.
+    low_stock_threshold: int = Field(default=5, ge=0, validation_alias="LOW_STOCK_THRESHOLD")
+
+    @field_validator("shop_timezone")
+    @classmethod
+    def _known_time_zone(cls, value: str) -> str:
+        if value not in available_timezones():
+            raise ValueError(f"unknown time zone {value!r} (an IANA name, e.g. Africa/Nairobi)")
+        return value
+
+    @field_validator("shop_locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        try:
+            Locale.parse(value)
+        except (ValueError, UnknownLocaleError):
+            raise ValueError(f"unknown locale {value!r} (e.g. en_KE, sw_KE)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret_in_production(self):
+        secret = self.internal_service_secret.get_secret_value()
+        if self.is_production and (
+            len(secret) < MIN_SECRET_LENGTH
+            or any(marker in secret.lower() for marker in PLACEHOLDER_MARKERS)
+        ):
+            raise ValueError(
+                f"INTERNAL_SERVICE_SECRET must be a random value of at least "
+                f"{MIN_SECRET_LENGTH} characters in production"
+            )
+        return self
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def secure_cookies(self) -> bool:
+        # Browsers keep a Secure cookie only from HTTPS (and http://localhost).
+        return self.environment != "development"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.shop_timezone)
+
+
+@lru_cache
+def get_settings() -> ConsoleSettings:
+    return ConsoleSettings()

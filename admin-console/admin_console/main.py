@@ -1,0 +1,136 @@
+"""The console's app factory (`uvicorn --factory admin_console.main:create_app`).
+
+Pages under /admin (the gateway forwards /admin/... here unchanged), its assets under
+/admin/static, and /health, /ready, /metrics as every service has them."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import RedirectResponse, Response
+
+from admin_console import routes
+from admin_console.api import SERVICE_NAME, ApiError
+from admin_console.config import ConsoleSettings, get_settings
+from admin_console.security_headers import ConsoleSecurityHeaders
+from admin_console.session import (
+    BASE,
+    CsrfRefused,
+    SignInRequired,
+    end_session,
+    sign_in_url,
+)
+from admin_console.templating import render
+from shared.health import health_router
+from shared.http_client import ServiceClient
+from shared.logging import configure_logging
+from shared.metrics import metrics_router
+from shared.request_context import RequestContextMiddleware, current_request_id
+
+logger = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
+
+
+def _is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
+async def _sign_in_required(request: Request, exc: SignInRequired) -> Response:
+    url = sign_in_url(exc.next_path, exc.reason)
+    if _is_htmx(request):
+        # htmx would swap the sign-in page into the middle of this one: load it whole.
+        response: Response = Response(status_code=204, headers={"HX-Redirect": url})
+    else:
+        response = RedirectResponse(url, status_code=303)
+    if exc.reason:
+        end_session(response, request.app.state.settings)
+    return response
+
+
+async def _csrf_refused(request: Request, exc: CsrfRefused) -> Response:
+    return render(
+        request,
+        "error.html",
+        {
+            "title": "Form refused",
+            "message": "This form did not come from a page of the console, or it has "
+            "expired. Go back, reload the page and send it again.",
+        },
+        status_code=403,
+    )
+
+
+async def _api_error(request: Request, exc: ApiError) -> Response:
+    return render(
+        request,
+        "error.html",
+        {"title": "The shop's API refused", "message": exc.message},
+        status_code=exc.status if 400 <= exc.status < 600 else 502,
+    )
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    if exc.status_code == 404:
+        title, message = "Not found", "There is no such page in the console."
+    elif exc.status_code == 405:
+        title, message = "Not allowed", "This page cannot be used that way."
+    else:
+        title, message = "Refused", str(exc.detail)
+    return render(
+        request, "error.html", {"title": title, "message": message}, status_code=exc.status_code
+    )
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    logger.exception("unhandled error", exc_info=exc)
+    return render(
+        request,
+        "error.html",
+        {
+            "title": "Something went wrong",
+            "message": "The console could not show this page. Try again; if it happens "
+            f"again, give this reference to whoever runs the shop: {current_request_id()}.",
+        },
+        status_code=500,
+    )
+
+
+def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging("console", settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.api_client = ServiceClient(
+            service=SERVICE_NAME,
+            internal_secret=settings.internal_service_secret.get_secret_value(),
+            timeout=settings.api_timeout,
+        )
+        try:
+            yield
+        finally:
+            await app.state.api_client.aclose()
+
+    app = FastAPI(
+        title="Admin console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
+    app.state.settings = settings
+    app.add_middleware(ConsoleSecurityHeaders)
+    app.add_middleware(RequestContextMiddleware, quiet_paths=QUIET_PATHS)
+    app.add_exception_handler(SignInRequired, _sign_in_required)
+    app.add_exception_handler(CsrfRefused, _csrf_refused)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.include_router(health_router("Admin Console"))
+    app.include_router(metrics_router())
+    app.mount(f"{BASE}/static", StaticFiles(directory=STATIC), name="static")
+    app.include_router(routes.router)
+    app.include_router(routes.forms)
+    return app
