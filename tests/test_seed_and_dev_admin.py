@@ -123,6 +123,7 @@ def test_make_run_prints_the_urls_and_the_development_admin_which_logs_in(dev_st
     gateway = f"http://localhost:{dev_stack.ports['gateway']}"
     assert f"API gateway:  {gateway}" in output
     assert f"API docs:     {gateway}/docs" in output
+    assert f"Admin console: {gateway}/admin/" in output
     for service in ("auth", "product", "cart", "order", "payment"):
         assert f"http://localhost:{dev_stack.ports[service]}/docs" in output, service
     assert f"admin login:  admin@example.com  (password: ADMIN_PASSWORD in {secrets_file})" in (
@@ -137,6 +138,9 @@ def test_make_run_prints_the_urls_and_the_development_admin_which_logs_in(dev_st
         timeout=30,
     )
     assert login.status_code == 200 and login.json()["user"]["role"] == "admin"
+    # The console's address in the banner is the console's sign-in page.
+    console = httpx.get(f"{dev_stack.gateway}/admin/", timeout=30, follow_redirects=True)
+    assert console.status_code == 200 and "<h1>Sign in</h1>" in console.text
 
 
 @pytest.mark.e2e

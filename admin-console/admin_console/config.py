@@ -18,7 +18,9 @@ class ConsoleSettings(BaseSettings):
         default="development", validation_alias=AliasChoices("ENVIRONMENT", "NODE_ENV")
     )
     # Behind the gateway: loopback (or the internal network), never published itself.
-    host: str = Field(default="127.0.0.1", validation_alias="ADMIN_CONSOLE_HOST")
+    host: str = Field(
+        default="127.0.0.1", validation_alias=AliasChoices("ADMIN_CONSOLE_HOST", "HOST")
+    )
     port: int = Field(default=3006, validation_alias="ADMIN_CONSOLE_PORT")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
 

@@ -70,7 +70,13 @@ def to_datetime(value: object) -> datetime | None:
         return None
 
 
+# Words whose written form is not their API form capitalised.
+NAMES = {"mpesa": "M-Pesa"}
+
+
 def label(value: object) -> str:
     """An API word as people read it: "refund_pending" -> "Refund pending"."""
+    if str(value) in NAMES:
+        return NAMES[str(value)]
     text = str(value or "").replace("_", " ").strip()
     return text[:1].upper() + text[1:]

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -88,19 +89,24 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     logger.exception("unhandled error", exc_info=exc)
+    request_id = current_request_id() or ""
     return render(
         request,
         "error.html",
         {
             "title": "Something went wrong",
             "message": "The console could not show this page. Try again; if it happens "
-            f"again, give this reference to whoever runs the shop: {current_request_id()}.",
+            f"again, give this reference to whoever runs the shop: {request_id}.",
         },
         status_code=500,
+        headers={"X-Request-ID": request_id},
     )
 
 
-def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
+def create_app(
+    settings: ConsoleSettings | None = None, api_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """`api_transport`: how the API is reached (tests give a fake of the gateway)."""
     settings = settings or get_settings()
     configure_logging("console", settings.log_level)
 
@@ -111,6 +117,7 @@ def create_app(settings: ConsoleSettings | None = None) -> FastAPI:
             service=SERVICE_NAME,
             internal_secret=settings.internal_service_secret.get_secret_value(),
             timeout=settings.api_timeout,
+            transport=api_transport,
         )
         try:
             yield

@@ -24,7 +24,7 @@ from api_gateway.main import create_app
 from shared.testing import random_secret
 from shared.tokens import issue_user_token
 
-SERVICES = ("auth", "product", "cart", "order", "payment")
+SERVICES = ("auth", "product", "cart", "order", "payment", "console")
 CLIENT_IP = "203.0.113.7"
 
 
@@ -147,6 +147,7 @@ def make_settings(fake_services, jwt_secret):
             "INTERNAL_SERVICE_SECRET": random_secret(),
             "RATE_LIMIT_ENABLED": "false",
             **{f"{name.upper()}_SERVICE_URL": fake_services.url(name) for name in SERVICES},
+            "ADMIN_CONSOLE_URL": fake_services.url("console"),
             **overrides,
         }
         return GatewaySettings(_env_file=None, **values)

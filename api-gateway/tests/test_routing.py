@@ -38,6 +38,11 @@ from api_gateway.routing import Access, RateClass, path_matches, resolve
         ),
         ("GET", "/api/payments/admin/payments", "payment", "/api/admin/payments", Access.ADMIN),
         ("POST", "/api/payments/7/refund", "payment", "/api/payments/7/refund", Access.ADMIN),
+        # The admin console signs its users in itself and calls this API with their token.
+        ("GET", "/admin", "console", "/admin", Access.PUBLIC),
+        ("GET", "/admin/", "console", "/admin/", Access.PUBLIC),
+        ("POST", "/admin/login", "console", "/admin/login", Access.PUBLIC),
+        ("GET", "/admin/static/console.css", "console", "/admin/static/console.css", Access.PUBLIC),
     ],
 )
 def test_route_table(method, path, service, upstream_path, access):
@@ -65,6 +70,8 @@ def test_route_table(method, path, service, upstream_path, access):
         "/api/orders//admin/orders",
         "/api/products/a%2Fb",
         "/api/products/a\\b",
+        "/administrator",
+        "/admin/internal/x",
     ],
 )
 def test_unknown_and_internal_paths_resolve_to_nothing(path):
