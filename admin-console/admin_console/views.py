@@ -2,7 +2,6 @@
 the services: the console asks, shows, and sends what the admin chose."""
 
 import asyncio
-import math
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -318,7 +317,3 @@ def page_links(page: int, pages: int) -> list[int]:
         return []
     shown = {1, pages, *range(max(1, page - 2), min(pages, page + 2) + 1)}
     return sorted(shown)
-
-
-def total_pages(total: int, size: int = PAGE_SIZE) -> int:
-    return math.ceil(total / size)
