@@ -37,18 +37,25 @@ PROBES = (
     "/api//metrics",
     "/api/internal/../metrics",
     "/api/orders/admin/../../../metrics",
+    "/admin/../metrics",
+    "/admin/%2e%2e/metrics",
+    "/admin/..%2fmetrics",
 )
 
 
 def test_no_gateway_route_reaches_a_path_outside_a_services_api():
     """Services serve /metrics, /health and /ready at their root; the gateway only ever
-    forwards to paths under /api/."""
+    forwards to paths under /api/ (the admin console's: under /admin, its pages)."""
     for upstream in UPSTREAMS:
-        assert (upstream.rewrite_to or upstream.prefix).startswith("/api")
+        below = "/admin" if upstream.service == "console" else "/api"
+        assert (upstream.rewrite_to or upstream.prefix).startswith(below)
     for path in PROBES:
         for method in ("GET", "POST"):
             route = resolve(method, path)
-            assert route is None or route.upstream_path.startswith("/api/"), (path, route)
+            assert route is None or route.upstream_path.startswith(("/api/", "/admin")), (
+                path,
+                route,
+            )
 
 
 @pytest.fixture(scope="module")
