@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from admin_console.api import ApiError, ShopApi
+from admin_console.gateway_client import ApiError, ShopApi
 from admin_console.session import SessionToken, SignInRequired, current_path
+from admin_console.state import console_settings, console_state
 
 ADMIN_ONLY = "Access denied. Admin only."
 
@@ -23,8 +24,8 @@ class AdminApi(ShopApi):
 
     def __init__(self, request: Request, token: str | None) -> None:
         super().__init__(
-            request.app.state.api_client,
-            request.app.state.settings.gateway_url,
+            console_state(request).gateway,
+            console_settings(request).gateway_url,
             token=token,
             client_ip=client_ip(request),
         )
@@ -47,8 +48,8 @@ def admin_api(request: Request, token: SessionToken) -> AdminApi:
 
 def anonymous_api(request: Request) -> ShopApi:
     return ShopApi(
-        request.app.state.api_client,
-        request.app.state.settings.gateway_url,
+        console_state(request).gateway,
+        console_settings(request).gateway_url,
         token=None,
         client_ip=client_ip(request),
     )

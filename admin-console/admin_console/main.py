@@ -15,8 +15,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
 from admin_console import routes
-from admin_console.api import SERVICE_NAME, ApiError
 from admin_console.config import ConsoleSettings, get_settings
+from admin_console.gateway_client import SERVICE_NAME, ApiError
 from admin_console.security_headers import ConsoleSecurityHeaders
 from admin_console.session import (
     BASE,
@@ -25,8 +25,8 @@ from admin_console.session import (
     end_session,
     sign_in_url,
 )
+from admin_console.state import ConsoleState, console_settings, console_state
 from admin_console.templating import render
-from shared.health import health_router
 from shared.http_client import ServiceClient
 from shared.logging import configure_logging
 from shared.metrics import metrics_router
@@ -49,7 +49,7 @@ async def _sign_in_required(request: Request, exc: SignInRequired) -> Response:
     else:
         response = RedirectResponse(url, status_code=303)
     if exc.reason:
-        end_session(response, request.app.state.settings)
+        end_session(response, console_settings(request))
     return response
 
 
@@ -112,22 +112,24 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.settings = settings
-        app.state.api_client = ServiceClient(
-            service=SERVICE_NAME,
-            internal_secret=settings.internal_service_secret.get_secret_value(),
-            timeout=settings.api_timeout,
-            transport=api_transport,
+        state = ConsoleState(
+            settings=settings,
+            gateway=ServiceClient(
+                service=SERVICE_NAME,
+                internal_secret=settings.internal_service_secret.get_secret_value(),
+                timeout=settings.api_timeout,
+                transport=api_transport,
+            ),
         )
+        app.state.service = state  # shared.state's one object (docs/architecture.md)
         try:
             yield
         finally:
-            await app.state.api_client.aclose()
+            await state.gateway.aclose()
 
     app = FastAPI(
         title="Admin console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
-    app.state.settings = settings
     app.add_middleware(ConsoleSecurityHeaders)
     app.add_middleware(RequestContextMiddleware, quiet_paths=QUIET_PATHS)
     app.add_exception_handler(SignInRequired, _sign_in_required)
@@ -135,8 +137,8 @@ def create_app(
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
-    app.include_router(health_router("Admin Console"))
-    app.include_router(metrics_router())
+    app.include_router(routes.probes)
+    app.include_router(metrics_router(console_state))
     app.mount(f"{BASE}/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(routes.router)
     app.include_router(routes.forms)

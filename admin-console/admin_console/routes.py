@@ -2,15 +2,17 @@
 token). What a page shows comes from views.py; the API's refusals are shown on the page
 they came from, with the API's message, and the status the API gave."""
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
+import httpx
 from fastapi import APIRouter, Depends, Form, Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from admin_console import views
-from admin_console.api import ApiError
 from admin_console.dependencies import AnonymousApi, Api
+from admin_console.gateway_client import ApiError
 from admin_console.session import (
     BASE,
     SIGN_IN_REASONS,
@@ -20,10 +22,42 @@ from admin_console.session import (
     start_session,
     verify_csrf,
 )
+from admin_console.state import console_settings, console_state
 from admin_console.templating import formats, render
 
 router = APIRouter(prefix=BASE)
 forms = APIRouter(prefix=BASE, dependencies=[Depends(verify_csrf)])
+probes = APIRouter(tags=["health"])
+TITLE = "Admin Console"
+
+
+@probes.get("/health")
+async def health() -> dict[str, str]:
+    """Liveness, the services' body."""
+    return {
+        "status": "OK",
+        "service": TITLE,
+        "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    }
+
+
+@probes.get("/ready")
+async def ready(request: Request) -> JSONResponse:
+    """Ready when the API it is made of answers (the gateway's /health)."""
+    try:
+        answer = await console_state(request).gateway.request(
+            "GET", console_settings(request).gateway_url.rstrip("/") + "/health", internal=False
+        )
+        up = answer.status_code == 200
+    except httpx.HTTPError:
+        up = False
+    if up:
+        return JSONResponse({"status": "ready", "service": TITLE})
+    return JSONResponse(
+        {"status": "unavailable", "service": TITLE, "error": "API gateway unavailable"},
+        status_code=503,
+    )
+
 
 NOTICES = {
     "status": "The order's status is changed.",
@@ -98,14 +132,14 @@ async def sign_in(
         )
         return render(request, "login.html", context, status_code=403)
     response = see(context["next"])
-    start_session(response, body["token"], request.app.state.settings)
+    start_session(response, body["token"], console_settings(request))
     return response
 
 
 @forms.post("/logout")
 async def sign_out(request: Request):
     response = RedirectResponse(sign_in_url(reason="signed-out"), status_code=303)
-    end_session(response, request.app.state.settings)
+    end_session(response, console_settings(request))
     return response
 
 
@@ -114,7 +148,7 @@ async def sign_out(request: Request):
 
 @router.get("/")
 async def overview(request: Request, api: Api):
-    settings = request.app.state.settings
+    settings = console_settings(request)
     context = await views.overview(
         api, zone=settings.zone, low_stock=settings.low_stock_threshold, fmt=formats(request)
     )
@@ -131,7 +165,7 @@ async def overview_without_slash():
 
 @router.get("/orders")
 async def orders(request: Request, api: Api):
-    context = await views.order_list(api, query(request), request.app.state.settings.zone)
+    context = await views.order_list(api, query(request), console_settings(request).zone)
     return render(
         request,
         "orders.html",
@@ -230,7 +264,7 @@ async def refund(
 
 @router.get("/products")
 async def products(request: Request, api: Api):
-    settings = request.app.state.settings
+    settings = console_settings(request)
     context = await views.product_list(api, query(request), settings.low_stock_threshold)
     return render(
         request,
@@ -365,7 +399,7 @@ async def reactivate_product(request: Request, api: Api, product_id: str):
 
 @router.get("/payments")
 async def payments(request: Request, api: Api):
-    context = await views.payment_list(api, query(request), request.app.state.settings.zone)
+    context = await views.payment_list(api, query(request), console_settings(request).zone)
     return render(
         request,
         "payments.html",
@@ -398,7 +432,7 @@ async def payment(request: Request, api: Api, payment_id: str):
 @router.get("/reconciliation")
 async def reconciliation(request: Request, api: Api):
     try:
-        context = await views.reconciliation(api, query(request), request.app.state.settings.zone)
+        context = await views.reconciliation(api, query(request), console_settings(request).zone)
     except ApiError as error:
         if error.status != 400:
             raise

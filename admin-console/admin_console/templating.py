@@ -18,6 +18,7 @@ from admin_console.session import (
     csrf_token,
     set_csrf_cookie,
 )
+from admin_console.state import console_settings
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.filters["label"] = label
@@ -50,7 +51,7 @@ def signed_in_email(request: Request) -> str | None:
 
 
 def formats(request: Request) -> Formats:
-    settings = request.app.state.settings
+    settings = console_settings(request)
     return Formats(
         locale=settings.shop_locale, zone=settings.zone, currency=settings.store_currency
     )
@@ -64,7 +65,7 @@ def render(
     status_code: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    settings = request.app.state.settings
+    settings = console_settings(request)
     token = csrf_token(request)
     page = {
         "request": request,

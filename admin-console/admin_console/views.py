@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from admin_console.api import ApiError, ShopApi
 from admin_console.formatting import Formats, to_decimal
+from admin_console.gateway_client import ApiError, ShopApi
 from admin_console.session import SignInRequired
 
 ORDER_STATUSES = ("pending", "paid", "processing", "shipped", "delivered", "cancelled", "failed")

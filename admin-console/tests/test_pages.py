@@ -304,3 +304,14 @@ async def test_an_unexpected_failure_is_a_page_with_a_reference(signed_in, fake_
     assert response.status_code == 500
     assert "Something went wrong" in response.text and "Traceback" not in response.text
     assert response.headers["x-request-id"] in response.text
+
+
+async def test_health_and_readiness(make_console, fake_gateway):
+    console = await make_console()
+    health = await console.get("/health")
+    assert health.status_code == 200 and health.json()["service"] == "Admin Console"
+    # Ready only when the API it is made of answers.
+    assert (await console.get("/ready")).status_code == 503
+    fake_gateway.answer("GET", "/health", {"status": "OK"})
+    assert (await console.get("/ready")).json() == {"status": "ready", "service": "Admin Console"}
+    assert "http_requests" in (await console.get("/metrics")).text
