@@ -9,7 +9,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --no-sync
 
 .DEFAULT_GOAL := help
-.PHONY: help run seed reconcile test browser-test bench lint format migrate install up up-prod down logs ops-test
+.PHONY: help run seed reconcile test browser-test compose-test bench lint format migrate install up up-prod down logs ops-test
 COMPOSE ?= docker compose
 # Waits for another apt (a second install running at the same time) instead of failing.
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq
@@ -32,6 +32,10 @@ test: install ## Run the whole test suite against real PostgreSQL
 browser-test: install ## Browser tests in headless Chromium (installs Debian's chromium when missing)
 	@command -v chromium >/dev/null 2>&1 || $(MAKE) --no-print-directory .install-chromium
 	@$(RUN) pytest -m browser tests/browser
+
+compose-test: install ## Build the images, run the system in Docker Compose and use it (sets Docker up when missing, as root)
+	@$(RUN) python -m scripts.containers
+	@$(RUN) pytest -m compose -s tests/compose
 
 bench: install ## Measure the gateway against direct calls (needs wrk)
 	@command -v wrk >/dev/null 2>&1 || $(MAKE) --no-print-directory .install-wrk
