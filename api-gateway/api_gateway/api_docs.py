@@ -21,15 +21,18 @@ system's `{"error": ...}` shape instead of FastAPI's 422, and carry the README's
 import asyncio
 import copy
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
+from importlib.resources import files
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.staticfiles import StaticFiles
 
 from api_gateway.api_examples import EXAMPLES
 from api_gateway.routing import UPSTREAMS, Access, resolve
@@ -37,6 +40,10 @@ from api_gateway.routing import UPSTREAMS, Access, resolve
 logger = logging.getLogger(__name__)
 
 OPENAPI_PATH = "/openapi.json"
+DOCS_PAGES = ("/docs", "/redoc")
+# Swagger UI's and ReDoc's scripts, styles and favicon, served by the gateway from the
+# fastapi-offline package (no CDN: the docs work on a machine without internet).
+DOCS_ASSETS_PATH = "/docs/assets"
 # A service that did not answer is asked again after this long (seconds), not at once.
 RETRY_AFTER_FAILURE = 5.0
 FETCH_TIMEOUT = 3.0
@@ -362,6 +369,30 @@ def http_fetch(client: Any) -> Fetch:
     return fetch
 
 
+def docs_assets_directory() -> str:
+    return str(files("fastapi_offline") / "static")
+
+
+def docs_content_security_policy(nonce: str) -> str:
+    """The docs pages' CSP: everything from the gateway itself, the one inline script of
+    Swagger UI's page by its nonce; inline styles (both UIs set them) and a blob: worker
+    (ReDoc's search) allowed."""
+    return (
+        "default-src 'self';base-uri 'self';object-src 'none';frame-ancestors 'self';"
+        f"form-action 'self';script-src 'self' 'nonce-{nonce}';script-src-attr 'none';"
+        "style-src 'self' 'unsafe-inline';img-src 'self' data:;font-src 'self' data:;"
+        "connect-src 'self';worker-src 'self' blob:"
+    )
+
+
+def _with_nonce(page: HTMLResponse) -> HTMLResponse:
+    nonce = secrets.token_urlsafe(16)
+    html = bytes(page.body).decode().replace("<script>", f'<script nonce="{nonce}">')
+    return HTMLResponse(
+        html, headers={"Content-Security-Policy": docs_content_security_policy(nonce)}
+    )
+
+
 def install(
     app: FastAPI, docs_of: Callable[[Request], ApiDocs], title: str = "E-commerce API"
 ) -> None:
@@ -376,15 +407,30 @@ def install(
         return JSONResponse(await docs_of(request).document())
 
     async def swagger_ui(request: Request) -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=OPENAPI_PATH,
-            title=f"{title} - Swagger UI",
-            swagger_ui_parameters={"persistAuthorization": True},
+        return _with_nonce(
+            get_swagger_ui_html(
+                openapi_url=OPENAPI_PATH,
+                title=f"{title} - Swagger UI",
+                swagger_js_url=f"{DOCS_ASSETS_PATH}/swagger-ui-bundle.js",
+                swagger_css_url=f"{DOCS_ASSETS_PATH}/swagger-ui.css",
+                swagger_favicon_url=f"{DOCS_ASSETS_PATH}/favicon.png",
+                # No validator badge: it would send the document to validator.swagger.io.
+                swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
+            )
         )
 
     async def redoc(request: Request) -> HTMLResponse:
-        return get_redoc_html(openapi_url=OPENAPI_PATH, title=f"{title} - ReDoc")
+        return _with_nonce(
+            get_redoc_html(
+                openapi_url=OPENAPI_PATH,
+                title=f"{title} - ReDoc",
+                redoc_js_url=f"{DOCS_ASSETS_PATH}/redoc.standalone.js",
+                redoc_favicon_url=f"{DOCS_ASSETS_PATH}/favicon.png",
+                with_google_fonts=False,
+            )
+        )
 
     app.add_api_route(OPENAPI_PATH, openapi, methods=["GET"], include_in_schema=False)
     app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
     app.add_api_route("/redoc", redoc, methods=["GET"], include_in_schema=False)
+    app.mount(DOCS_ASSETS_PATH, StaticFiles(directory=docs_assets_directory()), name="docs-assets")

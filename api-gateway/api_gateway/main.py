@@ -50,5 +50,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         max_age=600,
     )
     # The console sends a stricter policy of its own (admin_console/security_headers.py).
-    app.add_middleware(SecurityHeadersMiddleware, skip_prefixes=("/docs", "/redoc", "/admin"))
+    app.add_middleware(
+        SecurityHeadersMiddleware,
+        skip_prefixes=("/admin",),
+        own_policy_paths=api_docs.DOCS_PAGES,
+    )
     return app

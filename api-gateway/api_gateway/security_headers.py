@@ -22,23 +22,38 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"x-xss-protection", b"0"),
 )
 _NAMES = frozenset(name for name, _ in SECURITY_HEADERS)
+_CSP = b"content-security-policy"
 
 
 class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, skip_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        skip_prefixes: tuple[str, ...] = (),
+        own_policy_paths: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
-        # The interactive docs load scripts from a CDN; a strict CSP would blank them.
+        # Answers that carry all their security headers themselves (the admin console's).
         self.skip_prefixes = skip_prefixes
+        # Pages of the gateway's own that set a Content-Security-Policy of their own (the
+        # API docs: their inline script is allowed by a nonce); every other header applies.
+        self.own_policy_paths = frozenset(own_policy_paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.skip_prefixes):
             await self.app(scope, receive, send)
             return
+        own_policy = scope["path"] in self.own_policy_paths
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(k, v) for k, v in message.get("headers", []) if k not in _NAMES]
-                headers.extend(SECURITY_HEADERS)
+                original = message.get("headers", [])
+                headers = [(k, v) for k, v in original if k not in _NAMES]
+                for name, value in SECURITY_HEADERS:
+                    if own_policy and name == _CSP:
+                        headers.extend((k, v) for k, v in original if k == _CSP)
+                    else:
+                        headers.append((name, value))
                 message["headers"] = headers
             await send(message)
 

@@ -3,6 +3,7 @@ paths, internal routes and probes left out, tagged per service, with the bearer 
 the README's examples; a service that is down never breaks them."""
 
 import asyncio
+import re
 
 import pytest
 
@@ -260,15 +261,41 @@ async def test_the_gateway_serves_the_merged_document_and_the_docs_pages(
     docs = await client.get("/docs")
     assert docs.status_code == 200
     assert "swagger-ui" in docs.text and "/openapi.json" in docs.text
-    # Swagger UI loads its scripts from a CDN: the strict CSP would blank the page.
-    assert "content-security-policy" not in docs.headers
     redoc = await client.get("/redoc")
     assert redoc.status_code == 200 and "/openapi.json" in redoc.text
-    assert "content-security-policy" not in redoc.headers
-    # Everything else keeps the security headers.
+    # The gateway's other security headers apply to the docs pages too.
+    assert docs.headers["x-frame-options"] == redoc.headers["x-frame-options"] == "SAMEORIGIN"
     assert "content-security-policy" in (await client.get("/health")).headers
     # The gateway's own routes (the proxy) are not in the document.
     assert "/api/{path}" not in merged["paths"]
+
+
+async def test_the_docs_pages_load_everything_from_the_gateway_under_a_strict_policy(
+    make_client, openapi_of
+):
+    openapi_of(auth=AUTH)
+    client = await make_client()
+    for page in ("/docs", "/redoc"):
+        response = await client.get(page)
+        assert response.status_code == 200
+        # Every script and style the page names is the gateway's own, and is served.
+        urls = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+        assert urls, page
+        for url in urls:
+            assert url.startswith("/"), f"{page} loads {url} from elsewhere"
+            asset = await client.get(url)
+            assert asset.status_code == 200 and asset.content, url
+        policy = response.headers["content-security-policy"]
+        assert "script-src 'self' 'nonce-" in policy and "http" not in policy
+        # An inline script runs only with this response's nonce.
+        nonce = re.search(r"'nonce-([^']+)'", policy).group(1)
+        inline = re.findall(r"<script(?![^>]*src=)([^>]*)>", response.text)
+        assert all(f'nonce="{nonce}"' in attributes for attributes in inline), inline
+    again = await client.get("/docs")
+    assert (
+        again.headers["content-security-policy"]
+        != (await client.get("/docs")).headers["content-security-policy"]
+    )  # a new nonce per response
 
 
 async def test_every_service_down_still_answers_a_document(make_client):
