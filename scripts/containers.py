@@ -177,21 +177,26 @@ def compose_command() -> list[str]:
 class BaseImage:
     variable: str  # what docker-compose.yml reads, e.g. PYTHON_IMAGE
     official: str  # its default there
-    recipe: str  # deploy/offline/<recipe>: how to make a stand-in from Debian packages
+    name: str  # deploy/offline/<name>.Dockerfile makes a stand-in from Debian packages
+    version: str  # of the program in the stand-in (Debian bookworm's)
+
+    @property
+    def recipe(self) -> Path:
+        return OFFLINE / f"{self.name}.Dockerfile"
 
     def stand_in(self) -> str:
-        """The stand-in's tag names its recipe's content: a changed recipe is rebuilt."""
+        """ecommerce-offline/<name>:<version>-bookworm-<digest of its recipe's files>: a
+        changed recipe makes a new image."""
         digest = hashlib.sha256()
-        for path in sorted(OFFLINE.glob(f"{self.recipe.split('.')[0]}*")):
+        for path in sorted(OFFLINE.glob(f"{self.name}*")):
             digest.update(path.name.encode() + path.read_bytes())
-        name, _, tag = self.official.partition(":")
-        return f"ecommerce-offline/{name}:{tag}-{digest.hexdigest()[:12]}"
+        return f"ecommerce-offline/{self.name}:{self.version}-bookworm-{digest.hexdigest()[:12]}"
 
 
 BASE_IMAGES = (
-    BaseImage("PYTHON_IMAGE", "python:3.11-slim-bookworm", "python.Dockerfile"),
-    BaseImage("POSTGRES_IMAGE", "postgres:15-alpine", "postgres.Dockerfile"),
-    BaseImage("REDIS_IMAGE", "redis:7-alpine", "redis.Dockerfile"),
+    BaseImage("PYTHON_IMAGE", "python:3.11-slim-bookworm", "python", "3.11"),
+    BaseImage("POSTGRES_IMAGE", "postgres:15-alpine", "postgres", "15"),
+    BaseImage("REDIS_IMAGE", "redis:7-alpine", "redis", "7"),
 )
 
 
@@ -272,7 +277,7 @@ def build_stand_in(base: BaseImage) -> str:
         make_debian_root()
     log(f"building {tag} from Debian packages (a stand-in for {base.official})")
     # The classic builder: these recipes need nothing newer, and it needs no buildx.
-    build = ["docker", "build", "--quiet", "-f", str(OFFLINE / base.recipe), "-t", tag]
+    build = ["docker", "build", "--quiet", "-f", str(base.recipe), "-t", tag]
     run(
         [*build, "--build-arg", f"DEBIAN_IMAGE={DEBIAN_IMAGE}", str(OFFLINE)],
         env={**os.environ, "DOCKER_BUILDKIT": "0"},
