@@ -154,6 +154,25 @@ def docker_setup() -> tuple[list[str], dict[str, str]]:
         pytest.fail(f"Docker is not available: {error}")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def prune_replaced_images(docker_setup) -> Iterator[None]:
+    """Each build replaces the project's images; the replaced ones (dangling) go at the
+    end. The current images and the build cache stay for the next run."""
+    yield
+    subprocess.run(
+        [
+            "docker",
+            "image",
+            "prune",
+            "--force",
+            "--filter",
+            f"label=com.docker.compose.project={PROJECT}",
+        ],
+        capture_output=True,
+        check=False,
+    )
+
+
 @pytest.fixture(scope="session")
 def compose_env(docker_setup) -> dict[str, str]:
     _, images = docker_setup
