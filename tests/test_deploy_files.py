@@ -347,9 +347,8 @@ def test_every_service_waits_for_what_it_needs_to_be_healthy_or_done(dev):
                 else "service_healthy"
             )
             assert condition == expected, (name, dependency)
-    assert set(conditions(services["api-gateway"])) == set(SEED_PORTS) - {"api-gateway"} | {
-        "redis"
-    }
+    needed = (set(SEED_PORTS) - {"api-gateway"}) | {"redis"}
+    assert set(conditions(services["api-gateway"])) == needed
 
 
 def test_development_publishes_the_seed_ports_on_localhost(dev):
