@@ -347,7 +347,7 @@ def test_every_service_waits_for_what_it_needs_to_be_healthy_or_done(dev):
                 else "service_healthy"
             )
             assert condition == expected, (name, dependency)
-    needed = (set(SEED_PORTS) - {"api-gateway"}) | {"redis"}
+    needed = (set(app_services()) - {"api-gateway", "mpesa-simulator"}) | {"redis"}
     assert set(conditions(services["api-gateway"])) == needed
 
 

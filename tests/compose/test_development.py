@@ -2,6 +2,7 @@
 README's flow through http://localhost:5000 against the containers, then `down -v`."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -29,6 +30,7 @@ SERVICES = (
     "payment-service",
     "cart-service",
     "mpesa-simulator",
+    "admin-console",
 )
 # The digest of an empty layer (what WORKDIR of an existing folder adds).
 EMPTY_LAYER = "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef"
@@ -188,6 +190,22 @@ def test_the_seed_flow_through_the_gateway(dev, client):
     assert settled["status"] == "completed"
     stock = client.get(f"/api/products/{product['id']}").json()["product"]["stock"]
     assert stock == PRODUCT["stock"] - 1
+
+    # The admin console, through the gateway: the admin signs in and sees the order.
+    console = client.get("/admin/login")
+    assert console.status_code == 200, console.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', console.text).group(1)
+    signed_in = client.post(
+        "/admin/login",
+        data={"email": ADMIN["email"], "password": ADMIN["password"], "csrf_token": csrf},
+    )
+    transcript.append(
+        f"admin console sign-in: {signed_in.status_code} -> {signed_in.headers.get('location')}"
+    )
+    assert signed_in.status_code == 303, signed_in.text
+    orders_page = client.get("/admin/orders")
+    transcript.append(f"admin console orders page: {orders_page.status_code}")
+    assert orders_page.status_code == 200 and order["orderNumber"] in orders_page.text
 
     # `make reconcile`, against the containers.
     reconcile = subprocess.run(
