@@ -1,0 +1,214 @@
+"""`make fuzz`: Schemathesis, every check, against the public API and each service's own.
+
+It starts a throwaway stack of its own (free ports, fresh databases, rate limits off, a
+fake Stripe, the M-Pesa simulator), makes its own users and products, then runs `st run
+--checks all` (examples, coverage, fuzzing and stateful phases):
+  - against the gateway's document with a customer's token, then with an admin's;
+  - against each service's own document (with an admin's token).
+Each run is bounded in time (FUZZ_SECONDS, default 30). The admin it runs as is never at
+risk: the only user the admin route may change is a throwaway customer of its own
+(schemathesis.toml pins the path). Exit 0 when no run found a failure.
+
+Checks disabled or findings accepted are in schemathesis.toml, each with its reason, and
+in the README ("Fuzzing").
+"""
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from scripts.fake_stripe import running_fake_stripe
+from scripts.postgres import drop_database, find_or_start_postgres
+from scripts.services import ROOT, present_services
+from shared.testing import free_port, random_secret
+
+ADMIN_EMAIL = "fuzz-admin@example.com"
+ADMIN_PASSWORD = "fuzz-admin-password-1"  # noqa: S105 (a throwaway stack's)
+REPORTS = ROOT / ".test-output" / "fuzz"
+
+
+def log(text: str) -> None:
+    print(f">> fuzz: {text}", flush=True)
+
+
+def stack_env(postgres_url: str, stripe_url: str) -> tuple[dict[str, str], dict[str, int]]:
+    from sqlalchemy.engine import make_url
+
+    services = present_services()
+    ports = {service.name: free_port() for service in services}
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
+    suffix = uuid.uuid4().hex[:8]
+    for service in services:
+        env[service.port_env] = str(ports[service.name])
+        if service.database_env:
+            url = make_url(postgres_url).set(database=f"fuzz_{service.name}_{suffix}")
+            env[service.database_env] = url.render_as_string(hide_password=False)
+    env.update(
+        JWT_SECRET=random_secret(),
+        INTERNAL_SERVICE_SECRET=random_secret(),
+        MPESA_CALLBACK_SECRET=random_secret(),
+        ADMIN_EMAIL=ADMIN_EMAIL,
+        ADMIN_PASSWORD=ADMIN_PASSWORD,
+        RATE_LIMIT_ENABLED="false",
+        USER_STATUS_TTL="1",
+        NO_COLOR="1",
+        DEV_SECRETS_FILE=str(ROOT / ".data" / f"fuzz-{suffix}" / "dev-secrets.env"),
+        STRIPE_SECRET_KEY="sk_test_fuzz",  # noqa: S106 (the fake Stripe's)
+        STRIPE_WEBHOOK_SECRET="whsec_" + random_secret(),
+        STRIPE_API_BASE=stripe_url,
+        MPESA_SIMULATOR_CALLBACK_DELAY="0.5",
+    )
+    return env, ports
+
+
+def start_stack(env: dict[str, str]) -> subprocess.Popen:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scripts.stack"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 120
+    for line in process.stdout:
+        if "press Ctrl-C to stop" in line:
+            break
+        if time.monotonic() > deadline:
+            break
+    else:
+        raise SystemExit("the stack did not start")
+
+    # Keep draining its output into a file (a full pipe would block the services' logging).
+    def drain() -> None:
+        with (REPORTS / "stack.log").open("w") as log_file:
+            for line in process.stdout:
+                log_file.write(line)
+
+    threading.Thread(target=drain, daemon=True).start()
+    return process
+
+
+def prepare(gateway: str) -> dict[str, str]:
+    """Tokens and throwaway data: a customer with a cart and an order, products."""
+    with httpx.Client(base_url=gateway, timeout=30) as client:
+        credentials = {"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}
+        admin = client.post("/api/auth/login", json=credentials)
+        admin.raise_for_status()
+        admin_token = admin.json()["token"]
+        headers = {"Authorization": f"Bearer {admin_token}"}
+        customer = client.post(
+            "/api/auth/register",
+            json={
+                "name": "Fuzz Customer",
+                "email": f"fuzz-{uuid.uuid4().hex[:8]}@example.com",
+                "password": "fuzz-password-1",
+            },
+        )
+        customer.raise_for_status()
+        customer_token = customer.json()["token"]
+        throwaway = client.post(
+            "/api/auth/register",
+            json={
+                "name": "Throwaway",
+                "email": f"throwaway-{uuid.uuid4().hex[:8]}@example.com",
+                "password": "fuzz-password-1",
+            },
+        )
+        throwaway.raise_for_status()
+        for n in range(3):
+            client.post(
+                "/api/products",
+                json={"name": f"Fuzz kettle {n}", "price": "2500.00", "stock": 1_000_000},
+                headers=headers,
+            ).raise_for_status()
+    return {
+        "admin": admin_token,
+        "customer": customer_token,
+        "throwaway_user": throwaway.json()["user"]["id"],
+    }
+
+
+def st_run(name: str, schema: str, token: str, seconds: int, env: dict[str, str]) -> bool:
+    st = shutil.which("st") or str(Path(sys.executable).with_name("st"))
+    command = [
+        st,
+        "run",
+        schema,
+        "--checks",
+        "all",
+        "--max-time",
+        str(seconds),
+        "--workers",
+        "2",
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--request-timeout",
+        "15",
+        "--no-color",
+        "--report",
+        "junit",
+        "--report-junit-path",
+        str(REPORTS / f"{name}.xml"),
+    ]
+    log(f"{name}: st run {schema} --checks all --max-time {seconds}")
+    result = subprocess.run(command, cwd=ROOT, env=env, check=False)
+    log(f"{name}: {'no failures' if result.returncode == 0 else 'FAILURES'}")
+    return result.returncode == 0
+
+
+def main() -> int:
+    seconds = int(os.environ.get("FUZZ_SECONDS", "30"))
+    REPORTS.mkdir(parents=True, exist_ok=True)
+    server = find_or_start_postgres(lambda text: log(f"postgres: {text}"))
+    with running_fake_stripe() as stripe:
+        env, ports = stack_env(server.url("postgres"), stripe.url)
+        stack = start_stack(env)
+        try:
+            gateway = f"http://127.0.0.1:{ports['gateway']}"
+            data = prepare(gateway)
+            st_env = {**os.environ, "FUZZ_THROWAWAY_USER": data["throwaway_user"]}
+            runs = [
+                ("gateway-customer", f"{gateway}/openapi.json", data["customer"]),
+                ("gateway-admin", f"{gateway}/openapi.json", data["admin"]),
+                *[
+                    (name, f"http://127.0.0.1:{ports[name]}/openapi.json", data["admin"])
+                    for name in ("auth", "product", "cart", "order", "payment")
+                ],
+            ]
+            results = {
+                name: st_run(name, schema, token, seconds, st_env) for name, schema, token in runs
+            }
+        finally:
+            stack.send_signal(signal.SIGINT)
+            try:
+                stack.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                stack.kill()
+            for service in present_services():
+                if service.database_env:
+                    asyncio.run(drop_database(env[service.database_env]))
+            shutil.rmtree(Path(env["DEV_SECRETS_FILE"]).parent, ignore_errors=True)
+            if server.stop is not None:
+                server.stop()
+    failed = [name for name, ok in results.items() if not ok]
+    log(f"{len(results) - len(failed)} of {len(results)} runs without failures")
+    if failed:
+        log(f"failures in: {', '.join(failed)} (reports in {REPORTS})")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
