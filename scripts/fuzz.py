@@ -5,12 +5,9 @@ fake Stripe, the M-Pesa simulator), makes its own users and products, then runs 
 --checks all` (examples, coverage, fuzzing and stateful phases):
   - against the gateway's document with a customer's token, then with an admin's;
   - against each service's own document (with an admin's token).
-Each run is bounded in time (FUZZ_SECONDS, default 30). The admin it runs as is never at
-risk: the only user the admin route may change is a throwaway customer of its own
-(schemathesis.toml pins the path). Exit 0 when no run found a failure.
-
-Checks disabled or findings accepted are in schemathesis.toml, each with its reason, and
-in the README ("Fuzzing").
+Each run is bounded in time (FUZZ_SECONDS, default 30). Exit 0 when no run found a
+failure. Not yet in the Makefile nor in CI: the documents do not tell the whole truth yet
+(issue 10), so the runs still report failures.
 """
 
 import asyncio

@@ -27,10 +27,13 @@ from scripts.services import ROOT
 from shared.testing import free_port
 from tests.conftest import (
     ADMIN,
+    SUCCESS_PHONE,
     RunningStack,
+    Shop,
     auth,
     drop_stack_databases,
     port_is_open,
+    settled_report,
     stack_environment,
     start_stack,
     wait_until,
@@ -152,6 +155,9 @@ def fault_stack(private_cluster):
         SERVICE_TIMEOUT="3",
         ORDER_PLACEMENT_GRACE="30",
         ORDER_SWEEP_INTERVAL="1",
+        # The customer takes 3 s to enter the PIN: time to freeze the payment service
+        # before the callbacks arrive.
+        MPESA_SIMULATOR_CALLBACK_DELAY="3",
     )
     stack = start_stack(env, ports)
     order_env = {
@@ -375,3 +381,39 @@ def test_the_order_service_killed_in_the_middle_of_checkouts(fault_stack):
 
     fault_stack.start_order_service()
     wait_until(lambda: shop.stock_adds_up(product_id), 90, "the stock to add up")
+
+
+def test_the_payment_service_frozen_while_mpesa_callbacks_arrive_pays_each_order_once(
+    fault_stack,
+):
+    """The payment service frozen (SIGSTOP) for 12 s while the callbacks of five M-Pesa
+    payments arrive (the gateway answers the simulator 504): thawed, each order is paid
+    exactly once (by the callback that waited or by STK Query) and reconciliation is clean."""
+    with httpx.Client(base_url=fault_stack.stack.gateway, timeout=30) as client:
+        shop = Shop(client)
+        orders = [shop.order("1500.00") for _ in range(5)]
+        started = [shop.pay_mpesa(order["id"], SUCCESS_PHONE) for order in orders]
+        pid = fault_stack.pid_of("payment")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            time.sleep(12)
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        for order, payment in zip(orders, started, strict=True):
+            assert shop.payment_settles(payment["payment"]["id"], timeout=60)["status"] == (
+                "completed"
+            )
+            paid = shop.order_reaches(order["id"], "status", "paid", timeout=60)
+            assert paid["paymentStatus"] == "paid"
+            payments = client.get(f"/api/payments/order/{order['id']}", headers=shop.customer)
+            assert [p["status"] for p in payments.json()["payments"]] == ["completed"]
+        simulator = httpx.get(
+            f"{fault_stack.stack.url('mpesa-simulator')}/simulator/transactions", timeout=10
+        ).json()["transactions"]
+        ours = {p["checkoutRequestId"] for p in started}
+        callbacks = [t for t in simulator if t["checkoutRequestId"] in ours]
+        assert len(callbacks) == 5
+        # The callbacks met a frozen service: the gateway's timeout or a late 200, never a 500.
+        assert all(t["callbackStatus"] != 500 for t in callbacks), callbacks
+        print(f"callbacks during the freeze: {[t['callbackStatus'] for t in callbacks]}")
+        settled_report(client, timeout=60)
