@@ -24,8 +24,9 @@ from pathlib import Path
 import httpx
 
 from scripts.fake_stripe import running_fake_stripe
-from scripts.postgres import drop_database, find_or_start_postgres
+from scripts.postgres import find_or_start_postgres
 from scripts.services import ROOT, present_services
+from shared.provisioning import drop_database
 from shared.testing import free_port, random_secret
 
 ADMIN_EMAIL = "fuzz-admin@example.com"
