@@ -49,8 +49,6 @@ RETRY_AFTER_FAILURE = 5.0
 FETCH_TIMEOUT = 3.0
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 SCHEMA_REF = "#/components/schemas/"
-# Public at the gateway, but the service itself reads the bearer token.
-TOKEN_READ_BY_THE_SERVICE = frozenset({("POST", "/api/auth/verify")})
 
 
 @dataclass(frozen=True)
@@ -118,6 +116,7 @@ VALIDATION_ERROR = _error(
 )
 NO_TOKEN = _error("No token, or one that is not valid (any more)", "No token provided")
 ADMIN_ONLY = _error("The caller is not an admin", "Access denied. Admin only.")
+TOO_LARGE = _error("The request body is too large", "Request body too large")
 TOO_MANY = _error(
     "Too many requests from this address (see the RateLimit-* headers)",
     "Too many requests, please try again later.",
@@ -180,13 +179,24 @@ def _operation(
     if "operationId" in operation:
         operation["operationId"] = f"{service.name}_{operation['operationId']}"
     responses = operation.setdefault("responses", {})
-    responses.pop("422", None)  # this system answers 400, never FastAPI's 422
+    if "422" in responses and "ErrorResponse" not in str(responses["422"]):
+        responses.pop("422")  # FastAPI's 422: this system answers 400 instead
+    # The services' errors have the one shape the gateway calls Error.
+    for code, response in responses.items():
+        if code.startswith(("4", "5")):
+            media = response.setdefault("content", {}).setdefault("application/json", {})
+            media["schema"] = {"$ref": SCHEMA_REF + "Error"}
     has_input = "requestBody" in operation or operation.get("parameters")
     if has_input:
-        responses.setdefault("400", copy.deepcopy(VALIDATION_ERROR))
+        described = responses.get("400", {}).get("description")
+        responses["400"] = copy.deepcopy(VALIDATION_ERROR)
+        if described and described != "The request is not valid":
+            responses["400"]["description"] = described
     route = resolve(method.upper(), public_path)
     protected = route is not None and route.access is not Access.PUBLIC
-    if protected or (method.upper(), public_path) in TOKEN_READ_BY_THE_SERVICE:
+    # A route the gateway lets through may still need a token the service reads itself
+    # (POST /api/auth/verify): the service's document says so.
+    if protected or operation.get("security"):
         operation["security"] = [{"bearerAuth": []}]
         responses.setdefault("401", copy.deepcopy(NO_TOKEN))
         if route is not None and route.access is Access.ADMIN:
@@ -194,12 +204,21 @@ def _operation(
             operation["description"] = (
                 "**Admin only.** " + operation.get("description", "")
             ).strip()
+    if "requestBody" in operation:
+        responses.setdefault("413", copy.deepcopy(TOO_LARGE))
     responses.setdefault("429", copy.deepcopy(TOO_MANY))
     responses.setdefault(
         "503",
         _error(
             "The service is down",
             f"{route.upstream.display_name if route else service.tag} service unavailable",
+        ),
+    )
+    responses.setdefault(
+        "504",
+        _error(
+            "The service did not answer in time (UPSTREAM_TIMEOUT)",
+            f"{route.upstream.display_name if route else service.tag} service timed out",
         ),
     )
     return operation

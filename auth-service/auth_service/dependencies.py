@@ -8,16 +8,20 @@ from fastapi import Depends, Request
 from auth_service import accounts
 from auth_service.models import User
 from auth_service.state import AuthState
-from shared.auth import bearer_token
+from shared.auth import DocumentedBearer, bearer_token
 from shared.db import SessionDep
 from shared.errors import Unauthorized
+from shared.openapi import answers
 from shared.state import state_dependency
 from shared.tokens import InvalidToken, decode_user_token
 
 State = Annotated[AuthState, Depends(state_dependency(AuthState))]
 
 
-async def current_user_record(request: Request, state: State, session: SessionDep) -> User:
+@answers((401, "No token, or one that is not valid (any more)"))
+async def current_user_record(
+    request: Request, state: State, session: SessionDep, _: DocumentedBearer = None
+) -> User:
     """The caller's row. This service owns the users table, so the token is checked against
     the row itself (active, not revoked): one query, and always current."""
     token = bearer_token(request)
@@ -35,6 +39,7 @@ async def current_user_record(request: Request, state: State, session: SessionDe
     return user
 
 
+@answers((404, "User not found"))
 async def valid_user_id(user_id: uuid.UUID, session: SessionDep) -> User:
     return await accounts.get_user_or_404(session, user_id)
 

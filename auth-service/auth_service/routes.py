@@ -25,9 +25,10 @@ from auth_service.schemas import (
     VerifiedClaims,
     VerifyResponse,
 )
-from shared.auth import AdminUser, InternalCaller, authenticate, bearer_token
+from shared.auth import AdminUser, DocumentedBearer, InternalCaller, authenticate, bearer_token
 from shared.db import SessionDep
 from shared.errors import Unauthorized
+from shared.openapi import errors
 from shared.schemas import PageDep
 from shared.tokens import decode_user_token
 
@@ -42,7 +43,11 @@ async def register(data: RegisterRequest, session: SessionDep, state: State):
     return AuthResponse(message="User registered successfully", token=token, user=user)
 
 
-@router.post("/login", response_model=AuthResponse)
+@router.post(
+    "/login",
+    response_model=AuthResponse,
+    responses=errors((401, "Invalid credentials"), (403, "Account is deactivated")),
+)
 async def login(data: LoginRequest, session: SessionDep, state: State):
     user, token = await accounts.login(session, data.email, data.password, state.settings)
     return AuthResponse(message="Login successful", token=token, user=user)
@@ -67,8 +72,12 @@ async def change_password(
     return PasswordChanged(message="Password changed successfully", token=token)
 
 
-@router.post("/verify", response_model=VerifyResponse)
-async def verify(request: Request, state: State):
+@router.post(
+    "/verify",
+    response_model=VerifyResponse,
+    responses=errors((401, "No token, or one that is not valid (any more)")),
+)
+async def verify(request: Request, state: State, _: DocumentedBearer = None):
     """The original's token check: the claims of a valid token whose user exists and is active."""
     token = bearer_token(request)
     if token is None:
@@ -131,7 +140,9 @@ async def update_user(
     return MessageWithUser(message="User updated successfully", user=user)
 
 
-@internal_router.get("/users/{user_id}", response_model=UserStatusEnvelope)
+@internal_router.get(
+    "/users/{user_id}", response_model=UserStatusEnvelope, responses=errors((404, "User not found"))
+)
 async def user_status(user_id: uuid.UUID, caller: InternalCaller, session: SessionDep):
     """What other services' user status caches are filled from."""
     status_ = await accounts.user_status(session, user_id)

@@ -3,9 +3,9 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
 
-from shared.phone import normalize_kenyan_phone
+from shared.phone import KENYAN_PHONE_PATTERN, normalize_kenyan_phone
 from shared.schemas import CamelModel, RequestModel
 
 
@@ -29,7 +29,14 @@ Email = Annotated[
 ]
 # Passwords are taken exactly as typed: no stripping.
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
-Phone = Annotated[str | None, AfterValidator(_normalize_phone)]
+# Optional: "" or null is no number.
+Phone = Annotated[
+    str | None,
+    AfterValidator(_normalize_phone),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string", "pattern": f"^$|{KENYAN_PHONE_PATTERN}"}, {"type": "null"}]}
+    ),
+]
 
 
 class RegisterRequest(RequestModel):

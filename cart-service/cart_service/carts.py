@@ -34,7 +34,7 @@ from cart_service.exceptions import (
 )
 from cart_service.models import Cart, CartItem
 from cart_service.product_client import Catalogue
-from cart_service.schemas import CartItemOut, CartOut, CatalogueProduct
+from cart_service.schemas import MAX_QUANTITY, CartItemOut, CartOut, CatalogueProduct
 from cart_service.state import CartState
 from shared.errors import BadRequest
 from shared.schemas import CENTS, MAX_MONEY
@@ -42,7 +42,6 @@ from shared.schemas import CENTS, MAX_MONEY
 logger = logging.getLogger(__name__)
 
 MIN_QUANTITY = 1
-MAX_QUANTITY = 1000
 # Different products in one cart: what one call of the product lookup answers.
 MAX_LINES = 100
 PURGE_BATCH = 500

@@ -13,6 +13,7 @@ from cart_service.schemas import (
     UserIdRequest,
 )
 from shared.auth import CurrentUser, InternalCaller
+from shared.openapi import errors
 
 router = APIRouter(prefix="/api", tags=["cart"])
 internal_router = APIRouter(prefix="/api/internal", tags=["internal"])
@@ -23,7 +24,11 @@ async def get_cart(user: CurrentUser, state: State):
     return CartEnvelope(cart=await carts.get(state, user.id))
 
 
-@router.post("/cart/items", response_model=MessageWithCart)
+@router.post(
+    "/cart/items",
+    response_model=MessageWithCart,
+    responses=errors((404, "Product not found")),
+)
 async def add_item(data: AddItemRequest, user: CurrentUser, state: State):
     cart = await carts.add_item(state, user.id, data.product_id, data.quantity)
     return MessageWithCart(message="Item added to cart", cart=cart)
@@ -46,7 +51,9 @@ async def clear_cart(user: CurrentUser, state: State):
     return MessageWithCart(message="Cart cleared", cart=await carts.clear(state, user.id))
 
 
-@internal_router.post("/cart/checkout", response_model=CartEnvelope)
+@internal_router.post(
+    "/cart/checkout", response_model=CartEnvelope, responses=errors((404, "Cart is empty"))
+)
 async def checkout_cart(data: UserIdRequest, caller: InternalCaller, state: State):
     """The order service reads the cart it orders from."""
     return CartEnvelope(cart=await carts.checkout(state, data.user_id))

@@ -4,9 +4,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, WithJsonSchema
 
 from shared.schemas import CamelModel, Money, MoneyInput, RequestModel
+
+MAX_QUANTITY = 1000  # of one product in a cart
 
 
 def _not_a_boolean(value: Any) -> Any:
@@ -19,7 +21,11 @@ def _not_a_boolean(value: Any) -> Any:
 # An integer (`2`, `"2"` and `2.0` are accepted; `2.5` and `true` are not). Its range
 # (1 to 1000) is checked by the service, for the original's message
 # "Quantity must be at least 1".
-Quantity = Annotated[int, BeforeValidator(_not_a_boolean)]
+Quantity = Annotated[
+    int,
+    BeforeValidator(_not_a_boolean),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY}),
+]
 
 
 class AddItemRequest(RequestModel):

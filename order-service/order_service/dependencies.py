@@ -12,16 +12,19 @@ from order_service.state import OrderState
 from shared.auth import AdminUser, CurrentUser
 from shared.db import SessionDep
 from shared.errors import BadRequest
+from shared.openapi import answers
 from shared.state import state_dependency
 
 State = Annotated[OrderState, Depends(state_dependency(OrderState))]
 
 
+@answers((404, "Order not found"))
 async def own_order(order_id: str, user: CurrentUser, session: SessionDep) -> Order:
     """The caller's order, or 404 (another user's order is as unknown as a missing one)."""
     return await orders.get_own_order(session, user, order_id)
 
 
+@answers((404, "Order not found"))
 async def any_order(order_id: str, admin: AdminUser, session: SessionDep) -> Order:
     return await orders.get_any_order(session, order_id)
 

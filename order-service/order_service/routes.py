@@ -28,6 +28,7 @@ from order_service.schemas import (
 from shared.auth import AdminUser, CurrentUser, InternalCaller
 from shared.db import SessionDep
 from shared.idempotency import KeyedRequestDep
+from shared.openapi import errors
 from shared.schemas import DateTimeInput, Page, PageDep
 
 router = APIRouter(prefix="/api", tags=["order"])
@@ -61,7 +62,11 @@ async def get_own_order(order: OwnOrder):
     return OrderEnvelope(order=order)
 
 
-@router.put("/orders/{order_id}/cancel", response_model=MessageWithOrder)
+@router.put(
+    "/orders/{order_id}/cancel",
+    response_model=MessageWithOrder,
+    responses=errors((404, "Order not found")),
+)
 async def cancel_order(order_id: str, user: CurrentUser, state: State):
     order = await orders.cancel_as_customer(state, user, order_id)
     return MessageWithOrder(message="Order cancelled successfully", order=order)
@@ -122,19 +127,29 @@ async def get_any_order(order: AnyOrder):
     return OrderEnvelope(order=order)
 
 
-@admin_router.put("/orders/{order_id}/status", response_model=MessageWithOrder)
+@admin_router.put(
+    "/orders/{order_id}/status",
+    response_model=MessageWithOrder,
+    responses=errors((404, "Order not found"), (409, "The order cannot move to that status")),
+)
 async def change_order_status(order_id: str, data: StatusUpdate, state: State, admin: AdminUser):
     order = await orders.change_status_as_admin(state, admin, order_id, data.status)
     return MessageWithOrder(message="Order status updated", order=order)
 
 
-@internal_router.get("/orders/{order_id}", response_model=OrderEnvelope)
+@internal_router.get(
+    "/orders/{order_id}", response_model=OrderEnvelope, responses=errors((404, "Order not found"))
+)
 async def get_order_for_service(order_id: str, caller: InternalCaller, session: SessionDep):
     """For the payment service before it charges: owner, status, amount, currency."""
     return OrderEnvelope(order=await orders.get_any_order(session, order_id))
 
 
-@internal_router.post("/update-status", response_model=PaymentUpdateResult)
+@internal_router.post(
+    "/update-status",
+    response_model=PaymentUpdateResult,
+    responses=errors((404, "Order not found"), (409, "The order cannot take that payment status")),
+)
 async def update_status(data: PaymentUpdate, state: State, caller: InternalCaller):
     order, applied = await payment_updates.apply_payment_update(state, data)
     return PaymentUpdateResult(order=order, applied=applied)

@@ -12,12 +12,14 @@ from payment_service.state import PaymentState
 from shared.auth import CurrentUser
 from shared.db import SessionDep
 from shared.errors import BadRequest
+from shared.openapi import answers
 from shared.schemas import DateTimeInput
 from shared.state import state_dependency
 
 State = Annotated[PaymentState, Depends(state_dependency(PaymentState))]
 
 
+@answers((404, "Payment not found"))
 async def own_payment(payment_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Payment:
     """The caller's payment (an admin may read any); 404 otherwise, whether it exists or
     not."""
@@ -37,6 +39,7 @@ def source_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+@answers((403, "Not from Safaricom, or not the callback path's secret"))
 async def verified_mpesa_source(request: Request, state: State, secret: str = "") -> str | None:
     """The M-Pesa callback's caller, checked (mpesa_callbacks.check_caller: 403 otherwise).
     Returns the source address."""

@@ -21,6 +21,7 @@ from payment_service.metrics import webhook_rejected
 from payment_service.payments import PaymentFilters, payment_out
 from payment_service.schemas import (
     CallbackAccepted,
+    MpesaInitiated,
     MpesaPaymentRequest,
     PaymentDetail,
     PaymentEnvelope,
@@ -30,12 +31,16 @@ from payment_service.schemas import (
     ReconciliationReport,
     RefundOut,
     RefundRequest,
+    RefundResult,
+    StripeEventReceived,
+    StripeInitiated,
     StripePaymentRequest,
 )
 from shared.auth import AdminUser, CurrentUser
 from shared.db import SessionDep
 from shared.errors import BadRequest
 from shared.idempotency import KeyedRequestDep
+from shared.openapi import errors
 from shared.schemas import DateTimeInput, PageDep
 from shared.text_guard import contains_unstorable
 
@@ -43,8 +48,33 @@ router = APIRouter(prefix="/api", tags=["payment"])
 webhook_router = APIRouter(prefix="/api/webhook", tags=["webhooks"])
 admin_router = APIRouter(prefix="/api/admin", tags=["admin"])
 
+# What starting a payment or a refund may answer besides its success and what its
+# dependencies document (initiation.py, refunds.py).
+PAYMENT_ERRORS = errors(
+    (404, "Order or payment not found"),
+    (409, "A payment for this order is already in progress"),
+    (502, "The payment provider is unavailable, try again"),
+)
 
-@router.post("/payments/mpesa")
+
+def answered(model: type) -> dict[int | str, dict]:
+    """`responses=` of a route that answers with an idempotency Answer (a JSONResponse)."""
+    return {200: {"model": model, "description": "Successful Response"}, **PAYMENT_ERRORS}
+
+
+# Required: without it the answer is 400 "Invalid signature". Read in the route, not
+# declared as a Header parameter, so a missing one is refused (and counted) as a bad
+# signature, not as a validation error.
+STRIPE_SIGNATURE = {
+    "name": "Stripe-Signature",
+    "in": "header",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "Stripe's signature of the raw body (t=...,v1=...)",
+}
+
+
+@router.post("/payments/mpesa", responses=answered(MpesaInitiated))
 async def pay_with_mpesa(
     data: MpesaPaymentRequest, user: CurrentUser, state: State, keyed: KeyedRequestDep
 ):
@@ -53,7 +83,7 @@ async def pay_with_mpesa(
     return answer.response()
 
 
-@router.post("/payments/stripe")
+@router.post("/payments/stripe", responses=answered(StripeInitiated))
 async def pay_with_stripe(
     data: StripePaymentRequest, user: CurrentUser, state: State, keyed: KeyedRequestDep
 ):
@@ -68,12 +98,14 @@ async def payments_of_order(order_id: uuid.UUID, user: CurrentUser, session: Ses
     return PaymentList(payments=[payment_out(p) for p in found])
 
 
-@router.get("/payments/{payment_id}", response_model=PaymentEnvelope)
+# `:uuid`: /api/payments/mpesa and /stripe are no payment ids (a GET there is a 405 naming
+# POST, not a 400 about an id).
+@router.get("/payments/{payment_id:uuid}", response_model=PaymentEnvelope)
 async def get_payment(payment: OwnPayment):
     return PaymentEnvelope(payment=payment_out(payment))
 
 
-@router.post("/payments/{payment_id}/refund")
+@router.post("/payments/{payment_id}/refund", responses=answered(RefundResult))
 async def refund_payment(
     payment_id: uuid.UUID,
     data: RefundRequest,
@@ -161,10 +193,16 @@ async def mpesa_callback_without_secret(request: Request):
     raise CallbackForbidden()
 
 
-@webhook_router.post("/stripe")
+@webhook_router.post(
+    "/stripe",
+    response_model=StripeEventReceived,
+    responses=errors((400, "Invalid signature")),
+    openapi_extra={"parameters": [STRIPE_SIGNATURE]},
+)
 async def stripe_webhook(request: Request, state: State):
+    """Stripe's events, signed (`Stripe-Signature`) over the raw body."""
     payload = await request.body()  # the raw bytes: the signature is over them
     signature = request.headers.get("stripe-signature")
     event = stripe_webhooks.verify_stripe_event(state.settings, payload, signature)
     await stripe_webhooks.handle_stripe_event(state.sessionmaker, event)
-    return {"received": True}
+    return StripeEventReceived()

@@ -2,16 +2,19 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StringConstraints
+from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
 
-from shared.phone import normalize_kenyan_phone
+from shared.phone import KENYAN_PHONE_PATTERN, normalize_kenyan_phone
 from shared.schemas import CamelModel, Money, MoneyInput, RequestModel
 
 Currency = Annotated[
     str, StringConstraints(strip_whitespace=True, to_upper=True, pattern=r"^[A-Za-z]{3}$")
 ]
 KenyanPhone = Annotated[
-    str, StringConstraints(max_length=32), AfterValidator(normalize_kenyan_phone)
+    str,
+    StringConstraints(max_length=32),
+    AfterValidator(normalize_kenyan_phone),
+    WithJsonSchema({"type": "string", "maxLength": 32, "pattern": KENYAN_PHONE_PATTERN}),
 ]
 
 
@@ -134,6 +137,10 @@ class CallbackAccepted(CamelModel):
 
     ResultCode: int = 0
     ResultDesc: str = "Accepted"
+
+
+class StripeEventReceived(CamelModel):
+    received: bool = True
 
 
 # --- The money reconciliation report (docs/reconciliation.md) ---------------------------

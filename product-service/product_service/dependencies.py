@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from pydantic import BeforeValidator, StringConstraints
+from pydantic import BeforeValidator, StringConstraints, WithJsonSchema
 
 from product_service import catalogue
 from product_service.exceptions import ProductNotFound
@@ -16,7 +16,8 @@ from product_service.schemas import MAX_STOCK, Sort
 from shared.auth import AuthenticatedUser, optional_user
 from shared.db import SessionDep
 from shared.errors import BadRequest, ServiceUnavailable
-from shared.schemas import parse_money
+from shared.openapi import answers
+from shared.schemas import MONEY_PATTERN, parse_money
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +44,13 @@ def parse_product_id(product_id: str) -> uuid.UUID:
         raise ProductNotFound() from None
 
 
+@answers((404, "Product not found"))
 async def valid_product_id(product_id: str, session: SessionDep) -> Product:
     """The product of the path, active or not (for admin routes)."""
     return await catalogue.get_product(session, parse_product_id(product_id))
 
 
+@answers((404, "Product not found"))
 async def visible_product(product_id: str, session: SessionDep, viewer: Viewer) -> Product:
     return await catalogue.get_visible_product(session, parse_product_id(product_id), viewer)
 
@@ -55,7 +58,11 @@ async def visible_product(product_id: str, session: SessionDep, viewer: Viewer) 
 ValidProduct = Annotated[Product, Depends(valid_product_id)]
 VisibleProduct = Annotated[Product, Depends(visible_product)]
 
-PriceQuery = Annotated[Decimal, BeforeValidator(parse_money)]
+PriceQuery = Annotated[
+    Decimal,
+    BeforeValidator(parse_money),
+    WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN}),
+]
 TextQuery = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
 
 

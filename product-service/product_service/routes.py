@@ -27,6 +27,7 @@ from product_service.schemas import (
 )
 from shared.auth import AdminUser, InternalCaller
 from shared.db import SessionDep
+from shared.openapi import errors
 from shared.schemas import PageDep
 
 router = APIRouter(prefix="/api", tags=["product"])
@@ -88,7 +89,11 @@ async def lookup_products(data: LookupRequest, caller: InternalCaller, session: 
     return LookupResponse(products=[ProductSummary.model_validate(p) for p in products])
 
 
-@internal_router.post("/reserve", response_model=ReserveResponse)
+@internal_router.post(
+    "/reserve",
+    response_model=ReserveResponse,
+    responses=errors((409, "Out of stock, or the reservation changed")),
+)
 async def reserve(data: ReserveRequest, caller: InternalCaller, session: SessionDep):
     return await reservations.reserve(session, data.order_id, data.items, caller)
 
@@ -99,7 +104,11 @@ async def release(data: ReleaseRequest, caller: InternalCaller, session: Session
     return ReleaseResponse(order_id=data.order_id, released=released)
 
 
-@internal_router.post("/update-stock", response_model=MessageWithProduct)
+@internal_router.post(
+    "/update-stock",
+    response_model=MessageWithProduct,
+    responses=errors((404, "Product not found")),
+)
 async def update_stock(data: UpdateStockRequest, caller: InternalCaller, session: SessionDep):
     product = await stock.change_stock(session, data.product_id, data.quantity)
     return MessageWithProduct(message="Stock updated", product=product)

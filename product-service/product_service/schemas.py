@@ -53,9 +53,11 @@ def _dimension_values(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-Integer = Annotated[int, BeforeValidator(_reject_bool)]
-Stock = Annotated[Integer, Field(ge=0, le=MAX_STOCK)]
-Quantity = Annotated[Integer, Field(ge=1, le=MAX_QUANTITY)]
+# The bounds before the validator: so they are JSON Schema's minimum/maximum in the document
+# (after it, pydantic would write its own `ge`/`le`, which no client reads).
+Stock = Annotated[int, Field(ge=0, le=MAX_STOCK), BeforeValidator(_reject_bool)]
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY), BeforeValidator(_reject_bool)]
+Delta = Annotated[int, Field(ge=-MAX_STOCK, le=MAX_STOCK), BeforeValidator(_reject_bool)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, StringConstraints(max_length=10_000)]
 Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
@@ -97,12 +99,34 @@ class ProductCreate(ProductBody):
     is_active: bool = True
 
 
+def _without_null(schema: dict[str, Any], fields: frozenset[str] | set[str]) -> None:
+    """The document of a body whose `fields` may be left out but not sent as null."""
+    for name in fields:
+        field = schema["properties"].get(to_camel(name), {})
+        kept = [option for option in field.pop("anyOf", []) if option != {"type": "null"}]
+        if len(kept) == 1:
+            field.update(kept[0])
+        elif kept:
+            field["anyOf"] = kept
+
+
+def _one_of_delta_and_stock(schema: dict[str, Any], _: type) -> None:
+    _without_null(schema, {"delta", "stock"})
+    schema["oneOf"] = [{"required": ["delta"]}, {"required": ["stock"]}]
+
+
 # What PUT may not set to null: the column has no "nothing" (send [] to clear images).
 NOT_NULLABLE = frozenset({"name", "price", "stock", "images", "is_active"})
 
 
 class ProductUpdate(ProductBody):
     """PUT: only the fields sent change. Every product field may be sent, sku included."""
+
+    # None is "not sent" for the NOT_NULLABLE fields: their null is refused (_not_null), and
+    # the document does not offer it (_without_null).
+    model_config = ProductBody.model_config | {
+        "json_schema_extra": lambda schema, _: _without_null(schema, NOT_NULLABLE)
+    }
 
     name: Name | None = None
     description: Description | None = None
@@ -130,10 +154,23 @@ class ProductUpdate(ProductBody):
 class StockChange(RequestModel):
     """Admin restock: `{"delta": 5}` (add or take) or `{"stock": 40}` (set), exactly one."""
 
-    model_config = ConfigDict(alias_generator=to_camel, validate_by_alias=True, extra="forbid")
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        extra="forbid",
+        json_schema_extra=_one_of_delta_and_stock,
+    )
 
-    delta: Annotated[Integer, Field(ge=-MAX_STOCK, le=MAX_STOCK)] | None = None
+    delta: Delta | None = None
     stock: Stock | None = None
+
+    @field_validator("delta", "stock", mode="before")
+    @classmethod
+    def _not_null(cls, value: object) -> object:
+        # Left out, not null: the document's oneOf names the field that is sent.
+        if value is None:
+            raise ValueError("may not be null")
+        return value
 
     @model_validator(mode="after")
     def _exactly_one(self):
@@ -259,4 +296,4 @@ class ReleaseResponse(CamelModel):
 
 class UpdateStockRequest(RequestModel):
     product_id: uuid.UUID
-    quantity: Annotated[Integer, Field(ge=-MAX_STOCK, le=MAX_STOCK)]
+    quantity: Delta

@@ -25,6 +25,7 @@ from shared.http_client import ServiceClient
 from shared.logging import configure_logging
 from shared.methods import HeadAsGetMiddleware
 from shared.metrics import MetricsHook, metrics_router
+from shared.openapi import install_openapi
 from shared.request_context import RequestContextMiddleware
 from shared.settings import ServiceSettings
 from shared.state import DatabaseState, ServiceState, state_of
@@ -156,4 +157,5 @@ def create_app(
     app.include_router(metrics_router(_state, metrics_hooks))
     for router in routers:
         app.include_router(router)
+    install_openapi(app)
     return app

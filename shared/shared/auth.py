@@ -12,10 +12,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from shared.errors import Forbidden, Unauthorized
 from shared.http_client import INTERNAL_TOKEN_HEADER
+from shared.openapi import answers
 from shared.state import service_state
 from shared.tokens import InvalidToken, decode_internal_token, decode_user_token
 from shared.user_status import UserStatusCache
@@ -30,6 +32,23 @@ class AuthenticatedUser:
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+
+# For the document only (the security scheme of every route that needs a user); the
+# header is read and judged by `bearer_token`, in this system's error format.
+bearer_scheme = HTTPBearer(
+    scheme_name="bearerAuth",
+    bearerFormat="JWT",
+    description="The token of POST /api/auth/login or /api/auth/register.",
+    auto_error=False,
+)
+internal_token_scheme = APIKeyHeader(
+    name=INTERNAL_TOKEN_HEADER,
+    scheme_name="internalToken",
+    description="A token only the system's own services can make (docs/internal-api.md).",
+    auto_error=False,
+)
+DocumentedBearer = Annotated[HTTPAuthorizationCredentials | None, Security(bearer_scheme)]
 
 
 def bearer_token(request: Request) -> str | None:
@@ -59,7 +78,8 @@ async def authenticate(
     return AuthenticatedUser(id=claims.id, email=claims.email, role=status.role)
 
 
-async def current_user(request: Request) -> AuthenticatedUser:
+@answers((401, "No token, or one that is not valid (any more)"))
+async def current_user(request: Request, _: DocumentedBearer = None) -> AuthenticatedUser:
     cached = getattr(request.state, "user", None)
     if cached is not None:
         return cached
@@ -82,6 +102,7 @@ async def optional_user(request: Request) -> AuthenticatedUser | None:
         return None
 
 
+@answers((403, "The caller is not an admin"))
 async def require_admin(
     user: Annotated[AuthenticatedUser, Depends(current_user)],
 ) -> AuthenticatedUser:
@@ -90,7 +111,11 @@ async def require_admin(
     return user
 
 
-async def internal_caller(request: Request) -> str:
+@answers((401, "No internal service token, or one that is not valid"))
+async def internal_caller(
+    request: Request,
+    _: Annotated[str | None, Security(internal_token_scheme)] = None,
+) -> str:
     """The name of the calling service; internal routes accept nothing else."""
     token = request.headers.get(INTERNAL_TOKEN_HEADER)
     if not token:

@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from shared.errors import Conflict, Unprocessable
+from shared.openapi import answers
 
 HEADER = "Idempotency-Key"
 # A request still unanswered after this long died with its process: its key is free.
@@ -109,6 +110,10 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
 
 
+@answers(
+    (409, "A request with this Idempotency-Key is still being processed"),
+    (422, "This Idempotency-Key was used with another request"),
+)
 async def keyed_request(
     request: Request,
     key: Annotated[

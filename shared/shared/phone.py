@@ -2,8 +2,16 @@
 
 import re
 
-_SEPARATORS = re.compile(r"[\s\-().]")
-_KENYAN_MOBILE = re.compile(r"^(?:\+?254|0)?([17]\d{8})$")
+# Spaces, dashes, dots and brackets may be anywhere ("0712-345-678", "(0712) 345 678").
+_SEPARATOR = r"[ \t\n\r\f\v().-]"
+_SEPARATORS = re.compile(_SEPARATOR)
+_KENYAN_MOBILE = re.compile(r"^(?:\+?254|0)?([17][0-9]{8})$")
+# The same rule as one regular expression over the number as typed: the API document's
+# `pattern` (ECMA-262 and Python read it alike), so it refuses exactly what this module does.
+KENYAN_PHONE_PATTERN = (
+    rf"^{_SEPARATOR}*(?:(?:\+{_SEPARATOR}*)?2{_SEPARATOR}*5{_SEPARATOR}*4{_SEPARATOR}*"
+    rf"|0{_SEPARATOR}*)?[17](?:{_SEPARATOR}*[0-9]){{8}}{_SEPARATOR}*$"
+)
 
 
 def normalize_kenyan_phone(value: str) -> str:

@@ -13,6 +13,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     PlainSerializer,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -53,6 +54,10 @@ class RequestModel(CamelModel):
 
 
 MAX_MONEY = Decimal("9999999999.99")  # NUMERIC(12, 2)
+# Money as text: digits, at most two decimals ("1500", "1500.5", "1500.50"). The document's
+# pattern and the server's rule are this one expression.
+MONEY_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,2})?$"
+_MONEY_TEXT = re.compile(MONEY_PATTERN)
 
 
 def parse_money(value: object) -> Decimal:
@@ -61,7 +66,11 @@ def parse_money(value: object) -> Decimal:
     value (19.99 is 19.99, not 19.989999...)."""
     if isinstance(value, bool) or value is None:
         raise ValueError("must be a decimal number")
-    text = repr(value) if isinstance(value, float) else str(value).strip()
+    if isinstance(value, str) and not _MONEY_TEXT.match(value):
+        if _MONEY_TEXT.match(value.strip().lstrip("+-")) and value.strip().startswith("-"):
+            raise ValueError("must be 0 or more")
+        raise ValueError("must be a decimal number with at most 2 decimal places, e.g. 1500.50")
+    text = repr(value) if isinstance(value, float) else str(value)
     try:
         amount = Decimal(text)
     except InvalidOperation:
@@ -80,7 +89,23 @@ def parse_money(value: object) -> Decimal:
 
 
 # Money into the system: "150000", 150000, 1500.5, "1500.50" -> Decimal("1500.50").
-MoneyInput = Annotated[Decimal, BeforeValidator(parse_money)]
+MoneyInput = Annotated[
+    Decimal,
+    BeforeValidator(parse_money),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {
+                    "type": "number",
+                    "minimum": 0,
+                    "maximum": float(MAX_MONEY),
+                    "multipleOf": 0.01,
+                },
+                {"type": "string", "pattern": MONEY_PATTERN},
+            ]
+        }
+    ),
+]
 
 
 def money_str(value: Decimal) -> str:
