@@ -9,7 +9,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 RUN := $(UV) run --no-sync
 
 .DEFAULT_GOAL := help
-.PHONY: help run seed reconcile test browser-test compose-test bench lint format migrate install up up-prod down logs ops-test
+.PHONY: help run seed reconcile test browser-test compose-test bench fuzz lint format migrate install up up-prod down logs ops-test
 COMPOSE ?= docker compose
 # Waits for another apt (a second install running at the same time) instead of failing.
 APT_INSTALL := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq
@@ -40,6 +40,9 @@ compose-test: install ## Build the images, run the system in Docker Compose and 
 bench: install ## Measure the gateway against direct calls (needs wrk)
 	@command -v wrk >/dev/null 2>&1 || $(MAKE) --no-print-directory .install-wrk
 	@$(RUN) python -m scripts.bench
+
+fuzz: install ## Schemathesis, every check, against the gateway's and each service's document (FUZZ_SECONDS per run, default 30)
+	@$(RUN) python -m scripts.fuzz
 
 lint: install ## ruff check and ruff format --check
 	@$(RUN) ruff check .

@@ -6,8 +6,8 @@ fake Stripe, the M-Pesa simulator), makes its own users and products, then runs 
   - against the gateway's document with a customer's token, then with an admin's;
   - against each service's own document (with an admin's token).
 Each run is bounded in time (FUZZ_SECONDS, default 30). Exit 0 when no run found a
-failure. Not yet in the Makefile nor in CI: the documents do not tell the whole truth yet
-(issue 10), so the runs still report failures.
+failure. What schemathesis.toml accepts, and why, is in the README ("Fuzzing"). The admin
+it runs as is never at risk: the admin's user route is pinned to a throwaway customer.
 """
 
 import asyncio
@@ -146,10 +146,17 @@ def st_run(name: str, schema: str, token: str, seconds: int, env: dict[str, str]
         schema,
         "--checks",
         "all",
+        # DELETE /api/products/{id} deactivates (the original's soft delete) and an admin
+        # still reads the product: README "Fuzzing". On the command line, since `--checks
+        # all` turns on what schemathesis.toml would turn off.
+        "--exclude-checks",
+        "use_after_free",
         "--max-time",
         str(seconds),
+        # One worker: Python 3.11's ast.parse is not thread-safe, and Hypothesis parses
+        # lambdas while generating ("AST constructor recursion depth mismatch" with 2).
         "--workers",
-        "2",
+        "1",
         "--header",
         f"Authorization: Bearer {token}",
         "--request-timeout",

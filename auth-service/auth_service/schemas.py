@@ -3,10 +3,10 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, Field, StrictBool, StringConstraints, WithJsonSchema
 
 from shared.phone import KENYAN_PHONE_PATTERN, normalize_kenyan_phone
-from shared.schemas import CamelModel, RequestModel
+from shared.schemas import CamelModel, RequestModel, without_null
 
 
 def normalize_email(value: str) -> str:
@@ -25,7 +25,10 @@ def _normalize_phone(value: str | None) -> str | None:
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Email = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(normalize_email)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254),
+    AfterValidator(normalize_email),
+    WithJsonSchema({"type": "string", "format": "email", "maxLength": 254}),
 ]
 # Passwords are taken exactly as typed: no stripping.
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
@@ -52,6 +55,11 @@ class LoginRequest(RequestModel):
 
 
 class ProfileUpdate(RequestModel):
+    # A name may be left out, not sent as null (accounts.update_profile refuses it).
+    model_config = RequestModel.model_config | {
+        "json_schema_extra": lambda schema, _: without_null(schema, {"name"})
+    }
+
     name: Name | None = None
     phone_number: Phone = None
 
@@ -63,7 +71,8 @@ class ChangePasswordRequest(RequestModel):
 
 class AdminUserUpdate(RequestModel):
     role: Literal["customer", "admin"] | None = None
-    is_active: bool | None = None
+    # JSON true or false only (0, 1, "yes" are not booleans: the document says boolean).
+    is_active: StrictBool | None = None
 
 
 class UserOut(CamelModel):

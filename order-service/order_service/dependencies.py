@@ -44,6 +44,7 @@ async def time_zone(
         Query(
             max_length=64,
             description="An IANA time zone (Africa/Nairobi): the days are its calendar days.",
+            json_schema_extra={"enum": sorted(_time_zone_names())},
         ),
     ] = "UTC",
 ) -> ZoneInfo:

@@ -2,7 +2,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, Field, StrictBool, StringConstraints, WithJsonSchema
 
 from shared.phone import KENYAN_PHONE_PATTERN, normalize_kenyan_phone
 from shared.schemas import CamelModel, Money, MoneyInput, RequestModel
@@ -37,7 +37,7 @@ class RefundRequest(RequestModel):
     amount: MoneyInput | None = None
     reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
     # M-Pesa refunds are made in the M-Pesa portal and recorded here with their reference.
-    manual: bool = False
+    manual: StrictBool = False  # JSON true or false only
     reference: Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)] | None = (
         None
     )

@@ -12,14 +12,16 @@ from pydantic import (
     Field,
     HttpUrl,
     PlainSerializer,
+    StrictBool,
     StringConstraints,
     TypeAdapter,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 from pydantic.alias_generators import to_camel
 
-from shared.schemas import CamelModel, Money, MoneyInput, RequestModel
+from shared.schemas import CamelModel, Money, MoneyInput, RequestModel, without_null
 
 MAX_ITEMS_PER_CALL = 100
 MAX_QUANTITY = 1_000_000
@@ -62,8 +64,13 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Description = Annotated[str, StringConstraints(max_length=10_000)]
 Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Sku = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# The document's pattern is a plain http(s) URL, a part of what the server takes.
+URL_PATTERN = r"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,4})?(/[A-Za-z0-9._~%/-]*)?$"
 Url = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=2048), AfterValidator(_url)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=2048),
+    AfterValidator(_url),
+    WithJsonSchema({"type": "string", "maxLength": 2048, "pattern": URL_PATTERN}),
 ]
 Images = Annotated[list[Url], Field(max_length=MAX_IMAGES)]
 # Kilograms: a number or a string, >= 0, at most 3 decimals (pydantic reads floats by repr).
@@ -73,6 +80,16 @@ Dimensions = Annotated[
     dict[Annotated[str, StringConstraints(min_length=1, max_length=30)], Any],
     Field(max_length=MAX_DIMENSIONS),
     AfterValidator(_dimension_values),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": MAX_DIMENSIONS,
+            "propertyNames": {"minLength": 1, "maxLength": 30},
+            "additionalProperties": {
+                "anyOf": [{"type": "number"}, {"type": "string", "maxLength": 50}]
+            },
+        }
+    ),
 ]
 # Weight leaves as a string with three decimals ("0.187"), as PostgreSQL DECIMALs did.
 WeightOut = Annotated[Decimal, PlainSerializer(str, return_type=str, when_used="json")]
@@ -96,22 +113,11 @@ class ProductCreate(ProductBody):
     sku: Sku | None = None
     weight: Weight | None = None
     dimensions: Dimensions | None = None
-    is_active: bool = True
-
-
-def _without_null(schema: dict[str, Any], fields: frozenset[str] | set[str]) -> None:
-    """The document of a body whose `fields` may be left out but not sent as null."""
-    for name in fields:
-        field = schema["properties"].get(to_camel(name), {})
-        kept = [option for option in field.pop("anyOf", []) if option != {"type": "null"}]
-        if len(kept) == 1:
-            field.update(kept[0])
-        elif kept:
-            field["anyOf"] = kept
+    is_active: StrictBool = True  # JSON true or false only
 
 
 def _one_of_delta_and_stock(schema: dict[str, Any], _: type) -> None:
-    _without_null(schema, {"delta", "stock"})
+    without_null(schema, {"delta", "stock"})
     schema["oneOf"] = [{"required": ["delta"]}, {"required": ["stock"]}]
 
 
@@ -123,9 +129,9 @@ class ProductUpdate(ProductBody):
     """PUT: only the fields sent change. Every product field may be sent, sku included."""
 
     # None is "not sent" for the NOT_NULLABLE fields: their null is refused (_not_null), and
-    # the document does not offer it (_without_null).
+    # the document does not offer it (without_null).
     model_config = ProductBody.model_config | {
-        "json_schema_extra": lambda schema, _: _without_null(schema, NOT_NULLABLE)
+        "json_schema_extra": lambda schema, _: without_null(schema, NOT_NULLABLE)
     }
 
     name: Name | None = None
@@ -138,7 +144,7 @@ class ProductUpdate(ProductBody):
     sku: Sku | None = None
     weight: Weight | None = None
     dimensions: Dimensions | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
     @field_validator(*NOT_NULLABLE, mode="before")
     @classmethod

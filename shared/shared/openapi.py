@@ -21,6 +21,9 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, ConfigDict, Field
 
 ERROR_REF = "#/components/schemas/ErrorResponse"
+# Text PostgreSQL can store: no NUL (shared.text_guard refuses it with a 400 in every body
+# field and query). Written on every free text of the document, so it says the same.
+STORABLE_TEXT = "^[^\\u0000]*$"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -93,6 +96,20 @@ def _complete(operation: dict[str, Any], route: Any) -> None:
     operation["responses"] = dict(sorted(responses.items()))
 
 
+def _storable_text(node: Any) -> None:
+    """Every string schema without a pattern, format or enum of its own gets STORABLE_TEXT."""
+    if isinstance(node, dict):
+        kind = node.get("type")
+        is_text = kind == "string" or (isinstance(kind, list) and "string" in kind)
+        if is_text and not {"pattern", "format", "enum", "const"} & node.keys():
+            node["pattern"] = STORABLE_TEXT
+        for value in node.values():
+            _storable_text(value)
+    elif isinstance(node, list):
+        for item in node:
+            _storable_text(item)
+
+
 def install_openapi(app: FastAPI) -> None:
     """The app's `/openapi.json` with every route's error answers (see the module)."""
     generate = app.openapi
@@ -108,6 +125,8 @@ def install_openapi(app: FastAPI) -> None:
             for method in route.methods or ():
                 if method.lower() in item:
                     _complete(item[method.lower()], route)
+        _storable_text(document.get("paths"))
+        _storable_text(document.get("components", {}).get("schemas"))
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         schemas.setdefault("ErrorResponse", ErrorResponse.model_json_schema())
         if "HTTPValidationError" not in str(document.get("paths")):

@@ -4,7 +4,7 @@ two decimals, the original's pagination envelope fields."""
 import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Query
 from pydantic import (
@@ -51,6 +51,18 @@ class RequestModel(CamelModel):
         if contains_unstorable(value):
             raise ValueError(UNSTORABLE_TEXT)
         return value
+
+
+def without_null(schema: dict[str, Any], fields: set[str] | frozenset[str]) -> None:
+    """The document of a body whose `fields` may be left out but not sent as null (a
+    model's `json_schema_extra`)."""
+    for name in fields:
+        field = schema["properties"].get(to_camel(name), {})
+        kept = [option for option in field.pop("anyOf", []) if option != {"type": "null"}]
+        if len(kept) == 1:
+            field.update(kept[0])
+        elif kept:
+            field["anyOf"] = kept
 
 
 MAX_MONEY = Decimal("9999999999.99")  # NUMERIC(12, 2)

@@ -61,3 +61,8 @@ def test_fastapi_s_422_goes_unless_the_route_declares_one():
 
 def test_a_route_without_input_has_no_400():
     assert sorted(document()["paths"]["/api/plain"]["get"]["responses"]) == ["200", "503"]
+
+
+def test_free_text_is_documented_without_nul_as_the_text_guard_refuses_it():
+    (name,) = document()["paths"]["/api/things"]["post"]["parameters"]
+    assert name["schema"]["pattern"] == "^[^\\u0000]*$"
