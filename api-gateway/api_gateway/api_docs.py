@@ -13,9 +13,9 @@ paths (routing.py: the auth service's `/api/login` is `/api/auth/login`, the ord
 service's `/api/admin/...` is `/api/orders/admin/...`); internal routes, `/health`,
 `/ready` and `/metrics` are left out. Operations are tagged per service, say who may call
 them (the bearer-token scheme on every protected route, "Admin only" on admin ones),
-document the errors every client meets (400 validation, 401, 403, 429, 503) in the
-system's `{"error": ...}` shape instead of FastAPI's 422, and carry the README's examples
-(api_examples.py).
+keep every status the service documents (shared.openapi) and add those of the gateway
+(400 validation, 401, 403, 413, 429, 503, 504), all in the system's `{"error": ...}`
+shape, and carry the README's examples (api_examples.py).
 """
 
 import asyncio
