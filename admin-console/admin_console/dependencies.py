@@ -4,8 +4,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from admin_console.gateway_client import ApiError, ShopApi
-from admin_console.session import SessionToken, SignInRequired, current_path
+from admin_console.exceptions import ApiError, SignInRequired
+from admin_console.gateway_client import ShopApi
+from admin_console.session import SessionToken, current_path
 from admin_console.state import console_settings, console_state
 
 ADMIN_ONLY = "Access denied. Admin only."

@@ -6,36 +6,14 @@ vouches for it: the gateway's rate limits then count each person, not the consol
 answer that is not a success becomes an `ApiError` with the API's own message, which the
 pages show as it is."""
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
+from admin_console.exceptions import ApiError
 from shared.http_client import ServiceClient
 
 SERVICE_NAME = "admin-console"  # the issuer of its internal tokens (the gateway checks it)
-
-
-@dataclass
-class ApiError(Exception):
-    status: int
-    message: str
-    details: Any = None
-    retry_after: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def __str__(self) -> str:
-        return f"{self.status} {self.message}"
-
-    def field_errors(self) -> dict[str, str]:
-        """A validation error's messages by field name (`{"price": "must be ..."}`)."""
-        if not isinstance(self.details, list):
-            return {}
-        errors: dict[str, str] = {}
-        for detail in self.details:
-            if isinstance(detail, dict) and detail.get("field"):
-                errors.setdefault(str(detail["field"]), str(detail.get("message", "")))
-        return errors
 
 
 class ShopApi:

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
 from admin_console import routes
 from admin_console.config import ConsoleSettings, get_settings
-from admin_console.gateway_client import SERVICE_NAME, ApiError
+from admin_console.exceptions import ApiError, CsrfRefused, SignInRequired
+from admin_console.gateway_client import SERVICE_NAME
 from admin_console.security_headers import ConsoleSecurityHeaders
 from admin_console.session import (
     BASE,
-    CsrfRefused,
-    SignInRequired,
     end_session,
     sign_in_url,
 )
@@ -72,6 +72,21 @@ async def _api_error(request: Request, exc: ApiError) -> Response:
         "error.html",
         {"title": "The shop's API refused", "message": exc.message},
         status_code=exc.status if 400 <= exc.status < 600 else 502,
+    )
+
+
+async def _invalid_request(request: Request, exc: RequestValidationError) -> Response:
+    """A path that names nothing (an id that is no id) is a page that does not exist; a
+    form field out of bounds is said."""
+    errors = exc.errors()
+    if any(error.get("loc", ("",))[0] == "path" for error in errors):
+        return await _http_error(request, StarletteHTTPException(404))
+    fields = ", ".join(str(error.get("loc", ("", "?"))[-1]) for error in errors)
+    return render(
+        request,
+        "error.html",
+        {"title": "Form refused", "message": f"These fields are not as expected: {fields}."},
+        status_code=400,
     )
 
 
@@ -135,6 +150,7 @@ def create_app(
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(CsrfRefused, _csrf_refused)
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(routes.probes)

@@ -2,6 +2,8 @@
 token). What a page shows comes from views.py; the API's refusals are shown on the page
 they came from, with the API's message, and the status the API gave."""
 
+import re
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
@@ -12,7 +14,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from admin_console import views
 from admin_console.dependencies import AnonymousApi, Api
-from admin_console.gateway_client import ApiError
+from admin_console.exceptions import ApiError
 from admin_console.session import (
     BASE,
     SIGN_IN_REASONS,
@@ -180,7 +182,7 @@ async def orders(request: Request, api: Api):
     )
 
 
-async def _order(request: Request, api: Api, order_id: str, **extra: Any) -> Response:
+async def _order(request: Request, api: Api, order_id: uuid.UUID, **extra: Any) -> Response:
     context = await views.order_page(api, order_id)
     status_code = extra.pop("status_code", 200)
     return render(
@@ -199,13 +201,13 @@ async def _order(request: Request, api: Api, order_id: str, **extra: Any) -> Res
 
 
 @router.get("/orders/{order_id}")
-async def order(request: Request, api: Api, order_id: str):
+async def order(request: Request, api: Api, order_id: uuid.UUID):
     return await _order(request, api, order_id)
 
 
 @forms.post("/orders/{order_id}/status")
 async def change_order_status(
-    request: Request, api: Api, order_id: str, status: Annotated[str, Form(max_length=20)]
+    request: Request, api: Api, order_id: uuid.UUID, status: Annotated[str, Form(max_length=20)]
 ):
     try:
         await api.put(f"/api/orders/admin/orders/{order_id}/status", {"status": status})
@@ -220,7 +222,7 @@ async def change_order_status(
 async def refund(
     request: Request,
     api: Api,
-    order_id: str,
+    order_id: uuid.UUID,
     payment_id: Annotated[str, Form(max_length=64)],
     provider: Annotated[str, Form(max_length=20)] = "",
     amount: Annotated[str, Form(max_length=32)] = "",
@@ -319,7 +321,9 @@ async def create_product(request: Request, api: Api):
     return see(f"{BASE}/products/{body['product']['id']}", "created")
 
 
-async def _product_page(request: Request, api: Api, product_id: str, **extra: Any) -> Response:
+async def _product_page(
+    request: Request, api: Api, product_id: uuid.UUID, **extra: Any
+) -> Response:
     product = (await api.get(f"/api/products/{product_id}"))["product"]
     status_code = extra.pop("status_code", 200)
     form = extra.pop("form", None) or {
@@ -341,12 +345,12 @@ async def _product_page(request: Request, api: Api, product_id: str, **extra: An
 
 
 @router.get("/products/{product_id}")
-async def product(request: Request, api: Api, product_id: str):
+async def product(request: Request, api: Api, product_id: uuid.UUID):
     return await _product_page(request, api, product_id)
 
 
 @forms.post("/products/{product_id}")
-async def save_product(request: Request, api: Api, product_id: str):
+async def save_product(request: Request, api: Api, product_id: uuid.UUID):
     form = await _product_form(request)
     try:
         await api.put(f"/api/products/{product_id}", views.product_body(form, creating=False))
@@ -365,9 +369,13 @@ async def save_product(request: Request, api: Api, product_id: str):
 
 @forms.post("/products/{product_id}/stock")
 async def restock(
-    request: Request, api: Api, product_id: str, delta: Annotated[str, Form(max_length=20)] = ""
+    request: Request,
+    api: Api,
+    product_id: uuid.UUID,
+    delta: Annotated[str, Form(max_length=20)] = "",
 ):
-    value: Any = int(delta) if delta.strip().lstrip("-").isdigit() else delta
+    # A whole number goes as one; anything else as typed, for the API to name the problem.
+    value: Any = int(delta) if re.fullmatch(r"\s*-?\d{1,12}\s*", delta) else delta
     try:
         await api.patch(f"/api/products/{product_id}/stock", {"delta": value})
     except ApiError as error:
@@ -383,13 +391,13 @@ async def restock(
 
 
 @forms.post("/products/{product_id}/deactivate")
-async def deactivate_product(request: Request, api: Api, product_id: str):
+async def deactivate_product(request: Request, api: Api, product_id: uuid.UUID):
     await api.delete(f"/api/products/{product_id}")
     return see(f"{BASE}/products/{product_id}", "deactivated")
 
 
 @forms.post("/products/{product_id}/reactivate")
-async def reactivate_product(request: Request, api: Api, product_id: str):
+async def reactivate_product(request: Request, api: Api, product_id: uuid.UUID):
     await api.put(f"/api/products/{product_id}", {"isActive": True})
     return see(f"{BASE}/products/{product_id}", "reactivated")
 
@@ -415,7 +423,7 @@ async def payments(request: Request, api: Api):
 
 
 @router.get("/payments/{payment_id}")
-async def payment(request: Request, api: Api, payment_id: str):
+async def payment(request: Request, api: Api, payment_id: uuid.UUID):
     body = await api.get(f"/api/payments/admin/payments/{payment_id}")
     return render(
         request,
@@ -490,7 +498,7 @@ async def users(request: Request, api: Api):
 async def change_user(
     request: Request,
     api: Api,
-    user_id: str,
+    user_id: uuid.UUID,
     change: Annotated[str, Form(max_length=20)],
     back: Annotated[str, Form(max_length=2000)] = "",
 ):

@@ -18,25 +18,13 @@ from fastapi import Depends, Request
 from starlette.responses import Response
 
 from admin_console.config import ConsoleSettings
+from admin_console.exceptions import CsrfRefused, SignInRequired
 
 BASE = "/admin"
 SESSION_COOKIE = "admin_session"
 CSRF_COOKIE = "admin_csrf"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-
-
-class SignInRequired(Exception):
-    """No session, or the API no longer accepts its token: back to the sign-in page, with
-    the page the person was on remembered."""
-
-    def __init__(self, next_path: str, reason: str | None = None) -> None:
-        self.next_path = next_path
-        self.reason = reason  # a key of SIGN_IN_REASONS
-
-
-class CsrfRefused(Exception):
-    pass
 
 
 SIGN_IN_REASONS = {

@@ -2,15 +2,16 @@
 the services: the console asks, shows, and sends what the admin chose."""
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from admin_console.exceptions import ApiError, SignInRequired
 from admin_console.formatting import Formats, to_decimal
-from admin_console.gateway_client import ApiError, ShopApi
-from admin_console.session import SignInRequired
+from admin_console.gateway_client import ShopApi
 
 ORDER_STATUSES = ("pending", "paid", "processing", "shipped", "delivered", "cancelled", "failed")
 PAYMENT_STATUSES = ("pending", "paid", "failed", "refund_pending", "refunded")
@@ -199,7 +200,7 @@ async def customer_by_email(api: ShopApi, email: str) -> dict | None:
     return next((user for user in body["users"] if user["email"] == wanted), None)
 
 
-async def order_page(api: ShopApi, order_id: str) -> dict:
+async def order_page(api: ShopApi, order_id: uuid.UUID) -> dict:
     order = (await api.get(f"/api/orders/admin/orders/{order_id}"))["order"]
     payments, customer = await sections(
         api.get("/api/payments/admin/payments", orderId=order["id"], limit=100),

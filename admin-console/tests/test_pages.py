@@ -268,11 +268,12 @@ async def test_the_last_admin_is_protected_with_the_apis_message(signed_in, fake
         "/api/auth/admin/users",
         {"users": [], "totalUsers": 0, "totalPages": 0, "currentPage": 1},
     )
+    user_id = "59da573d-8bd9-4115-9e20-e593953cce41"
     fake_gateway.answer(
-        "PUT", "/api/auth/admin/users/u-1", (400, {"error": "Cannot demote the last admin"})
+        "PUT", f"/api/auth/admin/users/{user_id}", (400, {"error": "Cannot demote the last admin"})
     )
     response = await console.post(
-        "/admin/users/u-1",
+        f"/admin/users/{user_id}",
         data={"csrf_token": csrf, "change": "demote", "back": "search=adm&page=2"},
     )
     assert response.status_code == 400
@@ -315,3 +316,43 @@ async def test_health_and_readiness(make_console, fake_gateway):
     fake_gateway.answer("GET", "/health", {"status": "OK"})
     assert (await console.get("/ready")).json() == {"status": "ready", "service": "Admin Console"}
     assert "http_requests" in (await console.get("/metrics")).text
+
+
+async def test_an_id_that_is_no_id_is_a_missing_page_and_odd_input_a_400(signed_in, fake_gateway):
+    console, csrf = signed_in
+    for path in ("/admin/orders/not-an-id", "/admin/payments/1%3Fx=1", "/admin/products/%2e%2e"):
+        response = await console.get(path)
+        assert response.status_code == 404, path
+        assert "There is no such page in the console." in response.text
+    assert fake_gateway.requests == []
+    product_id = "f3675b8b-6256-4c9c-9839-003ec751c3ec"
+    fake_gateway.answer(
+        "GET",
+        f"/api/products/{product_id}",
+        {
+            "product": {
+                "id": product_id,
+                "name": "Kettle",
+                "price": "10.00",
+                "stock": 3,
+                "isActive": True,
+                "updatedAt": "2026-12-04T21:30:00Z",
+            }
+        },
+    )
+    fake_gateway.answer(
+        "PATCH",
+        f"/api/products/{product_id}/stock",
+        (400, {"error": "Validation error", "details": [{"field": "delta", "message": "bad"}]}),
+    )
+    odd = await console.post(
+        f"/admin/products/{product_id}/stock", data={"csrf_token": csrf, "delta": "--5"}
+    )
+    assert odd.status_code == 400 and 'id="delta-error">bad<' in odd.text
+    assert fake_gateway.last(f"/api/products/{product_id}/stock").read() == b'{"delta":"--5"}'
+    too_long = await console.post(
+        f"/admin/products/{product_id}/stock", data={"csrf_token": csrf, "delta": "9" * 30}
+    )
+    assert too_long.status_code == 400 and "These fields are not as expected: delta." in (
+        too_long.text
+    )
