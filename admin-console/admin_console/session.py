@@ -69,14 +69,21 @@ def session_token(request: Request) -> str:
 SessionToken = Annotated[str, Depends(session_token)]
 
 
-def token_expiry(token: str) -> datetime | None:
-    """The `exp` of a JWT, read without checking it (the API checks it on every call):
-    only to end the cookie when the token ends."""
+def token_claims(token: str) -> dict:
+    """The claims of a JWT, read without checking it: only to show who is signed in and to
+    end the cookie when the token ends (the API checks the token on every call)."""
     try:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return datetime.fromtimestamp(int(claims["exp"]), UTC)
-    except (IndexError, ValueError, KeyError, TypeError):
+    except (IndexError, ValueError, TypeError):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def token_expiry(token: str) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(token_claims(token)["exp"]), UTC)
+    except (KeyError, ValueError, TypeError, OverflowError):
         return None
 
 

@@ -1,8 +1,6 @@
 """Rendering a page: the Jinja2 templates, with what every page needs (the CSRF token, the
 formats of money and time, who is signed in, the navigation)."""
 
-import base64
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from admin_console.session import (
     SESSION_COOKIE,
     csrf_token,
     set_csrf_cookie,
+    token_claims,
 )
 from admin_console.state import console_settings
 
@@ -37,17 +36,10 @@ NAVIGATION = (
 
 
 def signed_in_email(request: Request) -> str | None:
-    """The email in the session token, to say who is signed in (display only: the API
-    checks the token itself on every call)."""
+    """Who is signed in, from the session token (display only)."""
     token = request.cookies.get(SESSION_COOKIE)
-    if not token:
-        return None
-    try:
-        payload = token.split(".")[1]
-        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        return str(claims.get("email") or "") or None
-    except (IndexError, ValueError, TypeError, AttributeError):
-        return None
+    email = token_claims(token).get("email") if token else None
+    return str(email) if email else None
 
 
 def formats(request: Request) -> Formats:
