@@ -44,9 +44,10 @@ bench: install ## Measure the gateway against direct calls (needs wrk)
 fuzz: install ## Schemathesis, every check, against the gateway's and each service's document (FUZZ_SECONDS per run, default 30)
 	@$(RUN) python -m scripts.fuzz
 
-lint: install ## ruff check and ruff format --check
+lint: install ## ruff check, ruff format --check and mypy --strict (pyproject.toml [tool.mypy])
 	@$(RUN) ruff check .
 	@$(RUN) ruff format --check .
+	@$(RUN) mypy
 
 format: install ## ruff format and fix what ruff can
 	@$(RUN) ruff check --fix .

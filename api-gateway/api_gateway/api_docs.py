@@ -36,6 +36,7 @@ from starlette.staticfiles import StaticFiles
 
 from api_gateway.api_examples import EXAMPLES
 from api_gateway.routing import UPSTREAMS, Access, resolve
+from shared.http_client import ServiceClient
 
 logger = logging.getLogger(__name__)
 
@@ -376,14 +377,15 @@ class ApiDocs:
         self._next_attempt.pop(name, None)
 
 
-def http_fetch(client: Any) -> Fetch:
+def http_fetch(client: ServiceClient) -> Fetch:
     """Fetches with the gateway's service client (no internal token: the documents are
     public on each service)."""
 
     async def fetch(url: str) -> dict[str, Any]:
         response = await client.request("GET", url, internal=False, timeout=FETCH_TIMEOUT)
         response.raise_for_status()
-        return response.json()
+        document: dict[str, Any] = response.json()
+        return document
 
     return fetch
 

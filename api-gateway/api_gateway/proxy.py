@@ -10,6 +10,7 @@ never a hang.
 
 import asyncio
 import logging
+from collections.abc import Mapping
 from urllib.parse import quote
 
 import httpx
@@ -59,7 +60,7 @@ _QUERY_SAFE = _PATH_SAFE + "?[]"
 SMALL_RESPONSE = 64 * 1024
 
 
-def _connection_tokens(headers) -> set[str]:
+def _connection_tokens(headers: Mapping[str, str]) -> set[str]:
     return {token.strip().lower() for token in headers.get("connection", "").split(",") if token}
 
 

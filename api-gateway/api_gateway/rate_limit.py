@@ -47,7 +47,11 @@ def make_storage(redis_url: str | None) -> Storage:
     for scheme in ("redis://", "rediss://"):
         if uri.startswith(scheme):
             uri = "async+" + uri
-    return storage_from_string(uri, implementation="redispy")
+    storage = storage_from_string(uri, implementation="redispy")
+    if not isinstance(storage, Storage):
+        # Another scheme (memcached://, memory://) names a storage without the async API.
+        raise ValueError("REDIS_URL must be a redis:// or rediss:// URL")
+    return storage
 
 
 class RateLimiter:

@@ -1,4 +1,5 @@
 from functools import lru_cache
+from typing import Self
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -17,7 +18,7 @@ class AuthSettings(ServiceSettings):
     admin_name: str = Field(default="Administrator", validation_alias="ADMIN_NAME")
 
     @model_validator(mode="after")
-    def _admin_password_is_a_password(self):
+    def _admin_password_is_a_password(self) -> Self:
         if self.admin_email and self.admin_password is not None:
             length = len(self.admin_password.get_secret_value())
             if not 8 <= length <= 128:

@@ -1,5 +1,7 @@
 """The auth service's app factory (`uvicorn --factory auth_service.main:create_app`)."""
 
+import uuid
+
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -14,7 +16,7 @@ from shared.user_status import UserStatus, UserStatusSource
 def _status_from_database(sessionmaker: async_sessionmaker[AsyncSession]) -> UserStatusSource:
     """This service is where user status lives: read it from the database, no cache."""
 
-    async def fetch(user_id) -> UserStatus | None:
+    async def fetch(user_id: uuid.UUID) -> UserStatus | None:
         async with sessionmaker() as session:
             return await repository.get_user_status(session, user_id)
 

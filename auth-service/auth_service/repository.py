@@ -1,8 +1,9 @@
 """The auth service's queries."""
 
 import uuid
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -35,7 +36,7 @@ async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
     return await session.scalar(select(User).where(User.email == email.lower()))
 
 
-async def insert_user_if_absent(session: AsyncSession, **values) -> uuid.UUID | None:
+async def insert_user_if_absent(session: AsyncSession, **values: Any) -> uuid.UUID | None:
     """Inserts unless the email is taken (by anyone, even concurrently); the new id or None."""
     statement = (
         insert(User)
@@ -64,7 +65,7 @@ async def list_users(
     limit: int,
     search: str | None = None,
 ) -> tuple[list[User], int]:
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     if search:
         pattern = "%" + like_escaped(search) + "%"
         conditions.append(

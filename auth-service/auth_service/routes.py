@@ -38,7 +38,7 @@ internal_router = APIRouter(prefix="/api/internal", tags=["internal"])
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=AuthResponse)
-async def register(data: RegisterRequest, session: SessionDep, state: State):
+async def register(data: RegisterRequest, session: SessionDep, state: State) -> AuthResponse:
     user, token = await accounts.register(session, data, state.settings)
     return AuthResponse(message="User registered successfully", token=token, user=user)
 
@@ -48,18 +48,20 @@ async def register(data: RegisterRequest, session: SessionDep, state: State):
     response_model=AuthResponse,
     responses=errors((401, "Invalid credentials"), (403, "Account is deactivated")),
 )
-async def login(data: LoginRequest, session: SessionDep, state: State):
+async def login(data: LoginRequest, session: SessionDep, state: State) -> AuthResponse:
     user, token = await accounts.login(session, data.email, data.password, state.settings)
     return AuthResponse(message="Login successful", token=token, user=user)
 
 
 @router.get("/profile", response_model=UserEnvelope)
-async def get_profile(user: CurrentUserRecord):
+async def get_profile(user: CurrentUserRecord) -> UserEnvelope:
     return UserEnvelope(user=user)
 
 
 @router.put("/profile", response_model=MessageWithUser)
-async def update_profile(data: ProfileUpdate, user: CurrentUserRecord, session: SessionDep):
+async def update_profile(
+    data: ProfileUpdate, user: CurrentUserRecord, session: SessionDep
+) -> MessageWithUser:
     user = await accounts.update_profile(session, user, data)
     return MessageWithUser(message="Profile updated successfully", user=user)
 
@@ -67,7 +69,7 @@ async def update_profile(data: ProfileUpdate, user: CurrentUserRecord, session: 
 @router.post("/change-password", response_model=PasswordChanged)
 async def change_password(
     data: ChangePasswordRequest, user: CurrentUserRecord, session: SessionDep, state: State
-):
+) -> PasswordChanged:
     token = await accounts.change_password(session, user, data, state.settings)
     return PasswordChanged(message="Password changed successfully", token=token)
 
@@ -77,7 +79,7 @@ async def change_password(
     response_model=VerifyResponse,
     responses=errors((401, "No token, or one that is not valid (any more)")),
 )
-async def verify(request: Request, state: State, _: DocumentedBearer = None):
+async def verify(request: Request, state: State, _: DocumentedBearer = None) -> VerifyResponse:
     """The original's token check: the claims of a valid token whose user exists and is active."""
     token = bearer_token(request)
     if token is None:
@@ -111,7 +113,7 @@ async def list_users(
             description="Part of the name or email, any case.",
         ),
     ] = None,
-):
+) -> UserList:
     users, total = await accounts.list_users(
         session,
         role=role,
@@ -128,14 +130,14 @@ async def list_users(
 
 
 @admin_router.get("/users/{user_id}", response_model=UserEnvelope)
-async def get_user(admin: AdminUser, user: ValidUser):
+async def get_user(admin: AdminUser, user: ValidUser) -> UserEnvelope:
     return UserEnvelope(user=user)
 
 
 @admin_router.put("/users/{user_id}", response_model=MessageWithUser)
 async def update_user(
     changes: AdminUserUpdate, user: ValidUser, admin: AdminUser, session: SessionDep
-):
+) -> MessageWithUser:
     user = await accounts.update_user_as_admin(session, admin, user, changes)
     return MessageWithUser(message="User updated successfully", user=user)
 
@@ -143,7 +145,9 @@ async def update_user(
 @internal_router.get(
     "/users/{user_id}", response_model=UserStatusEnvelope, responses=errors((404, "User not found"))
 )
-async def user_status(user_id: uuid.UUID, caller: InternalCaller, session: SessionDep):
+async def user_status(
+    user_id: uuid.UUID, caller: InternalCaller, session: SessionDep
+) -> UserStatusEnvelope:
     """What other services' user status caches are filled from."""
     status_ = await accounts.user_status(session, user_id)
     return UserStatusEnvelope(

@@ -8,6 +8,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cart_service.models import Cart, CartItem
+from shared.db import affected_rows
 
 
 async def create_cart_if_absent(
@@ -91,4 +92,4 @@ async def delete_expired_carts(session: AsyncSession, *, now: datetime, limit: i
         delete(Cart).where(Cart.id.in_(expired)),
         execution_options={"synchronize_session": False},
     )
-    return result.rowcount or 0
+    return affected_rows(result)

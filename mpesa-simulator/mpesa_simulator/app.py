@@ -67,11 +67,14 @@ class Transaction:
     callback_error: str | None = None
 
 
+DarajaAnswer = dict[str, str] | JSONResponse
+
+
 @dataclass
 class SimulatorState:
     tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry (monotonic)
     transactions: dict[str, Transaction] = field(default_factory=dict)
-    tasks: set[asyncio.Task] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 def daraja_error(status: int, code: str, message: str) -> JSONResponse:
@@ -208,8 +211,9 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
     async def health() -> dict[str, str]:
         return {"status": "OK", "service": "M-Pesa Simulator"}
 
-    @app.get("/oauth/v1/generate")
-    async def oauth(request: Request, grant_type: str | None = None):
+    # A Daraja answer or refusal: no response model (FastAPI would read one from the union).
+    @app.get("/oauth/v1/generate", response_model=None)
+    async def oauth(request: Request, grant_type: str | None = None) -> DarajaAnswer:
         if grant_type != "client_credentials":
             return daraja_error(400, "400.008.02", "Invalid grant type passed")
         scheme, _, encoded = request.headers.get("authorization", "").partition(" ")
@@ -227,8 +231,8 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
         # Daraja sends expires_in as a string.
         return {"access_token": token, "expires_in": str(TOKEN_LIFETIME)}
 
-    @app.post("/mpesa/stkpush/v1/processrequest")
-    async def stk_push(request: Request):
+    @app.post("/mpesa/stkpush/v1/processrequest", response_model=None)
+    async def stk_push(request: Request) -> DarajaAnswer:
         body = await authorised_body(request)
         if isinstance(body, JSONResponse):
             return body
@@ -263,8 +267,8 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
             "CustomerMessage": "Success. Request accepted for processing",
         }
 
-    @app.post("/mpesa/stkpushquery/v1/query")
-    async def stk_query(request: Request):
+    @app.post("/mpesa/stkpushquery/v1/query", response_model=None)
+    async def stk_query(request: Request) -> DarajaAnswer:
         body = await authorised_body(request)
         if isinstance(body, JSONResponse):
             return body

@@ -15,6 +15,7 @@ from order_service.models import (
     ProcessedEvent,
     order_number_sequence,
 )
+from shared.db import affected_rows
 
 # Only placed orders exist for anyone outside this service: a row still reserving its
 # stock is not an order yet.
@@ -198,4 +199,4 @@ async def lock_unpaid_orders(
 
 async def delete_order_row(session: AsyncSession, order_id: uuid.UUID) -> bool:
     result = await session.execute(delete(Order).where(Order.id == order_id))
-    return bool(result.rowcount)
+    return bool(affected_rows(result))

@@ -4,8 +4,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select, update
+from sqlalchemy import ColumnElement, ColumnExpressionArgument, Select, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -43,7 +44,7 @@ def contains_pattern(text: str) -> str:
 
 # Every order ends in the id: rows with equal keys keep one order from page to page. Each
 # matches an index of models.Product (`lower(name)`: the databases collate byte-wise).
-SORT_ORDERS = {
+SORT_ORDERS: dict[str, tuple[ColumnElement[Any], ColumnElement[Any]]] = {
     "newest": (Product.created_at.desc(), Product.id.desc()),
     "price_asc": (Product.price.asc(), Product.id.asc()),
     "price_desc": (Product.price.desc(), Product.id.desc()),
@@ -52,8 +53,8 @@ SORT_ORDERS = {
 }
 
 
-def _conditions(query: CatalogueQuery) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
+def _conditions(query: CatalogueQuery) -> list[ColumnExpressionArgument[bool]]:
+    conditions: list[ColumnExpressionArgument[bool]] = []
     if not query.include_inactive:
         # Plain `is_active` (not `IS TRUE`): the predicate of the partial indexes, word for
         # word, so that the planner can prove they apply.
@@ -77,7 +78,7 @@ def _conditions(query: CatalogueQuery) -> list[ColumnElement[bool]]:
     return conditions
 
 
-def catalogue_statement(query: CatalogueQuery, *, offset: int, limit: int):
+def catalogue_statement(query: CatalogueQuery, *, offset: int, limit: int) -> Select[Product]:
     return (
         select(Product)
         .where(*_conditions(query))
@@ -87,7 +88,7 @@ def catalogue_statement(query: CatalogueQuery, *, offset: int, limit: int):
     )
 
 
-def catalogue_count_statement(query: CatalogueQuery):
+def catalogue_count_statement(query: CatalogueQuery) -> Select[int]:
     return select(func.count()).select_from(Product).where(*_conditions(query))
 
 
@@ -167,7 +168,9 @@ async def return_stock(session: AsyncSession, product_id: uuid.UUID, quantity: i
     )
 
 
-async def available_stock(session: AsyncSession, product_ids: Sequence[uuid.UUID]) -> dict:
+async def available_stock(
+    session: AsyncSession, product_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
     """What each product could give now (0 when unknown or inactive)."""
     rows = await session.execute(
         select(Product.id, Product.stock).where(

@@ -35,7 +35,9 @@ internal_router = APIRouter(prefix="/api/internal", tags=["internal"])
 
 
 @router.get("/products", response_model=ProductList)
-async def list_products(query: CatalogueQueryDep, page: PageDep, session: SessionDep):
+async def list_products(
+    query: CatalogueQueryDep, page: PageDep, session: SessionDep
+) -> ProductList:
     products, total = await catalogue.list_products(session, query, page)
     return ProductList(
         products=[ProductOut.model_validate(p) for p in products],
@@ -46,12 +48,14 @@ async def list_products(query: CatalogueQueryDep, page: PageDep, session: Sessio
 
 
 @router.get("/products/{product_id}", response_model=ProductEnvelope)
-async def get_product(product: VisibleProduct):
+async def get_product(product: VisibleProduct) -> ProductEnvelope:
     return ProductEnvelope(product=product)
 
 
 @router.post("/products", status_code=status.HTTP_201_CREATED, response_model=MessageWithProduct)
-async def create_product(data: ProductCreate, admin: AdminUser, session: SessionDep):
+async def create_product(
+    data: ProductCreate, admin: AdminUser, session: SessionDep
+) -> MessageWithProduct:
     product = await catalogue.create_product(session, data, admin)
     return MessageWithProduct(message="Product created successfully", product=product)
 
@@ -59,13 +63,13 @@ async def create_product(data: ProductCreate, admin: AdminUser, session: Session
 @router.put("/products/{product_id}", response_model=MessageWithProduct)
 async def update_product(
     data: ProductUpdate, admin: AdminUser, product: ValidProduct, session: SessionDep
-):
+) -> MessageWithProduct:
     product = await catalogue.update_product(session, product, data, admin)
     return MessageWithProduct(message="Product updated successfully", product=product)
 
 
 @router.delete("/products/{product_id}", response_model=Message)
-async def delete_product(admin: AdminUser, product: ValidProduct, session: SessionDep):
+async def delete_product(admin: AdminUser, product: ValidProduct, session: SessionDep) -> Message:
     await catalogue.deactivate_product(session, product, admin)
     return Message(message="Product deleted successfully")
 
@@ -73,18 +77,22 @@ async def delete_product(admin: AdminUser, product: ValidProduct, session: Sessi
 @router.patch("/products/{product_id}/stock", response_model=MessageWithProduct)
 async def restock(
     change: StockChange, admin: AdminUser, product: ValidProduct, session: SessionDep
-):
+) -> MessageWithProduct:
     product = await stock.restock(session, product, change)
     return MessageWithProduct(message="Stock updated", product=product)
 
 
 @internal_router.post("/check-stock", response_model=CheckStockResponse)
-async def check_stock(data: CheckStockRequest, caller: InternalCaller, session: SessionDep):
+async def check_stock(
+    data: CheckStockRequest, caller: InternalCaller, session: SessionDep
+) -> CheckStockResponse:
     return await stock.check_stock(session, data.items)
 
 
 @internal_router.post("/products/lookup", response_model=LookupResponse)
-async def lookup_products(data: LookupRequest, caller: InternalCaller, session: SessionDep):
+async def lookup_products(
+    data: LookupRequest, caller: InternalCaller, session: SessionDep
+) -> LookupResponse:
     products = await catalogue.lookup(session, data.product_ids)
     return LookupResponse(products=[ProductSummary.model_validate(p) for p in products])
 
@@ -94,12 +102,16 @@ async def lookup_products(data: LookupRequest, caller: InternalCaller, session: 
     response_model=ReserveResponse,
     responses=errors((409, "Out of stock, or the reservation changed")),
 )
-async def reserve(data: ReserveRequest, caller: InternalCaller, session: SessionDep):
+async def reserve(
+    data: ReserveRequest, caller: InternalCaller, session: SessionDep
+) -> ReserveResponse:
     return await reservations.reserve(session, data.order_id, data.items, caller)
 
 
 @internal_router.post("/release", response_model=ReleaseResponse)
-async def release(data: ReleaseRequest, caller: InternalCaller, session: SessionDep):
+async def release(
+    data: ReleaseRequest, caller: InternalCaller, session: SessionDep
+) -> ReleaseResponse:
     released = await reservations.release(session, data.order_id, caller)
     return ReleaseResponse(order_id=data.order_id, released=released)
 
@@ -109,6 +121,8 @@ async def release(data: ReleaseRequest, caller: InternalCaller, session: Session
     response_model=MessageWithProduct,
     responses=errors((404, "Product not found")),
 )
-async def update_stock(data: UpdateStockRequest, caller: InternalCaller, session: SessionDep):
+async def update_stock(
+    data: UpdateStockRequest, caller: InternalCaller, session: SessionDep
+) -> MessageWithProduct:
     product = await stock.change_stock(session, data.product_id, data.quantity)
     return MessageWithProduct(message="Stock updated", product=product)

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -179,7 +179,7 @@ class StockChange(RequestModel):
         return value
 
     @model_validator(mode="after")
-    def _exactly_one(self):
+    def _exactly_one(self) -> Self:
         if (self.delta is None) == (self.stock is None):
             raise ValueError("send exactly one of delta and stock")
         return self

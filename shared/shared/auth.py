@@ -80,7 +80,7 @@ async def authenticate(
 
 @answers((401, "No token, or one that is not valid (any more)"))
 async def current_user(request: Request, _: DocumentedBearer = None) -> AuthenticatedUser:
-    cached = getattr(request.state, "user", None)
+    cached: AuthenticatedUser | None = getattr(request.state, "user", None)
     if cached is not None:
         return cached
     token = bearer_token(request)

@@ -24,9 +24,14 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from shared.logging import configure_logging
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 logger = logging.getLogger("shared.entrypoint")
 
@@ -35,11 +40,11 @@ TRUE_VALUES = frozenset({"1", "true", "yes", "on"})
 WAIT_INTERVAL_SECONDS = 3.0
 
 
-def migrations_requested(environ: dict[str, str] | os._Environ = os.environ) -> bool:
+def migrations_requested(environ: Mapping[str, str] = os.environ) -> bool:
     return environ.get(RUN_MIGRATIONS_VARIABLE, "").strip().lower() in TRUE_VALUES
 
 
-def _alembic_config(alembic_ini: Path):
+def _alembic_config(alembic_ini: Path) -> "Config":
     from alembic.config import Config
 
     config = Config(str(alembic_ini))
@@ -117,7 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
     # The package name is ours (the image's CMD), not user input.
     os.execv(sys.executable, [sys.executable, "-m", args.package])  # noqa: S606
-    return 0  # not reached: exec replaced this process
 
 
 if __name__ == "__main__":

@@ -8,14 +8,16 @@ original, and nothing unexpected ever reaches a client as more than
 """
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ExceptionHandler
 
 from shared.db import is_database_unavailable
 from shared.methods import allowed_methods
@@ -177,12 +179,26 @@ async def _unhandled_error_handler(request: Request, exc: Exception) -> JSONResp
     )
 
 
+HandledError = TypeVar("HandledError", bound=Exception)
+
+
+def add_error_handler(
+    app: FastAPI,
+    error_type: type[HandledError],
+    handler: Callable[[Request, HandledError], Awaitable[Response]],
+) -> None:
+    """`app.add_exception_handler` with the handler's type checked against the error's."""
+    # Starlette types every handler as taking any Exception; it calls this one only with
+    # an `error_type`, which is what the signature above makes sure the handler takes.
+    app.add_exception_handler(error_type, cast(ExceptionHandler, handler))
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(AppError, _app_error_handler)
-    app.add_exception_handler(RequestValidationError, _validation_error_handler)
-    app.add_exception_handler(StarletteHTTPException, _http_exception_handler)
-    app.add_exception_handler(IntegrityError, _integrity_error_handler)
-    app.add_exception_handler(DBAPIError, _database_unavailable_handler)
-    app.add_exception_handler(OSError, _database_unavailable_handler)
-    app.add_exception_handler(PoolTimeout, _database_unavailable_handler)
-    app.add_exception_handler(Exception, _unhandled_error_handler)
+    add_error_handler(app, AppError, _app_error_handler)
+    add_error_handler(app, RequestValidationError, _validation_error_handler)
+    add_error_handler(app, StarletteHTTPException, _http_exception_handler)
+    add_error_handler(app, IntegrityError, _integrity_error_handler)
+    add_error_handler(app, DBAPIError, _database_unavailable_handler)
+    add_error_handler(app, OSError, _database_unavailable_handler)
+    add_error_handler(app, PoolTimeout, _database_unavailable_handler)
+    add_error_handler(app, Exception, _unhandled_error_handler)

@@ -18,7 +18,8 @@ def check(url: str, timeout: float = TIMEOUT_SECONDS) -> bool:
         return False
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (checked above)
-            return 200 <= response.status < 300
+            status: int = response.status
+            return 200 <= status < 300
     except (urllib.error.URLError, OSError, ValueError):
         return False
 

@@ -69,7 +69,7 @@ class ServiceClient:
         *,
         internal: bool = True,
         headers: dict[str, str] | None = None,
-        **kwargs,
+        **kwargs: Any,
     ) -> httpx.Response:
         """Raises httpx.TransportError (connect, timeout) for the caller to map to a 503."""
         outgoing = dict(headers or {})

@@ -40,6 +40,7 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
+from shared.db import affected_rows
 from shared.errors import Conflict, Unprocessable
 from shared.openapi import answers
 
@@ -268,4 +269,4 @@ class IdempotencyKeys:
         result = await session.execute(
             delete(model).where(model.created_at < datetime.now(UTC) - self.ttl)
         )
-        return int(getattr(result, "rowcount", 0) or 0)
+        return affected_rows(result)

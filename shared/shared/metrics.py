@@ -37,7 +37,7 @@ logged and leaves its gauge as it was.
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -53,8 +53,9 @@ from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 from starlette.routing import Match
+from starlette.types import Scope
 
 from shared import outbox
 
@@ -72,19 +73,26 @@ _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OP
 UNMATCHED_ROUTE = "<unmatched>"
 
 _declared: dict[str, MetricWrapperBase] = {}
+MetricT = TypeVar("MetricT", bound=MetricWrapperBase)
 
 
-def _declare(kind: type[MetricWrapperBase], name: str, documentation: str, labels, **kwargs):
+def _declare(
+    kind: type[MetricT],
+    name: str,
+    documentation: str,
+    labels: Sequence[str],
+    **kwargs: Any,
+) -> MetricT:
     """One metric per name per process: declaring it again (a module imported twice,
     several apps in one test process) returns the same object; declaring the same name
     with another type or other labels is a mistake and raises."""
-    labels = tuple(labels)
+    label_names = tuple(labels)
     existing = _declared.get(name)
     if existing is not None:
-        if type(existing) is not kind or tuple(existing._labelnames) != labels:
+        if type(existing) is not kind or tuple(existing._labelnames) != label_names:
             raise ValueError(f"metric {name!r} is already declared with another type or labels")
         return existing
-    metric = kind(name, documentation, labels, **kwargs)
+    metric = kind(name, documentation, label_names, **kwargs)
     _declared[name] = metric
     return metric
 
@@ -149,13 +157,13 @@ def _run_after_commit(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _drop_uncommitted(session: Session, transaction) -> None:
+def _drop_uncommitted(session: Session, transaction: SessionTransaction) -> None:
     # Runs after after_commit: what is left here belonged to a transaction that rolled back.
     if transaction.parent is None:
         session.info.pop(_AFTER_COMMIT, None)
 
 
-def outbox_hook(model: type) -> MetricsHook:
+def outbox_hook(model: type[outbox.OutboxMessageMixin]) -> MetricsHook:
     """The scrape hook of a service with an outbox (`create_app(metrics_hooks=[...])`):
     `outbox_backlog` (messages not yet delivered) and `outbox_oldest_age_seconds` (how
     long the oldest of them has waited; 0 when none). Declared here, not at import, so that
@@ -199,7 +207,7 @@ def moved(before: Samples, after: Samples, name: str, **labels: str) -> float:
     return sample(after, name, **labels) - sample(before, name, **labels)
 
 
-def route_template(scope: dict[str, Any]) -> str:
+def route_template(scope: Scope) -> str:
     """The matched route's template, never the raw path (its ids would make a series
     per order)."""
     route = scope.get("route")

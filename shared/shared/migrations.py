@@ -5,13 +5,16 @@ import asyncio
 from collections.abc import Callable
 from logging.config import fileConfig
 
-from sqlalchemy import MetaData, pool
+from alembic.runtime.environment import EnvironmentContext
+from sqlalchemy import Connection, MetaData, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.settings import database_url_for_asyncpg
 
 
-def run_migrations(context, target_metadata: MetaData, default_url: Callable[[], str]) -> None:
+def run_migrations(
+    context: EnvironmentContext, target_metadata: MetaData, default_url: Callable[[], str]
+) -> None:
     """`context` is `alembic.context`. The URL is `sqlalchemy.url` from the Alembic config
     when set (tests), else the service's settings."""
     config = context.config
@@ -28,7 +31,7 @@ def run_migrations(context, target_metadata: MetaData, default_url: Callable[[],
             context.run_migrations()
         return
 
-    def do_run(connection) -> None:
+    def do_run(connection: Connection) -> None:
         context.configure(connection=connection, target_metadata=target_metadata, compare_type=True)
         with context.begin_transaction():
             context.run_migrations()

@@ -90,8 +90,8 @@ def _complete(operation: dict[str, Any], route: Any) -> None:
     responses.setdefault(
         "503", _error_response("The database or a service it needs is unavailable; retry")
     )
-    for code, response in responses.items():
-        if code.startswith(("4", "5")) and "content" not in response:
+    for status, response in responses.items():
+        if status.startswith(("4", "5")) and "content" not in response:
             response["content"] = _error_response("")["content"]
     operation["responses"] = dict(sorted(responses.items()))
 

@@ -26,7 +26,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import DateTime, Index, Integer, String, Text, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
@@ -42,6 +42,12 @@ Sender = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class OutboxMessageMixin:
+    if TYPE_CHECKING:
+        # What the mapped class that uses the mixin (with a declarative Base) has.
+        __tablename__: str
+
+        def __init__(self, **values: Any) -> None: ...
+
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     topic: Mapped[str] = mapped_column(String(100))
     payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
@@ -55,7 +61,7 @@ class OutboxMessageMixin:
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
     @declared_attr.directive
-    def __table_args__(cls):
+    def __table_args__(cls) -> tuple[Index]:
         # The worker's query: undelivered rows, by when they are due.
         return (
             Index(
@@ -197,7 +203,7 @@ async def deliver_due(
     return delivered
 
 
-async def backlog(session: AsyncSession, model: type) -> tuple[int, float]:
+async def backlog(session: AsyncSession, model: type[OutboxMessageMixin]) -> tuple[int, float]:
     """(undelivered messages, age in seconds of the oldest), for metrics and health."""
     count, oldest = (
         await session.execute(

@@ -5,6 +5,8 @@ It connects to the server's `postgres` database with the URL's credentials; the
 database name is quoted as an identifier, never pasted into SQL as it is.
 """
 
+from typing import TypedDict
+
 import asyncpg
 from sqlalchemy.engine import make_url
 
@@ -18,7 +20,15 @@ def quote_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _connect_params(url: str) -> dict[str, object]:
+class _ConnectParams(TypedDict):
+    host: str
+    port: int
+    user: str
+    password: str | None
+    timeout: float
+
+
+def _connect_params(url: str) -> _ConnectParams:
     parsed = make_url(url)
     return {
         "host": parsed.host or DEFAULT_HOST,

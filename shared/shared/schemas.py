@@ -95,7 +95,8 @@ def parse_money(value: object) -> Decimal:
     # quantizing it would raise instead of answering a 400.
     if amount > MAX_MONEY:
         raise ValueError(f"must be at most {MAX_MONEY}")
-    if amount.as_tuple().exponent < -2 and amount != amount.quantize(CENTS):
+    exponent = amount.as_tuple().exponent  # an int: the amount is finite
+    if isinstance(exponent, int) and exponent < -2 and amount != amount.quantize(CENTS):
         raise ValueError("must have at most 2 decimal places")
     return amount.quantize(CENTS) + 0  # + 0: "-0" is 0.00, not -0.00
 

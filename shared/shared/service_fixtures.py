@@ -10,7 +10,7 @@ table emptied after each test (`_clean_tables`, autouse) and the session's JWT a
 internal secrets (`secrets_`). `postgres_url` comes from the root conftest.py.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -26,25 +26,25 @@ def database_fixtures(
     metadata: MetaData,
     *,
     clean: Callable[[AsyncEngine, MetaData], Awaitable[None]] = truncate_all,
-):
+) -> tuple[object, object, object, object]:
     @pytest.fixture(scope="session")
-    async def database_url(postgres_url):
+    async def database_url(postgres_url: str) -> AsyncIterator[str]:
         async with migrated_database(postgres_url, name, service_dir) as url:
             yield url
 
     @pytest.fixture(scope="session")
-    async def engine(database_url):
+    async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
         engine = create_async_engine(database_url)
         yield engine
         await engine.dispose()
 
     @pytest.fixture(autouse=True)
-    async def _clean_tables(engine):
+    async def _clean_tables(engine: AsyncEngine) -> AsyncIterator[None]:
         yield
         await clean(engine, metadata)
 
     @pytest.fixture(scope="session")
-    def secrets_():
+    def secrets_() -> dict[str, str]:
         return {"JWT_SECRET": random_secret(), "INTERNAL_SERVICE_SECRET": random_secret()}
 
     return database_url, engine, _clean_tables, secrets_

@@ -6,7 +6,7 @@ original system's (`JWT_SECRET`, `AUTH_SERVICE_URL`, ...), so an existing
 `.env` keeps working.
 """
 
-from typing import Literal
+from typing import Literal, Self
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -74,7 +74,7 @@ class ServiceSettings(BaseSettings):
         return self.environment == "production"
 
     @model_validator(mode="after")
-    def _refuse_weak_secrets_in_production(self):
+    def _refuse_weak_secrets_in_production(self) -> Self:
         if not self.is_production:
             return self
         weak = [

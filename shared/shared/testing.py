@@ -26,7 +26,8 @@ def free_port() -> int:
     """A TCP port nothing listens on (at the moment of asking)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class FakeClock:

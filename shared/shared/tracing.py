@@ -30,6 +30,12 @@ from shared import request_context
 from shared.redaction import redact_text
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    import httpx
+    from httpx_aiohttp import AiohttpTransport
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import Span, TracerProvider
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 logger = logging.getLogger(__name__)
@@ -67,7 +73,7 @@ def configure_tracing(service: str) -> bool:
         request attributes (URL, path) when they start it, so masking them here, before
         anything can read them, is enough."""
 
-        def on_start(self, span, parent_context=None) -> None:
+        def on_start(self, span: "Span", parent_context: "Context | None" = None) -> None:
             for key, value in list((span.attributes or {}).items()):
                 if isinstance(value, str):
                     masked = redact_text(value)
@@ -101,7 +107,7 @@ def configure_tracing(service: str) -> bool:
     return True
 
 
-def _instrument_aiohttp_transport(provider) -> None:
+def _instrument_aiohttp_transport(provider: "TracerProvider") -> None:
     """Our service client and the gateway's proxy send through httpx-aiohttp's transport,
     which the httpx instrumentation does not know: give it a client span and the
     `traceparent` header."""
@@ -112,7 +118,12 @@ def _instrument_aiohttp_transport(provider) -> None:
 
     tracer = provider.get_tracer("shared.http_client")
 
-    async def handle_async_request(wrapped, instance, args, kwargs):
+    async def handle_async_request(
+        wrapped: "Callable[..., Awaitable[httpx.Response]]",
+        instance: "AiohttpTransport",
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> "httpx.Response":
         request = args[0] if args else kwargs["request"]
         attributes = {
             "http.request.method": request.method,
