@@ -102,7 +102,15 @@ def customer_headers(make_token):
 
 @pytest.fixture
 def internal_headers(secrets_):
+    """The order service's: the caller of stock checks and reservations."""
     token = issue_internal_token(service="order", secret=secrets_["INTERNAL_SERVICE_SECRET"])
+    return {"X-Internal-Token": token}
+
+
+@pytest.fixture
+def cart_headers(secrets_):
+    """The cart service's: the caller of the products lookup."""
+    token = issue_internal_token(service="cart", secret=secrets_["INTERNAL_SERVICE_SECRET"])
     return {"X-Internal-Token": token}
 
 

@@ -92,14 +92,14 @@ async def test_check_stock_validates(client, internal_headers, body):
 
 
 async def test_lookup_answers_known_products_inactive_included(
-    client, internal_headers, create_product
+    client, cart_headers, create_product
 ):
     shown = await create_product(price="10.00", imageUrl="https://example.com/a.jpg")
     hidden = await create_product(isActive=False)
     response = await client.post(
         "/api/internal/products/lookup",
         json={"productIds": [shown["id"], hidden["id"], str(uuid.uuid4()), shown["id"]]},
-        headers=internal_headers,
+        headers=cart_headers,
     )
     assert response.status_code == 200
     products = {p["id"]: p for p in response.json()["products"]}
@@ -115,14 +115,14 @@ async def test_lookup_answers_known_products_inactive_included(
     assert products[hidden["id"]]["isActive"] is False
 
 
-async def test_lookup_takes_at_most_100_ids(client, internal_headers):
+async def test_lookup_takes_at_most_100_ids(client, cart_headers):
     ids = [str(uuid.uuid4()) for _ in range(101)]
     response = await client.post(
-        "/api/internal/products/lookup", json={"productIds": ids}, headers=internal_headers
+        "/api/internal/products/lookup", json={"productIds": ids}, headers=cart_headers
     )
     assert response.status_code == 400
     ok = await client.post(
-        "/api/internal/products/lookup", json={"productIds": ids[:100]}, headers=internal_headers
+        "/api/internal/products/lookup", json={"productIds": ids[:100]}, headers=cart_headers
     )
     assert ok.status_code == 200 and ok.json() == {"products": []}
 

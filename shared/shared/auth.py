@@ -17,6 +17,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from shared.errors import Forbidden, Unauthorized
 from shared.http_client import INTERNAL_TOKEN_HEADER
+from shared.internal_access import may_call
 from shared.openapi import answers
 from shared.state import service_state
 from shared.tokens import InvalidToken, decode_internal_token, decode_user_token
@@ -127,7 +128,19 @@ async def internal_caller(
         raise Unauthorized("Invalid internal service token") from None
 
 
+@answers((403, "The calling service may not call this internal route"))
+async def authorised_internal_caller(
+    request: Request, caller: Annotated[str, Depends(internal_caller)]
+) -> str:
+    """The calling service, if shared.internal_access lists it for this route; 403 otherwise."""
+    service = service_state(request).services.service
+    if not may_call(caller, service, request.method, request.url.path):
+        raise Forbidden("Access denied. This service may not call this route.")
+    return caller
+
+
 CurrentUser = Annotated[AuthenticatedUser, Depends(current_user)]
 OptionalUser = Annotated[AuthenticatedUser | None, Depends(optional_user)]
 AdminUser = Annotated[AuthenticatedUser, Depends(require_admin)]
-InternalCaller = Annotated[str, Depends(internal_caller)]
+# An internal route's caller: authenticated, then authorised by shared.internal_access.
+InternalCaller = Annotated[str, Depends(authorised_internal_caller)]

@@ -1,6 +1,8 @@
 """Helpers for the services' test suites (real PostgreSQL, never a mock of it)."""
 
 import asyncio
+import logging
+import re
 import secrets
 import socket
 import uuid
@@ -8,14 +10,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import httpx
+import pytest
 from alembic import command
 from alembic.config import Config
+from fastapi import FastAPI
+from fastapi.routing import APIRoute, iter_route_contexts
 from sqlalchemy import MetaData, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.http_client import INTERNAL_TOKEN_HEADER
+from shared.internal_access import IDENTITIES, INTERNAL_ROUTES
 from shared.provisioning import create_database, drop_database, quote_identifier
-from shared.settings import database_url_for_asyncpg
+from shared.settings import ServiceSettings, database_url_for_asyncpg
+from shared.tokens import issue_internal_token
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -101,3 +110,64 @@ async def delete_all(engine: AsyncEngine, metadata: MetaData) -> None:
     async with engine.begin() as connection:
         for table in reversed(metadata.sorted_tables):
             await connection.execute(table.delete())
+
+
+def internal_headers(settings: ServiceSettings, caller: str) -> dict[str, str]:
+    """The header of an internal call made by the service `caller`."""
+    secret = settings.internal_service_secret.get_secret_value()
+    return {INTERNAL_TOKEN_HEADER: issue_internal_token(service=caller, secret=secret)}
+
+
+def internal_routes_of(app: FastAPI) -> set[tuple[str, str]]:
+    """(method, path) of every internal route the app has."""
+    return {
+        (method, path)
+        for route in iter_route_contexts(app.router.routes)
+        if isinstance(route.original_route, APIRoute)
+        and (path := route.path_format or "").startswith("/api/internal/")
+        for method in route.methods or ()
+    }
+
+
+def internal_access_cases(service: str) -> list[tuple[str, str, str, bool]]:
+    """(method, path, caller, allowed) for every internal route of `service` in
+    shared.internal_access and every identity of the system."""
+    return [
+        (method, path, caller, caller in callers)
+        for (callee, method, path), callers in INTERNAL_ROUTES.items()
+        if callee == service
+        for caller in IDENTITIES
+    ]
+
+
+REFUSED_CALLER = {"error": "Access denied. This service may not call this route."}
+
+
+async def assert_internal_access(
+    client: httpx.AsyncClient,
+    settings: ServiceSettings,
+    case: tuple[str, str, str, bool],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """One case of `internal_access_cases`: an allowed caller gets the route's own answer to
+    a request it cannot fulfil (400 for an empty body, 404 for an unknown id, 200 for a
+    list); any other caller gets 403 in the error format and one warning line naming it."""
+    method, path, caller, allowed = case
+    url = re.sub(r"\{[^}]+\}", str(uuid.uuid4()), path)
+    headers = internal_headers(settings, caller)
+    with caplog.at_level(logging.WARNING, logger="shared.internal_access"):
+        if method == "POST":
+            response, admitted = await client.post(url, json={}, headers=headers), 400
+        else:
+            response = await client.request(method, url, headers=headers)
+            admitted = 404 if url != path else 200
+    refusals = [r.getMessage() for r in caplog.records if r.name == "shared.internal_access"]
+    if allowed:
+        assert response.status_code == admitted, response.text
+        assert refusals == []
+    else:
+        assert response.status_code == 403, response.text
+        assert response.json() == REFUSED_CALLER
+        assert len(refusals) == 1
+        assert f"caller={caller} " in refusals[0]
+        assert refusals[0].endswith(f"{method} {path}")
