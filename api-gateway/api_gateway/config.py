@@ -1,7 +1,8 @@
 import ipaddress
 from functools import lru_cache
+from typing import Self
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 
 from shared.settings import ServiceSettings
 
@@ -34,8 +35,18 @@ class GatewaySettings(ServiceSettings):
     api_docs_cache_seconds: float = Field(
         default=30.0, ge=0, validation_alias="API_DOCS_CACHE_SECONDS"
     )
-    # Comma-separated origins allowed by CORS; "*" for any.
+    # Comma-separated origins allowed by CORS; "*" for any (refused in production).
     cors_origins: str = Field(default="*", validation_alias="CORS_ORIGINS")
+
+    @model_validator(mode="after")
+    def _refuse_any_origin_in_production(self) -> Self:
+        if self.is_production and "*" in self.cors_origin_list:
+            raise ValueError(
+                "CORS_ORIGINS must list the shop's front-end origins in production "
+                "(e.g. CORS_ORIGINS=https://shop.example.com), not *: any web site could "
+                "otherwise call the API from its visitors' browsers"
+            )
+        return self
 
     @property
     def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

@@ -9,12 +9,13 @@ before any service sees the request), forward (proxy.py).
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api_gateway.client_ip import client_ip, console_vouched_ip, is_trusted
+from api_gateway.client_ip import console_vouched_ip
 from api_gateway.exceptions import TooManyRequests
 from api_gateway.proxy import forward, read_body, upstream_headers
 from api_gateway.routing import Access, resolve
 from api_gateway.state import GatewayState
 from shared.auth import authenticate, bearer_token
+from shared.client_address import client_ip, is_trusted
 from shared.errors import Forbidden, NotFound, Unauthorized
 from shared.state import state_of
 

@@ -8,10 +8,10 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from api_gateway.api_docs import ApiDocs, http_fetch
-from api_gateway.client_ip import Network
 from api_gateway.config import GatewaySettings
 from api_gateway.rate_limit import RateLimiter, make_storage
 from api_gateway.routing import RateClass
+from shared.client_address import Network
 from shared.state import ServiceState
 
 # The proxy's own connection pool, sized for the traffic of the whole system.

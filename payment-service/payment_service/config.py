@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import NoDecode
 
+from shared.client_address import Network, parse_networks
 from shared.settings import ServiceSettings
 
 DARAJA_BASE_URLS = {
@@ -67,6 +68,10 @@ class PaymentSettings(ServiceSettings):
     mpesa_callback_allowed_ips: CommaList = Field(
         default_factory=list, validation_alias="MPESA_CALLBACK_ALLOWED_IPS"
     )
+    # IPs / CIDRs of the proxies in front of this service (the gateway): only when the
+    # direct peer is one of them are its X-Real-IP / X-Forwarded-For believed as the
+    # caller's address (what MPESA_CALLBACK_ALLOWED_IPS judges); otherwise the peer's.
+    trusted_proxies: CommaList = Field(default_factory=list, validation_alias="TRUSTED_PROXIES")
     # Reconciliation: ask STK Query about a payment still processing after this many
     # seconds; cancel it after MPESA_EXPIRE_AFTER seconds without a result.
     mpesa_query_after: float = Field(default=60, ge=0, validation_alias="MPESA_QUERY_AFTER")
@@ -102,8 +107,21 @@ class PaymentSettings(ServiceSettings):
     )
 
     _split_lists = field_validator(
-        "mpesa_callback_allowed_ips", "stripe_payment_method_types", mode="before"
+        "mpesa_callback_allowed_ips",
+        "stripe_payment_method_types",
+        "trusted_proxies",
+        mode="before",
     )(_comma_separated)
+
+    @field_validator("trusted_proxies", mode="after")
+    @classmethod
+    def _networks_only(cls, value: list[str]) -> list[str]:
+        parse_networks(value)  # ValueError: "... does not appear to be an IPv4 or IPv6 network"
+        return value
+
+    @property
+    def trusted_proxy_networks(self) -> list[Network]:
+        return parse_networks(self.trusted_proxies)
 
     @field_validator("store_currency", mode="after")
     @classmethod

@@ -10,6 +10,7 @@ from payment_service.models import Payment
 from payment_service.reconciliation import InvalidWindow, Window
 from payment_service.state import PaymentState
 from shared.auth import CurrentUser
+from shared.client_address import behind_proxies
 from shared.db import SessionDep
 from shared.errors import BadRequest
 from shared.openapi import answers
@@ -29,21 +30,23 @@ async def own_payment(payment_id: uuid.UUID, user: CurrentUser, session: Session
 OwnPayment = Annotated[Payment, Depends(own_payment)]
 
 
-def source_ip(request: Request) -> str | None:
-    """The caller's address: the gateway's X-Real-IP (it always sets it, from
-    TRUSTED_PROXIES), else the direct peer. Services are not reachable but through the
-    gateway."""
-    real_ip = request.headers.get("x-real-ip")
-    if real_ip:
-        return real_ip.strip()
-    return request.client.host if request.client else None
+def source_ip(request: Request, state: PaymentState) -> str | None:
+    """The caller's address: the direct peer's, unless that peer is in TRUSTED_PROXIES (the
+    gateway); then the X-Real-IP it sets (or its X-Forwarded-For). Anyone else who sends
+    those headers is judged by the address they call from."""
+    return behind_proxies(
+        request.client.host if request.client else None,
+        request.headers.get("x-real-ip"),
+        request.headers.get("x-forwarded-for"),
+        state.settings.trusted_proxy_networks,
+    )
 
 
 @answers((403, "Not from Safaricom, or not the callback path's secret"))
 async def verified_mpesa_source(request: Request, state: State, secret: str = "") -> str | None:
     """The M-Pesa callback's caller, checked (mpesa_callbacks.check_caller: 403 otherwise).
     Returns the source address."""
-    address = source_ip(request)
+    address = source_ip(request, state)
     mpesa_callbacks.check_caller(state.settings, address, secret)
     return address
 

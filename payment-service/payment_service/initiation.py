@@ -38,6 +38,7 @@ from payment_service.state import PaymentState
 from payment_service.stripe_client import (
     UnrepresentableAmount,
     payment_intent_params,
+    stripe_error_fields,
     to_minor_units,
 )
 from shared.auth import AuthenticatedUser
@@ -49,6 +50,10 @@ from shared.schemas import money_str
 logger = logging.getLogger(__name__)
 
 TRANSACTION_DESC = "Order payment"  # 13 characters, Daraja's maximum
+# A failed payment's `errorMessage` when the provider refused the request (its own words
+# are in the log, with the payment's id).
+MPESA_REFUSED = "M-Pesa refused the payment request"
+STRIPE_REFUSED = "Stripe refused the payment"
 
 
 async def pay_with_mpesa(
@@ -133,12 +138,18 @@ async def initiate_mpesa(
     try:
         accepted = await daraja.stk_push(body)
     except DarajaRefused as exc:
+        # Daraja's words are for the log only: its error body describes our request and
+        # our credentials, not anything the customer can act on.
         logger.warning(
             "daraja refused an STK push",
-            extra={"paymentId": str(payment.id), "errorCode": exc.error_code},
+            extra={
+                "paymentId": str(payment.id),
+                "errorCode": exc.error_code,
+                "providerMessage": exc.error_message,
+            },
         )
-        await _mark_failed(state, payment.id, f"M-Pesa refused: {exc.error_message}")
-        raise BadRequest("Failed to initiate M-Pesa payment", details=exc.details()) from None
+        await _mark_failed(state, payment.id, MPESA_REFUSED)
+        raise BadRequest("Failed to initiate M-Pesa payment") from None
     except DarajaUnavailable as exc:
         logger.warning(
             "daraja unavailable", extra={"paymentId": str(payment.id), "reason": str(exc)}
@@ -208,10 +219,13 @@ async def initiate_stripe(
         await _mark_failed(state, payment.id, "Stripe was unavailable")
         raise BadGateway("Stripe is unavailable, try again") from None
     except stripe.StripeError as exc:
-        message = exc.user_message or str(exc)
-        logger.warning("stripe refused a payment intent", extra={"paymentId": str(payment.id)})
-        await _mark_failed(state, payment.id, f"Stripe refused: {message}")
-        raise BadRequest("Failed to create Stripe payment", details=message) from None
+        # Stripe's message is for the log only (it speaks of our request and account).
+        logger.warning(
+            "stripe refused a payment intent",
+            extra={"paymentId": str(payment.id), **stripe_error_fields(exc)},
+        )
+        await _mark_failed(state, payment.id, STRIPE_REFUSED)
+        raise BadRequest("Failed to create Stripe payment") from None
 
     payment = await _mark_processing(state, payment.id, intent.id, {"paymentIntentId": intent.id})
     return StripeInitiated(

@@ -4,6 +4,7 @@ M-Pesa portal and recorded here with their reference. A payment's refunded amoun
 status follow its succeeded refunds (`apply_refund_totals`), and the order hears of a
 full refund."""
 
+import logging
 import uuid
 
 import stripe
@@ -26,11 +27,16 @@ from payment_service.outbox import PAYMENT_REFUNDED, queue_order_update
 from payment_service.payments import payment_out
 from payment_service.schemas import RefundOut, RefundRequest, RefundResult
 from payment_service.state import PaymentState
-from payment_service.stripe_client import refund_status, to_minor_units
+from payment_service.stripe_client import refund_status, stripe_error_fields, to_minor_units
 from shared.auth import AuthenticatedUser
 from shared.errors import BadGateway, BadRequest
 from shared.idempotency import Answer, KeyedRequest
 from shared.schemas import money_str
+
+logger = logging.getLogger(__name__)
+
+# A failed refund's `errorMessage` when Stripe refused it (its words are in the log).
+STRIPE_REFUSED_REFUND = "Stripe refused the refund"
 
 
 async def refund(
@@ -112,12 +118,16 @@ async def refund_payment(
         # Stripe may have made it: the refund stays pending until its webhook says.
         raise BadGateway("Stripe is unavailable, try again") from None
     except stripe.StripeError as exc:
-        message = exc.user_message or str(exc)
+        # Stripe's message is for the log only (it speaks of our request and account).
+        logger.warning(
+            "stripe refused a refund",
+            extra={"refundId": str(pending.id), **stripe_error_fields(exc)},
+        )
         async with state.sessionmaker() as session, session.begin():
             row = await repository.lock_refund(session, pending.id)
             if move_refund(row, RefundStatus.FAILED):
-                row.error_message = message[:2000]
-        raise BadRequest("Failed to refund Stripe payment", details=message) from None
+                row.error_message = STRIPE_REFUSED_REFUND
+        raise BadRequest("Failed to refund Stripe payment") from None
 
     async with state.sessionmaker() as session, session.begin():
         payment = await repository.lock_payment(session, payment_id)

@@ -112,3 +112,14 @@ REFUND_STATUSES = {
 
 def refund_status(stripe_status: object) -> RefundStatus:
     return REFUND_STATUSES.get(str(stripe_status), RefundStatus.PENDING)
+
+
+def stripe_error_fields(error: stripe.StripeError) -> dict[str, Any]:
+    """What a log line keeps of a refusal by Stripe (never shown to a client): its kind,
+    code, request id and message."""
+    return {
+        "stripeError": type(error).__name__,
+        "stripeCode": error.code,
+        "stripeRequestId": error.request_id,
+        "providerMessage": error.user_message or str(error),
+    }

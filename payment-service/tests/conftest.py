@@ -94,6 +94,7 @@ class FakeWorld:
     stripe_requests: list[httpx.Request] = field(default_factory=list)
     stripe_intent_error: tuple[int, Any] | None = None
     refund_status: str = "succeeded"
+    stripe_refund_error: tuple[int, Any] | None = None
     # The PaymentIntents created, as Stripe keeps them (listed by reconciliation).
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     stripe_down: bool = False
@@ -331,6 +332,9 @@ class FakeWorld:
 
     def stripe_refund(self, request: httpx.Request) -> httpx.Response:
         self.stripe_requests.append(request)
+        if self.stripe_refund_error is not None:
+            status, body = self.stripe_refund_error
+            return httpx.Response(status, json=body)
         form = parse_qs(request.content.decode())
         return httpx.Response(
             200,

@@ -1,8 +1,13 @@
 """Daraja's callback: believed only with the secret, confirmed by STK Query, for the
 payment's amount, once; and reconciliation for callbacks that never come."""
 
-import pytest
+from contextlib import asynccontextmanager
 
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+
+from payment_service.main import create_app
 from payment_service.models import OutboxMessage, ProviderEvent
 from shared.metrics import sample
 
@@ -144,28 +149,70 @@ async def test_a_receipt_number_pays_one_payment_only(api, login, world, process
     assert (await api.payment(other["payment"]["id"])).status == "processing"
 
 
-async def test_a_source_outside_the_allowlist_is_403(make_settings, world, login):
-    import httpx
-    from asgi_lifespan import LifespanManager
+ALLOWED_IPS = "196.201.214.0/24, 10.0.0.1"
+GATEWAY_IP = "10.1.0.5"
+SAFARICOM_IP = "196.201.214.200"
+OUTSIDER_IP = "203.0.113.9"
 
-    from payment_service.main import create_app
 
-    app = create_app(make_settings(MPESA_CALLBACK_ALLOWED_IPS="196.201.214.0/24, 10.0.0.1"))
+@asynccontextmanager
+async def callback_client(make_settings, peer: str, **settings):
+    """A client of the payment service whose requests come from `peer`; yields a function
+    that posts a failed-payment callback with the given headers."""
+    app = create_app(make_settings(MPESA_CALLBACK_ALLOWED_IPS=ALLOWED_IPS, **settings))
+    path = f"/api/webhook/mpesa/{make_settings().mpesa_callback_secret.get_secret_value()}"
+    body = {"Body": {"stkCallback": {"CheckoutRequestID": "x", "ResultCode": 1}}}
     async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
+        transport = httpx.ASGITransport(app=app, client=(peer, 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://payment") as client:
-            path = f"/api/webhook/mpesa/{make_settings().mpesa_callback_secret.get_secret_value()}"
-            body = {"Body": {"stkCallback": {"CheckoutRequestID": "x", "ResultCode": 1}}}
-            before = (await client.get("/metrics")).text
-            outside = await client.post(path, json=body, headers={"X-Real-IP": "203.0.113.9"})
-            inside = await client.post(path, json=body, headers={"X-Real-IP": "196.201.214.200"})
-            after = (await client.get("/metrics")).text
+
+            async def post(**headers: str) -> httpx.Response:
+                return await client.post(path, json=body, headers=headers)
+
+            post.client = client  # type: ignore[attr-defined]
+            yield post
+
+
+async def test_a_source_outside_the_allowlist_is_403(make_settings):
+    async with callback_client(make_settings, GATEWAY_IP, TRUSTED_PROXIES=GATEWAY_IP) as post:
+        before = (await post.client.get("/metrics")).text
+        outside = await post(**{"X-Real-IP": OUTSIDER_IP})
+        inside = await post(**{"X-Real-IP": SAFARICOM_IP})
+        after = (await post.client.get("/metrics")).text
     assert outside.status_code == 403
+    assert outside.json() == {"error": "Forbidden"}
     assert inside.status_code == 200
     rejected = {"provider": "mpesa", "reason": "bad_source"}
     assert sample(after, "webhooks_rejected_total", **rejected) == (
         sample(before, "webhooks_rejected_total", **rejected) + 1
     )
+
+
+async def test_the_gateways_x_forwarded_for_counts_when_it_sends_no_x_real_ip(make_settings):
+    async with callback_client(make_settings, GATEWAY_IP, TRUSTED_PROXIES="10.1.0.0/16") as post:
+        # Read from the right: the client's own left-most entry is not believed.
+        forged = await post(**{"X-Forwarded-For": f"{SAFARICOM_IP}, {OUTSIDER_IP}"})
+        real = await post(**{"X-Forwarded-For": f"{OUTSIDER_IP}, {SAFARICOM_IP}"})
+    assert forged.status_code == 403
+    assert real.status_code == 200
+
+
+@pytest.mark.parametrize("trusted", ["", GATEWAY_IP])
+async def test_address_headers_from_an_untrusted_peer_are_not_believed(make_settings, trusted):
+    """A caller that reaches the service directly (not through a trusted proxy) is judged
+    by its own address, whatever X-Real-IP or X-Forwarded-For it sends."""
+    async with callback_client(make_settings, OUTSIDER_IP, TRUSTED_PROXIES=trusted) as post:
+        real_ip = await post(**{"X-Real-IP": SAFARICOM_IP})
+        forwarded = await post(**{"X-Forwarded-For": SAFARICOM_IP})
+    assert real_ip.status_code == 403
+    assert forwarded.status_code == 403
+    async with callback_client(make_settings, SAFARICOM_IP, TRUSTED_PROXIES=trusted) as post:
+        assert (await post(**{"X-Real-IP": OUTSIDER_IP})).status_code == 200
+
+
+def test_trusted_proxies_must_be_addresses(make_settings):
+    with pytest.raises(ValueError, match="does not appear to be an IPv4 or IPv6 network"):
+        make_settings(TRUSTED_PROXIES="gateway")
 
 
 async def test_a_callback_without_stk_callback_is_400(api):

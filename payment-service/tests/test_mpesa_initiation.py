@@ -3,6 +3,7 @@ customer is answered."""
 
 import asyncio
 import base64
+import logging
 import os
 import time
 from datetime import datetime, timedelta
@@ -267,29 +268,32 @@ async def test_the_idempotency_key_returns_the_first_answer(api, login, world):
     assert other_body.json() == {"error": "Idempotency key reused with a different request"}
 
 
-async def test_a_refusal_by_daraja_fails_the_payment(api, login, world):
+async def test_a_refusal_by_daraja_fails_the_payment_and_its_words_stay_in_the_log(
+    api, login, world, caplog
+):
     user_id, headers = login()
     order_id = world.add_order(user_id)
     world.stk_response = (
         400,
         {
             "requestId": "1c5b-4ba8",
-            "errorCode": "400.002.02",
-            "errorMessage": "Bad Request - Invalid PhoneNumber",
+            "errorCode": "404.001.03",
+            "errorMessage": "Invalid Access Token",
         },
     )
-    response = await api.pay_mpesa(headers, order_id)
+    with caplog.at_level(logging.WARNING, logger="payment_service.initiation"):
+        response = await api.pay_mpesa(headers, order_id)
     assert response.status_code == 400
-    assert response.json() == {
-        "error": "Failed to initiate M-Pesa payment",
-        "details": {
-            "errorCode": "400.002.02",
-            "errorMessage": "Bad Request - Invalid PhoneNumber",
-        },
-    }
+    assert response.json() == {"error": "Failed to initiate M-Pesa payment"}
     [payment] = await api.rows(Payment)
     assert payment.status == "failed"
-    assert "Invalid PhoneNumber" in payment.error_message
+    assert payment.error_message == "M-Pesa refused the payment request"
+    shown = await api.client.get(f"/api/payments/{payment.id}", headers=headers)
+    assert shown.status_code == 200
+    assert "Invalid Access Token" not in shown.text and "404.001.03" not in shown.text
+    [logged] = [r for r in caplog.records if r.getMessage() == "daraja refused an STK push"]
+    assert logged.providerMessage == "Invalid Access Token"
+    assert logged.errorCode == "404.001.03"
 
 
 async def test_daraja_unreachable_is_a_502_and_a_failed_payment(api, login, world):

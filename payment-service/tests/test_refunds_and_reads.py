@@ -2,6 +2,7 @@
 reads of one's own payments; the admin list."""
 
 import json
+import logging
 import uuid
 from urllib.parse import parse_qs
 
@@ -72,6 +73,34 @@ async def test_a_full_stripe_refund_refunds_the_order(api, login, world, paid_st
     assert refund_request.headers["Idempotency-Key"] == f"refund-{body['refund']['id']}"
     await api.deliver_outbox()
     assert world.orders[order_id]["paymentStatus"] == "refunded"
+
+
+async def test_a_refund_stripe_refuses_fails_and_its_words_stay_in_the_log(
+    api, login, world, paid_stripe, caplog
+):
+    _, payment_id, _ = paid_stripe
+    _, admin = login("admin")
+    provider_text = "Charge ch_1 has been disputed; acct_1Hf7Xq cannot refund it"
+    world.stripe_refund_error = (
+        400,
+        {
+            "error": {
+                "type": "invalid_request_error",
+                "code": "charge_disputed",
+                "message": provider_text,
+            }
+        },
+    )
+    with caplog.at_level(logging.WARNING, logger="payment_service.refunds"):
+        response = await refund(api, admin, payment_id)
+    assert response.status_code == 400
+    assert response.json() == {"error": "Failed to refund Stripe payment"}
+    [row] = await api.rows(Refund)
+    assert row.status == "failed"
+    assert row.error_message == "Stripe refused the refund"
+    [logged] = [r for r in caplog.records if r.getMessage() == "stripe refused a refund"]
+    assert logged.providerMessage == provider_text
+    assert logged.refundId == str(row.id)
 
 
 async def test_partial_refunds_never_exceed_what_was_paid(api, login, paid_stripe):

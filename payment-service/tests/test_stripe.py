@@ -2,6 +2,7 @@
 valid signature, once per event, for the payment's amount and currency."""
 
 import json
+import logging
 import time
 import uuid
 from decimal import Decimal
@@ -124,18 +125,37 @@ async def test_without_a_secret_key_stripe_is_503(make_settings, world, login):
     assert response.json() == {"error": "Stripe is not configured"}
 
 
-async def test_a_stripe_refusal_fails_the_payment(api, login, world):
+PROVIDER_TEXT = "No such customer: 'cus_9s6XKzkNRiz8i3'; acct_1Hf7Xq live mode"
+
+
+async def test_a_stripe_refusal_fails_the_payment_and_its_words_stay_in_the_log(
+    api, login, world, caplog
+):
     user_id, headers = login()
     world.stripe_intent_error = (
         400,
-        {"error": {"type": "invalid_request_error", "message": "Amount must be at least 50"}},
+        {
+            "error": {
+                "type": "invalid_request_error",
+                "code": "resource_missing",
+                "message": PROVIDER_TEXT,
+            }
+        },
     )
-    response = await api.pay_stripe(headers, world.add_order(user_id))
+    with caplog.at_level(logging.WARNING, logger="payment_service.initiation"):
+        response = await api.pay_stripe(headers, world.add_order(user_id))
     assert response.status_code == 400
-    assert response.json()["error"] == "Failed to create Stripe payment"
-    assert "Amount must be at least" in response.json()["details"]
+    assert response.json() == {"error": "Failed to create Stripe payment"}
     [payment] = await api.rows(Payment)
     assert payment.status == "failed"
+    assert payment.error_message == "Stripe refused the payment"
+    shown = await api.client.get(f"/api/payments/{payment.id}", headers=headers)
+    assert shown.status_code == 200
+    assert PROVIDER_TEXT not in shown.text and "cus_9s6" not in shown.text
+    [logged] = [r for r in caplog.records if r.getMessage() == "stripe refused a payment intent"]
+    assert logged.providerMessage == PROVIDER_TEXT
+    assert logged.stripeCode == "resource_missing"
+    assert logged.paymentId == str(payment.id)
 
 
 async def test_a_signed_success_completes_the_payment_and_pays_the_order(

@@ -1,0 +1,48 @@
+"""In production the gateway refuses to start with CORS open to every origin."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from api_gateway.config import GatewaySettings
+from shared.testing import random_secret
+
+STRONG = {"JWT_SECRET": random_secret(), "INTERNAL_SERVICE_SECRET": random_secret()}
+REFUSAL = "CORS_ORIGINS must list the shop's front-end origins in production"
+
+
+@pytest.mark.parametrize("origins", ["*", "https://shop.example.com, *", None])
+def test_production_refuses_any_origin(origins):
+    cors = {} if origins is None else {"CORS_ORIGINS": origins}  # unset: the default, *
+    with pytest.raises(ValidationError, match=REFUSAL):
+        GatewaySettings(_env_file=None, ENVIRONMENT="production", **STRONG, **cors)
+
+
+def test_production_takes_listed_origins_and_development_takes_any():
+    listed = GatewaySettings(
+        _env_file=None,
+        ENVIRONMENT="production",
+        CORS_ORIGINS="https://shop.example.com,https://admin.shop.example.com",
+        **STRONG,
+    )
+    assert listed.cors_origin_list == ["https://shop.example.com", "https://admin.shop.example.com"]
+    assert GatewaySettings(_env_file=None, CORS_ORIGINS="*", **STRONG).cors_origin_list == ["*"]
+
+
+def test_the_gateway_process_does_not_start_and_says_why():
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "ENVIRONMENT": "production",
+        "CORS_ORIGINS": "*",
+        "GATEWAY_PORT": "9",
+        **STRONG,
+    }
+    started = subprocess.run(
+        [sys.executable, "-m", "api_gateway"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert started.returncode != 0
+    assert REFUSAL in started.stderr
+    assert STRONG["JWT_SECRET"] not in started.stderr + started.stdout
