@@ -54,6 +54,7 @@ PRODUCTION_ENV = {
     "INTERNAL_SERVICE_SECRET": "i" * 64,
     "MPESA_CALLBACK_SECRET": "m" * 64,
     "POSTGRES_PASSWORD": "p" * 32,
+    "CORS_ORIGINS": "https://shop.example.com",
 }
 
 
@@ -462,6 +463,28 @@ def test_production_publishes_only_the_gateway_and_runs_no_simulator(prod):
     # It is only behind a profile.
     with_profile = compose_config([DEV_FILE, PROD_FILE], PRODUCTION_ENV, "--profile", "dev-tools")
     assert with_profile["services"]["mpesa-simulator"]["profiles"] == ["dev-tools"]
+
+
+def test_production_keeps_metrics_docs_and_any_origin_off_the_public_port(prod):
+    gateway = prod["services"]["api-gateway"]["environment"]
+    assert gateway["METRICS_ENABLED"] == "false"
+    assert gateway["CORS_ORIGINS"] == PRODUCTION_ENV["CORS_ORIGINS"]
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "CORS_ORIGINS"}
+    with pytest.raises(ComposeError, match="CORS_ORIGINS"):
+        compose_config([DEV_FILE, PROD_FILE], env)
+    # Every service's /metrics and /docs are on its own port, and none is published.
+    for name, service in prod["services"].items():
+        if name != "api-gateway":
+            assert not service.get("ports"), name
+
+
+def test_the_payment_service_believes_address_headers_only_from_the_services_network(dev):
+    trusted = dev["services"]["payment-service"]["environment"]["TRUSTED_PROXIES"]
+    assert trusted == "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16"
+    # The gateway's own TRUSTED_PROXIES stays the operator's (.env): a host client comes
+    # from the services network too and must not set its own address.
+    written = yaml.safe_load(DEV_FILE.read_text())["services"]["api-gateway"]["environment"]
+    assert "TRUSTED_PROXIES" not in written
 
 
 def test_production_services_restart_have_limits_and_production_settings(prod):

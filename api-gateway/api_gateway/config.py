@@ -35,6 +35,10 @@ class GatewaySettings(ServiceSettings):
     api_docs_cache_seconds: float = Field(
         default=30.0, ge=0, validation_alias="API_DOCS_CACHE_SECONDS"
     )
+    # GET /metrics on the gateway's own port. Off where that port is the world's and no
+    # scraper sits beside it (docker-compose.prod.yml); Kubernetes scrapes the pod while
+    # the Ingress passes only /api and /health.
+    metrics_enabled: bool = Field(default=True, validation_alias="METRICS_ENABLED")
     # Comma-separated origins allowed by CORS; "*" for any (refused in production).
     cors_origins: str = Field(default="*", validation_alias="CORS_ORIGINS")
 

@@ -23,6 +23,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         routers=[],
         state=open_gateway_state,
         on_shutdown=[close_gateway_state],
+        serve_metrics=settings.metrics_enabled,
     )
     app.router.add_route(
         "/api/{path:path}", proxy, methods=PROXIED_METHODS, include_in_schema=False

@@ -46,3 +46,15 @@ def test_the_gateway_process_does_not_start_and_says_why():
     assert started.returncode != 0
     assert REFUSAL in started.stderr
     assert STRONG["JWT_SECRET"] not in started.stderr + started.stdout
+
+
+async def test_metrics_can_be_kept_off_the_public_port(make_client, fake_services):
+    """docker-compose.prod.yml publishes the gateway's port and sets METRICS_ENABLED=false:
+    /metrics is then a path like any other the gateway does not serve."""
+    scraped = await (await make_client()).get("/metrics")
+    assert scraped.status_code == 200
+    assert "http_requests_total" in scraped.text
+    hidden = await (await make_client(METRICS_ENABLED="false")).get("/metrics")
+    assert hidden.status_code == 404
+    assert hidden.json() == {"error": "Route not found"}
+    assert fake_services.received == []

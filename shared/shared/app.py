@@ -69,6 +69,7 @@ def create_app(
     on_shutdown: Sequence[Hook] = (),
     workers: Sequence[PeriodicWorker[Any]] = (),
     metrics_hooks: Sequence[MetricsHook] = (),
+    serve_metrics: bool = True,
     description: str = "",
 ) -> FastAPI:
     """`name` is the service's short name (logs, internal tokens, traces); `title` its
@@ -76,7 +77,8 @@ def create_app(
     (the base itself by default). `user_status_source` defaults to asking the auth
     service. `workers` run in the background while the app runs, unless
     `WORKERS_ENABLED=false` (tests run their jobs directly). Hooks, workers and scrape
-    hooks (`metrics_hooks`, see shared.metrics) are all given the service's state."""
+    hooks (`metrics_hooks`, see shared.metrics) are all given the service's state.
+    `serve_metrics=False` leaves `/metrics` out (a port the world reaches)."""
     configure_logging(name, settings.log_level)
     tracing.configure_tracing(name)
 
@@ -154,7 +156,8 @@ def create_app(
     app.add_middleware(RequestContextMiddleware, quiet_paths=QUIET_PATHS)
     install_error_handlers(app)
     app.include_router(health_router(title))
-    app.include_router(metrics_router(_state, metrics_hooks))
+    if serve_metrics:
+        app.include_router(metrics_router(_state, metrics_hooks))
     for router in routers:
         app.include_router(router)
     install_openapi(app)

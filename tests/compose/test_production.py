@@ -16,7 +16,11 @@ PLACEHOLDER = "your-super-secret-jwt-key-change-in-production"
 
 
 def production_secrets() -> dict[str, str]:
-    return {name: secrets.token_hex(32) for name in SECRETS}
+    """The secrets, and the one setting production also requires (no * for CORS)."""
+    return {
+        **{name: secrets.token_hex(32) for name in SECRETS},
+        "CORS_ORIGINS": "https://shop.example.com",
+    }
 
 
 @pytest.mark.parametrize("missing", SECRETS)
@@ -60,6 +64,7 @@ def test_production_starts_with_secrets_from_the_environment(project_factory, bu
         assert "ENVIRONMENT=production" in env.splitlines()
         with httpx.Client(base_url=GATEWAY, timeout=30) as client:
             assert client.get("/health").json()["status"] == "OK"
+            assert client.get("/metrics").status_code == 404  # not on the public port
             registered = client.post(
                 "/api/auth/register",
                 json={"name": "Prod User", "email": "prod@example.com", "password": "password123"},
