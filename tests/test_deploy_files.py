@@ -21,8 +21,10 @@ import yaml
 from pydantic import AliasChoices, SecretStr
 from pydantic_settings import BaseSettings
 
+from api_gateway.routing import UPSTREAMS
 from shared import tracing
 from shared.entrypoint import RUN_MIGRATIONS_VARIABLE
+from shared.internal_access import callers_of
 from shared.settings import ServiceSettings
 from tests.ops_tools import ComposeError, compose_config, compose_variables, kustomize
 
@@ -690,3 +692,50 @@ def test_every_namespaced_object_is_in_the_overlay_namespace(overlay):
     for obj in rendered(overlay):
         if obj["kind"] != "Namespace":
             assert obj["metadata"]["namespace"] == namespace, obj["metadata"]["name"]
+
+
+# --- network policies: the internal route table, as Kubernetes enforces it -----------
+
+# The short names of shared.internal_access and the gateway's routing, as Deployments.
+DEPLOYMENT_OF = {
+    "gateway": "api-gateway",
+    "auth": "auth-service",
+    "product": "product-service",
+    "cart": "cart-service",
+    "order": "order-service",
+    "payment": "payment-service",
+}
+SCRAPER = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+
+
+def admitted_pods(policy: dict) -> set[str]:
+    return {
+        peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+        for rule in policy["spec"].get("ingress", [])
+        for peer in rule.get("from", [])
+        if "podSelector" in peer
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_admit_only_the_callers_of_the_internal_route_table(overlay):
+    policies = objects_of(overlay, "NetworkPolicy")
+    deny = policies["default-deny-ingress"]["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    behind_gateway = {upstream.service for upstream in UPSTREAMS}
+    for service in ("auth", "product", "cart", "order", "payment"):
+        policy = policies[DEPLOYMENT_OF[service]]
+        assert policy["spec"]["podSelector"] == {
+            "matchLabels": {"app.kubernetes.io/name": DEPLOYMENT_OF[service]}
+        }
+        expected = set(callers_of(service)) | ({"gateway"} if service in behind_gateway else set())
+        assert admitted_pods(policy) == {DEPLOYMENT_OF[name] for name in expected}, service
+        peers = [peer for rule in policy["spec"]["ingress"] for peer in rule["from"]]
+        assert [peer for peer in peers if "podSelector" not in peer] == [SCRAPER], service
+        assert all(rule["ports"] == [{"port": "http"}] for rule in policy["spec"]["ingress"])
+    # The gateway takes anyone, on its HTTP port only; Redis only the gateway.
+    assert policies["api-gateway"]["spec"]["ingress"] == [{"ports": [{"port": "http"}]}]
+    assert admitted_pods(policies["redis"]) == {"api-gateway"}
+    # Every workload's pods are covered by a policy of their own or by the default deny.
+    for name in objects_of(overlay, "Deployment"):
+        assert name in policies, name
