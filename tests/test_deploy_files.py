@@ -22,6 +22,7 @@ from pydantic import AliasChoices, SecretStr
 from pydantic_settings import BaseSettings
 
 from api_gateway.routing import UPSTREAMS
+from scripts.stack import Output, ensure_development_secrets
 from shared import tracing
 from shared.entrypoint import RUN_MIGRATIONS_VARIABLE
 from shared.internal_access import callers_of
@@ -739,3 +740,38 @@ def test_network_policies_admit_only_the_callers_of_the_internal_route_table(ove
     # Every workload's pods are covered by a policy of their own or by the default deny.
     for name in objects_of(overlay, "Deployment"):
         assert name in policies, name
+
+
+# --- secrets in one place ------------------------------------------------------------
+
+
+def required_secrets(folder: str) -> set[str]:
+    """The secrets a member cannot start without (no default), by their first name."""
+    return {
+        _aliases(name, field)[0]
+        for cls in settings_classes().get(folder, [])
+        for name, field in cls.model_fields.items()
+        if _is_secret(field.annotation) and field.is_required()
+    }
+
+
+def test_make_run_generates_every_secret_a_service_needs(tmp_path):
+    env = {"DEV_SECRETS_FILE": str(tmp_path / "dev-secrets.env")}
+    ensure_development_secrets(env, Output(["stack"]))
+    needed = set().union(*(required_secrets(folder) for folder in app_services()))
+    # Not needed to start, but needed to take M-Pesa callbacks (the simulator's too).
+    needed.add("MPESA_CALLBACK_SECRET")
+    assert needed <= {name for name, value in env.items() if value}
+
+
+def test_compose_gives_each_service_its_secrets_from_the_one_block(dev, prod):
+    written = yaml.safe_load(DEV_FILE.read_text())
+    block = set(written["x-secrets"]) | set(written["x-payment-secrets"])
+    for folder in app_services():
+        needed = required_secrets(folder)
+        if folder not in dev["services"] or not needed:
+            continue
+        for project in (dev, prod):
+            env = project["services"][folder]["environment"]
+            assert all(env.get(name) for name in needed), (folder, needed)
+        assert needed <= block, folder
