@@ -1,7 +1,7 @@
 """The console's settings, from the environment and `.env` (documented in .env.example)."""
 
 from functools import lru_cache
-from typing import Literal
+from typing import Literal, Self
 from zoneinfo import ZoneInfo, available_timezones
 
 from babel import Locale, UnknownLocaleError
@@ -58,7 +58,7 @@ class ConsoleSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _refuse_weak_secret_in_production(self):
+    def _refuse_weak_secret_in_production(self) -> Self:
         secret = self.internal_service_secret.get_secret_value()
         if self.is_production and (
             len(secret) < MIN_SECRET_LENGTH

@@ -1,6 +1,6 @@
 """Dependencies that validate and load: the API as the signed-in admin uses it."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
@@ -32,7 +32,14 @@ class AdminApi(ShopApi):
         )
         self._next_path = current_path(request) if request.method == "GET" else None
 
-    async def call(self, method, path, *, params=None, json=None):
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+    ) -> dict[str, Any]:
         try:
             return await super().call(method, path, params=params, json=json)
         except ApiError as error:

@@ -35,10 +35,11 @@ class Formats:
 
     def day(self, value: object) -> str:
         if isinstance(value, str):
+            text = value
             try:
-                value = date.fromisoformat(value)
+                value = date.fromisoformat(text)
             except ValueError:
-                return value
+                return text
         if not isinstance(value, date):
             return "-"
         return format_date(value, "EEE d MMM", locale=self.locale)

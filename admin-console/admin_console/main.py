@@ -27,6 +27,7 @@ from admin_console.session import (
 )
 from admin_console.state import ConsoleState, console_settings, console_state
 from admin_console.templating import render
+from shared.errors import add_error_handler
 from shared.http_client import ServiceClient
 from shared.logging import configure_logging
 from shared.metrics import metrics_router
@@ -147,12 +148,12 @@ def create_app(
     )
     app.add_middleware(ConsoleSecurityHeaders)
     app.add_middleware(RequestContextMiddleware, quiet_paths=QUIET_PATHS)
-    app.add_exception_handler(SignInRequired, _sign_in_required)
-    app.add_exception_handler(CsrfRefused, _csrf_refused)
-    app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    add_error_handler(app, SignInRequired, _sign_in_required)
+    add_error_handler(app, CsrfRefused, _csrf_refused)
+    add_error_handler(app, ApiError, _api_error)
+    add_error_handler(app, RequestValidationError, _invalid_request)
+    add_error_handler(app, StarletteHTTPException, _http_error)
+    add_error_handler(app, Exception, _unexpected_error)
     app.include_router(routes.probes)
     app.include_router(metrics_router(console_state))
     app.mount(f"{BASE}/static", StaticFiles(directory=STATIC), name="static")

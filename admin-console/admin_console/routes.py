@@ -95,7 +95,7 @@ def refused_status(error: ApiError) -> int:
 
 
 @router.get("/login")
-async def sign_in_page(request: Request):
+async def sign_in_page(request: Request) -> Response:
     return render(
         request,
         "login.html",
@@ -113,7 +113,7 @@ async def sign_in(
     email: Annotated[str, Form(max_length=320)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     next_path: Annotated[str, Form(alias="next", max_length=2000)] = "",
-):
+) -> Response:
     context: dict[str, Any] = {"email": email, "next": safe_next(next_path)}
     try:
         body = await api.post("/api/auth/login", {"email": email, "password": password})
@@ -139,7 +139,7 @@ async def sign_in(
 
 
 @forms.post("/logout")
-async def sign_out(request: Request):
+async def sign_out(request: Request) -> Response:
     response = RedirectResponse(sign_in_url(reason="signed-out"), status_code=303)
     end_session(response, console_settings(request))
     return response
@@ -149,7 +149,7 @@ async def sign_out(request: Request):
 
 
 @router.get("/")
-async def overview(request: Request, api: Api):
+async def overview(request: Request, api: Api) -> Response:
     settings = console_settings(request)
     context = await views.overview(
         api, zone=settings.zone, low_stock=settings.low_stock_threshold, fmt=formats(request)
@@ -158,7 +158,7 @@ async def overview(request: Request, api: Api):
 
 
 @router.get("")
-async def overview_without_slash():
+async def overview_without_slash() -> Response:
     return RedirectResponse(f"{BASE}/", status_code=307)
 
 
@@ -166,7 +166,7 @@ async def overview_without_slash():
 
 
 @router.get("/orders")
-async def orders(request: Request, api: Api):
+async def orders(request: Request, api: Api) -> Response:
     context = await views.order_list(api, query(request), console_settings(request).zone)
     return render(
         request,
@@ -201,14 +201,14 @@ async def _order(request: Request, api: Api, order_id: uuid.UUID, **extra: Any) 
 
 
 @router.get("/orders/{order_id}")
-async def order(request: Request, api: Api, order_id: uuid.UUID):
+async def order(request: Request, api: Api, order_id: uuid.UUID) -> Response:
     return await _order(request, api, order_id)
 
 
 @forms.post("/orders/{order_id}/status")
 async def change_order_status(
     request: Request, api: Api, order_id: uuid.UUID, status: Annotated[str, Form(max_length=20)]
-):
+) -> Response:
     try:
         await api.put(f"/api/orders/admin/orders/{order_id}/status", {"status": status})
     except ApiError as error:
@@ -228,7 +228,7 @@ async def refund(
     amount: Annotated[str, Form(max_length=32)] = "",
     reason: Annotated[str, Form(max_length=500)] = "",
     reference: Annotated[str, Form(max_length=255)] = "",
-):
+) -> Response:
     form = {"payment_id": payment_id, "amount": amount, "reason": reason, "reference": reference}
     problems = {}
     if not reason.strip():
@@ -265,7 +265,7 @@ async def refund(
 
 
 @router.get("/products")
-async def products(request: Request, api: Api):
+async def products(request: Request, api: Api) -> Response:
     settings = console_settings(request)
     context = await views.product_list(api, query(request), settings.low_stock_threshold)
     return render(
@@ -282,12 +282,12 @@ async def products(request: Request, api: Api):
 
 
 @router.get("/products/new")
-async def new_product(request: Request):
+async def new_product(request: Request) -> Response:
     return render(request, "product_form.html", {"section": "products", "form": {}})
 
 
 @router.get("/products/image-preview")
-async def image_preview(request: Request, imageUrl: str = ""):
+async def image_preview(request: Request, imageUrl: str = "") -> Response:
     url = imageUrl.strip()
     return render(
         request,
@@ -302,7 +302,7 @@ async def _product_form(request: Request) -> dict[str, str]:
 
 
 @forms.post("/products/new")
-async def create_product(request: Request, api: Api):
+async def create_product(request: Request, api: Api) -> Response:
     form = await _product_form(request)
     try:
         body = await api.post("/api/products", views.product_body(form, creating=True))
@@ -345,12 +345,12 @@ async def _product_page(
 
 
 @router.get("/products/{product_id}")
-async def product(request: Request, api: Api, product_id: uuid.UUID):
+async def product(request: Request, api: Api, product_id: uuid.UUID) -> Response:
     return await _product_page(request, api, product_id)
 
 
 @forms.post("/products/{product_id}")
-async def save_product(request: Request, api: Api, product_id: uuid.UUID):
+async def save_product(request: Request, api: Api, product_id: uuid.UUID) -> Response:
     form = await _product_form(request)
     try:
         await api.put(f"/api/products/{product_id}", views.product_body(form, creating=False))
@@ -373,7 +373,7 @@ async def restock(
     api: Api,
     product_id: uuid.UUID,
     delta: Annotated[str, Form(max_length=20)] = "",
-):
+) -> Response:
     # A whole number goes as one; anything else as typed, for the API to name the problem.
     value: Any = int(delta) if re.fullmatch(r"\s*-?\d{1,12}\s*", delta) else delta
     try:
@@ -391,13 +391,13 @@ async def restock(
 
 
 @forms.post("/products/{product_id}/deactivate")
-async def deactivate_product(request: Request, api: Api, product_id: uuid.UUID):
+async def deactivate_product(request: Request, api: Api, product_id: uuid.UUID) -> Response:
     await api.delete(f"/api/products/{product_id}")
     return see(f"{BASE}/products/{product_id}", "deactivated")
 
 
 @forms.post("/products/{product_id}/reactivate")
-async def reactivate_product(request: Request, api: Api, product_id: uuid.UUID):
+async def reactivate_product(request: Request, api: Api, product_id: uuid.UUID) -> Response:
     await api.put(f"/api/products/{product_id}", {"isActive": True})
     return see(f"{BASE}/products/{product_id}", "reactivated")
 
@@ -406,7 +406,7 @@ async def reactivate_product(request: Request, api: Api, product_id: uuid.UUID):
 
 
 @router.get("/payments")
-async def payments(request: Request, api: Api):
+async def payments(request: Request, api: Api) -> Response:
     context = await views.payment_list(api, query(request), console_settings(request).zone)
     return render(
         request,
@@ -423,7 +423,7 @@ async def payments(request: Request, api: Api):
 
 
 @router.get("/payments/{payment_id}")
-async def payment(request: Request, api: Api, payment_id: uuid.UUID):
+async def payment(request: Request, api: Api, payment_id: uuid.UUID) -> Response:
     body = await api.get(f"/api/payments/admin/payments/{payment_id}")
     return render(
         request,
@@ -438,7 +438,7 @@ async def payment(request: Request, api: Api, payment_id: uuid.UUID):
 
 
 @router.get("/reconciliation")
-async def reconciliation(request: Request, api: Api):
+async def reconciliation(request: Request, api: Api) -> Response:
     try:
         context = await views.reconciliation(api, query(request), console_settings(request).zone)
     except ApiError as error:
@@ -490,7 +490,7 @@ async def _users(request: Request, api: Api, *, params: dict[str, str], **extra:
 
 
 @router.get("/users")
-async def users(request: Request, api: Api):
+async def users(request: Request, api: Api) -> Response:
     return await _users(request, api, params=query(request))
 
 
@@ -501,7 +501,7 @@ async def change_user(
     user_id: uuid.UUID,
     change: Annotated[str, Form(max_length=20)],
     back: Annotated[str, Form(max_length=2000)] = "",
-):
+) -> Response:
     # Back to the list as it was (search, role, page), whatever happens.
     params = {k: v for k, v in parse_qsl(back) if k in ("search", "role", "page")}
     if change not in USER_CHANGES:

@@ -11,7 +11,7 @@ import hmac
 import json
 import secrets
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request
@@ -69,7 +69,7 @@ def session_token(request: Request) -> str:
 SessionToken = Annotated[str, Depends(session_token)]
 
 
-def token_claims(token: str) -> dict:
+def token_claims(token: str) -> dict[str, Any]:
     """The claims of a JWT, read without checking it: only to show who is signed in and to
     end the cookie when the token ends (the API checks the token on every call)."""
     try:

@@ -3,6 +3,7 @@ the services: the console asks, shows, and sends what the admin chose."""
 
 import asyncio
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -46,7 +47,7 @@ class Section:
     error: str | None = None
 
 
-async def sections(*calls) -> list[Section]:
+async def sections(*calls: Awaitable[dict[str, Any]]) -> list[Section]:
     results = await asyncio.gather(*calls, return_exceptions=True)
     out = []
     for result in results:
@@ -126,7 +127,7 @@ def revenue_chart(days: list[dict[str, Any]], fmt: Formats) -> list[Bar]:
     return bars
 
 
-async def overview(api: ShopApi, *, zone: ZoneInfo, low_stock: int, fmt: Formats) -> dict:
+async def overview(api: ShopApi, *, zone: ZoneInfo, low_stock: int, fmt: Formats) -> dict[str, Any]:
     week_start = day_start(datetime.now(zone).date() - timedelta(days=6), zone)
     stats, payments, products, report = await sections(
         api.get("/api/orders/admin/stats", days=7, timezone=zone.key),
@@ -158,7 +159,7 @@ async def overview(api: ShopApi, *, zone: ZoneInfo, low_stock: int, fmt: Formats
 # --- Orders -----------------------------------------------------------------------------
 
 
-async def order_list(api: ShopApi, query: dict[str, str], zone: ZoneInfo) -> dict:
+async def order_list(api: ShopApi, query: dict[str, str], zone: ZoneInfo) -> dict[str, Any]:
     params: dict[str, Any] = {
         "status": query.get("status") if query.get("status") in ORDER_STATUSES else None,
         "paymentStatus": query.get("paymentStatus")
@@ -194,13 +195,13 @@ async def order_list(api: ShopApi, query: dict[str, str], zone: ZoneInfo) -> dic
     }
 
 
-async def customer_by_email(api: ShopApi, email: str) -> dict | None:
+async def customer_by_email(api: ShopApi, email: str) -> dict[str, Any] | None:
     wanted = email.strip().lower()
     body = await api.get("/api/auth/admin/users", search=wanted, limit=100)
     return next((user for user in body["users"] if user["email"] == wanted), None)
 
 
-async def order_page(api: ShopApi, order_id: uuid.UUID) -> dict:
+async def order_page(api: ShopApi, order_id: uuid.UUID) -> dict[str, Any]:
     order = (await api.get(f"/api/orders/admin/orders/{order_id}"))["order"]
     payments, customer = await sections(
         api.get("/api/payments/admin/payments", orderId=order["id"], limit=100),
@@ -217,7 +218,7 @@ async def order_page(api: ShopApi, order_id: uuid.UUID) -> dict:
     }
 
 
-def remaining(payment: dict) -> Decimal:
+def remaining(payment: dict[str, Any]) -> Decimal:
     paid = to_decimal(payment.get("amount")) or Decimal(0)
     refunded = to_decimal(payment.get("refundedAmount")) or Decimal(0)
     return paid - refunded
@@ -228,7 +229,7 @@ def remaining(payment: dict) -> Decimal:
 PRODUCT_FIELDS = ("name", "description", "price", "stock", "category", "sku", "imageUrl")
 
 
-async def product_list(api: ShopApi, query: dict[str, str], low_stock: int) -> dict:
+async def product_list(api: ShopApi, query: dict[str, str], low_stock: int) -> dict[str, Any]:
     params: dict[str, Any] = {
         "search": (query.get("search") or "").strip()[:200],
         "category": (query.get("category") or "").strip()[:100],
@@ -271,7 +272,7 @@ def is_web_image(url: str) -> bool:
 # --- Payments and reconciliation ---------------------------------------------------------
 
 
-async def payment_list(api: ShopApi, query: dict[str, str], zone: ZoneInfo) -> dict:
+async def payment_list(api: ShopApi, query: dict[str, str], zone: ZoneInfo) -> dict[str, Any]:
     params: dict[str, Any] = {
         "provider": query.get("provider") if query.get("provider") in PROVIDERS else None,
         "status": query.get("status") if query.get("status") in PAYMENT_RECORD_STATUSES else None,
@@ -288,7 +289,7 @@ async def payment_list(api: ShopApi, query: dict[str, str], zone: ZoneInfo) -> d
     }
 
 
-def payment_references(payment: dict) -> list[tuple[str, str]]:
+def payment_references(payment: dict[str, Any]) -> list[tuple[str, str]]:
     """The provider's names for its references to this payment."""
     details = payment.get("metadata") or {}
     if payment["provider"] == "mpesa":
@@ -306,7 +307,7 @@ def payment_references(payment: dict) -> list[tuple[str, str]]:
     return [(name, str(value)) for name, value in rows if value]
 
 
-async def reconciliation(api: ShopApi, query: dict[str, str], zone: ZoneInfo) -> dict:
+async def reconciliation(api: ShopApi, query: dict[str, str], zone: ZoneInfo) -> dict[str, Any]:
     window = day_window(query.get("from"), query.get("to"), zone)
     report = await api.get("/api/payments/admin/reconciliation", **window)
     return {"report": report}

@@ -1,6 +1,7 @@
 """The order service's tables (its own database; migrations in migrations/versions)."""
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -26,7 +27,7 @@ from shared.idempotency import IdempotencyKeyMixin
 from shared.outbox import OutboxMessageMixin
 
 
-def _one_of(column: str, values) -> str:
+def _one_of(column: str, values: Iterable[object]) -> str:
     return f"{column} IN ({', '.join(repr(str(value)) for value in values)})"
 
 

@@ -40,24 +40,25 @@ def _apply_payment_update(
     if update.payment_id and update.payment_id not in order.payment_ids:
         order.payment_ids = [*order.payment_ids, update.payment_id]
 
-    if update.payment_status == PaymentStatus.PAID or update.status == Status.PAID:
+    payment_status = None if update.payment_status is None else PaymentStatus(update.payment_status)
+    if payment_status == PaymentStatus.PAID or update.status == Status.PAID:
         return _payment_settled(session, order)
 
-    if update.payment_status is not None and update.payment_status != order.payment_status:
-        if update.payment_status == PaymentStatus.FAILED:
+    if payment_status is not None and payment_status != order.payment_status:
+        if payment_status == PaymentStatus.FAILED:
             _payment_failed(session, order)
         else:
-            check_payment_transition(order.payment_status, update.payment_status)
+            check_payment_transition(order.payment_status, payment_status)
             _set_payment_status(
                 session,
                 order,
-                update.payment_status,
-                f"Payment {update.payment_status.replace('_', ' ')}",
+                payment_status,
+                f"Payment {payment_status.replace('_', ' ')}",
             )
 
     # A failed payment never fails the order: it stays payable (a `status: failed` sent
     # with `paymentStatus: failed` is the payment's news, not the order's).
-    payment_failure = update.payment_status == PaymentStatus.FAILED
+    payment_failure = payment_status == PaymentStatus.FAILED
     if update.status is not None and update.status != order.status and not payment_failure:
         return change_status(
             session, order, update.status, Actor.PAYMENT, "Changed by the payment service"

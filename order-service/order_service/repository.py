@@ -4,7 +4,7 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Date, Select, cast, delete, func, select
+from sqlalchemy import Cast, ColumnExpressionArgument, Date, Select, cast, delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -22,11 +22,11 @@ from shared.db import affected_rows
 PLACED = Order.status != RESERVING
 
 
-def _with_items(statement: Select) -> Select:
+def _with_items(statement: Select[Order]) -> Select[Order]:
     return statement.options(selectinload(Order.items))
 
 
-def _with_details(statement: Select) -> Select:
+def _with_details(statement: Select[Order]) -> Select[Order]:
     return statement.options(selectinload(Order.items), selectinload(Order.history))
 
 
@@ -111,7 +111,7 @@ async def count_by_status(session: AsyncSession) -> dict[str, int]:
     return {status: count for status, count in rows.all()}
 
 
-def _local_day(column, timezone: str):
+def _local_day(column: ColumnExpressionArgument[datetime | None], timezone: str) -> Cast[date]:
     # The calendar day of a timestamptz in the shop's time zone, not the server's.
     return cast(func.timezone(timezone, column), Date)
 
@@ -149,7 +149,9 @@ async def paid_per_day(
 
 
 async def next_order_number_value(session: AsyncSession) -> int:
-    return await session.scalar(select(order_number_sequence.next_value()))
+    value: int | None = await session.scalar(select(order_number_sequence.next_value()))
+    assert value is not None  # a sequence always gives a next value
+    return value
 
 
 async def record_event(session: AsyncSession, event_id: str, order_id: uuid.UUID) -> bool:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
+from fastapi.responses import JSONResponse
 from pydantic import StringConstraints
 
 from order_service import orders, payment_updates, placement
@@ -44,7 +45,7 @@ OrderNumber = Annotated[
 @router.post("/orders", status_code=status.HTTP_201_CREATED, response_model=MessageWithOrder)
 async def create_order(
     data: CreateOrderRequest, user: CurrentUser, state: State, keyed: KeyedRequestDep
-):
+) -> JSONResponse:
     answer = await placement.place_order(state, user, data, keyed)
     return answer.response()
 
@@ -52,13 +53,13 @@ async def create_order(
 @router.get("/orders", response_model=OrderList)
 async def list_own_orders(
     user: CurrentUser, session: SessionDep, page: PageDep, status_: StatusFilter = None
-):
+) -> OrderList:
     found, total = await orders.list_orders(session, page, user_id=user.id, status=status_)
     return _order_list(found, total, page)
 
 
 @router.get("/orders/{order_id}", response_model=OrderEnvelope)
-async def get_own_order(order: OwnOrder):
+async def get_own_order(order: OwnOrder) -> OrderEnvelope:
     return OrderEnvelope(order=order)
 
 
@@ -67,7 +68,7 @@ async def get_own_order(order: OwnOrder):
     response_model=MessageWithOrder,
     responses=errors((404, "Order not found")),
 )
-async def cancel_order(order_id: str, user: CurrentUser, state: State):
+async def cancel_order(order_id: str, user: CurrentUser, state: State) -> MessageWithOrder:
     order = await orders.cancel_as_customer(state, user, order_id)
     return MessageWithOrder(message="Order cancelled successfully", order=order)
 
@@ -89,7 +90,7 @@ async def list_all_orders(
     created_to: Annotated[
         DateTimeInput | None, Query(alias="to", description="Placed before (ISO 8601).")
     ] = None,
-):
+) -> OrderList:
     found, total = await orders.list_orders(
         session,
         page,
@@ -110,7 +111,7 @@ async def order_stats(
     state: State,
     timezone: TimeZone,
     days: Annotated[int, Query(ge=1, le=366, description="How many days, today included.")] = 7,
-):
+) -> OrderStats:
     """Orders in each status now, and per calendar day in `timezone`: orders placed, orders
     paid (not cancelled since) and their total in the store's currency."""
     return await orders.order_stats(
@@ -123,7 +124,7 @@ async def order_stats(
 
 
 @admin_router.get("/orders/{order_id}", response_model=OrderEnvelope)
-async def get_any_order(order: AnyOrder):
+async def get_any_order(order: AnyOrder) -> OrderEnvelope:
     return OrderEnvelope(order=order)
 
 
@@ -132,7 +133,9 @@ async def get_any_order(order: AnyOrder):
     response_model=MessageWithOrder,
     responses=errors((404, "Order not found"), (409, "The order cannot move to that status")),
 )
-async def change_order_status(order_id: str, data: StatusUpdate, state: State, admin: AdminUser):
+async def change_order_status(
+    order_id: str, data: StatusUpdate, state: State, admin: AdminUser
+) -> MessageWithOrder:
     order = await orders.change_status_as_admin(state, admin, order_id, data.status)
     return MessageWithOrder(message="Order status updated", order=order)
 
@@ -140,7 +143,9 @@ async def change_order_status(order_id: str, data: StatusUpdate, state: State, a
 @internal_router.get(
     "/orders/{order_id}", response_model=OrderEnvelope, responses=errors((404, "Order not found"))
 )
-async def get_order_for_service(order_id: str, caller: InternalCaller, session: SessionDep):
+async def get_order_for_service(
+    order_id: str, caller: InternalCaller, session: SessionDep
+) -> OrderEnvelope:
     """For the payment service before it charges: owner, status, amount, currency."""
     return OrderEnvelope(order=await orders.get_any_order(session, order_id))
 
@@ -150,7 +155,9 @@ async def get_order_for_service(order_id: str, caller: InternalCaller, session: 
     response_model=PaymentUpdateResult,
     responses=errors((404, "Order not found"), (409, "The order cannot take that payment status")),
 )
-async def update_status(data: PaymentUpdate, state: State, caller: InternalCaller):
+async def update_status(
+    data: PaymentUpdate, state: State, caller: InternalCaller
+) -> PaymentUpdateResult:
     order, applied = await payment_updates.apply_payment_update(state, data)
     return PaymentUpdateResult(order=order, applied=applied)
 
@@ -162,7 +169,7 @@ async def orders_for_reconciliation(
     page: PageDep,
     created_from: Annotated[DateTimeInput | None, Query(alias="from")] = None,
     created_to: Annotated[DateTimeInput | None, Query(alias="to")] = None,
-):
+) -> OrderSummaryList:
     """Orders created in [from, to), oldest pages last (newest first), for reconciliation."""
     found, total = await orders.orders_created_between(session, page, created_from, created_to)
     return OrderSummaryList(

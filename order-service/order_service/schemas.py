@@ -1,8 +1,9 @@
 """Request bodies and responses of the order service (camelCase on the wire)."""
 
 import uuid
+from collections.abc import Iterable
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import AliasChoices, Field, StringConstraints, model_validator
 
@@ -41,7 +42,7 @@ class CreateOrderRequest(RequestModel):
     payment_method: PaymentMethod | None = None
 
     @model_validator(mode="after")
-    def _merged_lines_stay_in_bounds(self):
+    def _merged_lines_stay_in_bounds(self) -> Self:
         if self.items is not None:
             for product_id, quantity in merge_lines(
                 (line.product_id, line.quantity) for line in self.items
@@ -53,7 +54,7 @@ class CreateOrderRequest(RequestModel):
         return self
 
 
-def merge_lines(lines) -> dict[uuid.UUID, int]:
+def merge_lines(lines: Iterable[tuple[uuid.UUID, int]]) -> dict[uuid.UUID, int]:
     """(productId, quantity) pairs with duplicate products added up, in first-seen order."""
     merged: dict[uuid.UUID, int] = {}
     for product_id, quantity in lines:

@@ -1,3 +1,4 @@
+from collections.abc import Iterable
 from decimal import Decimal
 from functools import lru_cache
 from typing import Annotated, Literal
@@ -21,7 +22,9 @@ def _comma_separated(value: object) -> list[str]:
         return []
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
-    return list(value)  # type: ignore[arg-type]
+    if isinstance(value, Iterable):
+        return list(value)  # a list already (from the constructor): pydantic checks its items
+    raise ValueError("must be a comma-separated list")
 
 
 CommaList = Annotated[list[str], NoDecode]

@@ -117,7 +117,7 @@ def _is_invalid_token(response: httpx.Response) -> bool:
     if response.status_code == 401:
         return True
     body = json_object(response)
-    return bool(body) and str(body.get("errorCode")) in INVALID_TOKEN_CODES
+    return body is not None and str(body.get("errorCode")) in INVALID_TOKEN_CODES
 
 
 class DarajaClient:

@@ -3,6 +3,8 @@ A payment's change is counted once its transaction has committed, never when it 
 back; a refused webhook or an STK Query answer changes nothing and is counted as it
 happens."""
 
+from collections.abc import Iterable
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from payment_service.lifecycle import PaymentStatus, Provider
@@ -54,8 +56,8 @@ for _result in QUERY_RESULTS:
     MPESA_RECONCILIATION_QUERIES.labels(result=_result)
 for _outcome in RECONCILIATION_OUTCOMES:
     MPESA_RECONCILIATIONS.labels(outcome=_outcome)
-for _provider, _reason in WEBHOOK_REJECTIONS:
-    WEBHOOKS_REJECTED.labels(provider=_provider, reason=_reason)
+for _webhook, _reason in WEBHOOK_REJECTIONS:
+    WEBHOOKS_REJECTED.labels(provider=_webhook, reason=_reason)
 
 # outbox_backlog and outbox_oldest_age_seconds, read at each scrape.
 OUTBOX_FIGURES = metrics.outbox_hook(OutboxMessage)
@@ -92,7 +94,7 @@ RECONCILIATION_REPAIRS = metrics.counter(
 )
 
 
-def declare_discrepancy_kinds(kinds) -> None:
+def declare_discrepancy_kinds(kinds: Iterable[str]) -> None:
     """Every series from the start, at 0."""
     for kind in kinds:
         RECONCILIATION_DISCREPANCIES.labels(kind=kind)

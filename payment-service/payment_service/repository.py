@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Uuid, any_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import CollectionAggregate
 
 from payment_service.lifecycle import IN_FLIGHT, SETTLED_PAID, PaymentStatus, RefundStatus
 from payment_service.models import (
@@ -149,7 +150,7 @@ async def payment_figures(
         .group_by(*keys)
         .order_by(*keys)
     )
-    return [tuple(row) for row in rows.all()]
+    return list(rows.tuples())
 
 
 async def payments_of_order(
@@ -193,7 +194,7 @@ async def claim_due_payments(
         .returning(Payment.id, Payment.external_reference, Payment.created_at)
         .execution_options(synchronize_session=False)
     )
-    return [tuple(row) for row in rows.all()]
+    return list(rows.tuples())
 
 
 async def lock_abandoned_initiations(
@@ -216,22 +217,22 @@ async def lock_abandoned_initiations(
 
 async def reserved_refund_total(session: AsyncSession, payment_id: uuid.UUID) -> Decimal:
     """Refunds made or under way: what may no longer be refunded."""
-    total = await session.scalar(
+    result = await session.execute(
         select(func.coalesce(func.sum(Refund.amount), 0)).where(
             Refund.payment_id == payment_id,
             Refund.status.in_((RefundStatus.PENDING, RefundStatus.SUCCEEDED)),
         )
     )
-    return Decimal(total)
+    return Decimal(result.scalar_one())
 
 
 async def succeeded_refund_total(session: AsyncSession, payment_id: uuid.UUID) -> Decimal:
-    total = await session.scalar(
+    result = await session.execute(
         select(func.coalesce(func.sum(Refund.amount), 0)).where(
             Refund.payment_id == payment_id, Refund.status == RefundStatus.SUCCEEDED
         )
     )
-    return Decimal(total)
+    return Decimal(result.scalar_one())
 
 
 async def refund_by_provider_id(session: AsyncSession, provider_refund_id: str) -> Refund | None:
@@ -301,7 +302,7 @@ async def record_event_once(session: AsyncSession, **values: Any) -> uuid.UUID |
 # --- Reconciliation -----------------------------------------------------------------------
 
 
-def _any_of(ids: list[uuid.UUID]):
+def _any_of(ids: list[uuid.UUID]) -> CollectionAggregate[bool]:
     # One array parameter, whatever the number of ids (an IN list has a parameter each).
     return any_(bindparam(None, value=list(ids), type_=ARRAY(Uuid)))
 

@@ -2,9 +2,10 @@
 
 import json
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 
 from payment_service import (
     initiation,
@@ -57,7 +58,7 @@ PAYMENT_ERRORS = errors(
 )
 
 
-def answered(model: type) -> dict[int | str, dict]:
+def answered(model: type) -> dict[int | str, dict[str, Any]]:
     """`responses=` of a route that answers with an idempotency Answer (a JSONResponse)."""
     return {200: {"model": model, "description": "Successful Response"}, **PAYMENT_ERRORS}
 
@@ -77,7 +78,7 @@ STRIPE_SIGNATURE = {
 @router.post("/payments/mpesa", responses=answered(MpesaInitiated))
 async def pay_with_mpesa(
     data: MpesaPaymentRequest, user: CurrentUser, state: State, keyed: KeyedRequestDep
-):
+) -> JSONResponse:
     """STK Push to the customer's phone for the order's total."""
     answer = await initiation.pay_with_mpesa(state, user, data, keyed)
     return answer.response()
@@ -86,14 +87,16 @@ async def pay_with_mpesa(
 @router.post("/payments/stripe", responses=answered(StripeInitiated))
 async def pay_with_stripe(
     data: StripePaymentRequest, user: CurrentUser, state: State, keyed: KeyedRequestDep
-):
+) -> JSONResponse:
     """A PaymentIntent for the order's total; the client confirms it with `clientSecret`."""
     answer = await initiation.pay_with_stripe(state, user, data, keyed)
     return answer.response()
 
 
 @router.get("/payments/order/{order_id}", response_model=PaymentList)
-async def payments_of_order(order_id: uuid.UUID, user: CurrentUser, session: SessionDep):
+async def payments_of_order(
+    order_id: uuid.UUID, user: CurrentUser, session: SessionDep
+) -> PaymentList:
     found = await payments.payments_of_order(session, user, order_id)
     return PaymentList(payments=[payment_out(p) for p in found])
 
@@ -101,7 +104,7 @@ async def payments_of_order(order_id: uuid.UUID, user: CurrentUser, session: Ses
 # `:uuid`: /api/payments/mpesa and /stripe are no payment ids (a GET there is a 405 naming
 # POST, not a 400 about an id).
 @router.get("/payments/{payment_id:uuid}", response_model=PaymentEnvelope)
-async def get_payment(payment: OwnPayment):
+async def get_payment(payment: OwnPayment) -> PaymentEnvelope:
     return PaymentEnvelope(payment=payment_out(payment))
 
 
@@ -112,7 +115,7 @@ async def refund_payment(
     admin: AdminUser,
     state: State,
     keyed: KeyedRequestDep,
-):
+) -> JSONResponse:
     answer = await refunds.refund(state, admin, payment_id, data, keyed)
     return answer.response()
 
@@ -128,7 +131,7 @@ async def list_payments(
     user_id: Annotated[uuid.UUID | None, Query(alias="userId")] = None,
     created_from: Annotated[DateTimeInput | None, Query(alias="from")] = None,
     created_to: Annotated[DateTimeInput | None, Query(alias="to")] = None,
-):
+) -> PaymentPage:
     filters = PaymentFilters(status, provider, order_id, user_id, created_from, created_to)
     found, total = await payments.list_payments(session, filters, page)
     return PaymentPage(
@@ -140,7 +143,9 @@ async def list_payments(
 
 
 @admin_router.get("/payments/{payment_id}", response_model=PaymentDetail)
-async def get_payment_as_admin(admin: AdminUser, payment: OwnPayment, session: SessionDep):
+async def get_payment_as_admin(
+    admin: AdminUser, payment: OwnPayment, session: SessionDep
+) -> PaymentDetail:
     """Any payment, with its refunds."""
     refunds_ = await payments.refunds_of_payment(session, payment)
     return PaymentDetail(
@@ -159,13 +164,15 @@ async def payment_stats(
     created_to: Annotated[
         DateTimeInput | None, Query(alias="to", description="Created before (ISO 8601).")
     ] = None,
-):
+) -> PaymentStats:
     """How many payments, and how much, by provider, status and currency."""
     return await payments.payment_stats(session, created_from, created_to)
 
 
 @admin_router.get("/reconciliation", response_model=ReconciliationReport)
-async def reconciliation_report(admin: AdminUser, window: ReconciliationWindow, state: State):
+async def reconciliation_report(
+    admin: AdminUser, window: ReconciliationWindow, state: State
+) -> ReconciliationReport:
     """Did every payment land on its order, exactly once? Payments here against the order
     service's orders and the providers, for orders and payments created in [from, to).
     Reads only: the reconciliation worker repairs (docs/reconciliation.md)."""
@@ -174,7 +181,7 @@ async def reconciliation_report(admin: AdminUser, window: ReconciliationWindow, 
 
 
 @webhook_router.post("/mpesa/{secret}", response_model=CallbackAccepted)
-async def mpesa_callback(request: Request, source: MpesaSource, state: State):
+async def mpesa_callback(request: Request, source: MpesaSource, state: State) -> CallbackAccepted:
     """Daraja's STK callback. Answers Daraja's acknowledgement once the callback is
     recorded; what it proves is decided by mpesa_callbacks.handle_mpesa_callback."""
     try:
@@ -188,7 +195,7 @@ async def mpesa_callback(request: Request, source: MpesaSource, state: State):
 
 
 @webhook_router.post("/mpesa", include_in_schema=False)
-async def mpesa_callback_without_secret(request: Request):
+async def mpesa_callback_without_secret(request: Request) -> None:
     webhook_rejected("mpesa", "bad_secret")
     raise CallbackForbidden()
 
@@ -199,7 +206,7 @@ async def mpesa_callback_without_secret(request: Request):
     responses=errors((400, "Invalid signature")),
     openapi_extra={"parameters": [STRIPE_SIGNATURE]},
 )
-async def stripe_webhook(request: Request, state: State):
+async def stripe_webhook(request: Request, state: State) -> StripeEventReceived:
     """Stripe's events, signed (`Stripe-Signature`) over the raw body."""
     payload = await request.body()  # the raw bytes: the signature is over them
     signature = request.headers.get("stripe-signature")

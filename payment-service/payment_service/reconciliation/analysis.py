@@ -6,6 +6,7 @@ the kept payments and the paid orders must sum the same, currency by currency.
 
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -70,7 +71,7 @@ class Discrepancy:
     repair_with: tuple["Repair", ProviderView | None] | None = field(default=None, repr=False)
 
     @property
-    def key(self) -> tuple:
+    def key(self) -> tuple[Kind, uuid.UUID | None, tuple[str, ...]]:
         return (self.kind, self.order_id, tuple(sorted(map(str, self.payment_ids))))
 
 
@@ -114,7 +115,7 @@ class Report:
         return not self.discrepancies and all(t.difference == 0 for t in self.totals.values())
 
     def counts(self) -> dict[str, int]:
-        counts = dict.fromkeys(KINDS, 0)
+        counts: dict[str, int] = dict.fromkeys(KINDS, 0)
         for discrepancy in self.discrepancies:
             counts[discrepancy.kind] += 1
         return counts
@@ -260,7 +261,12 @@ def _repair_from(view: ProviderView) -> Repair:
     return Repair.STRIPE_EVENT if view.provider == Provider.STRIPE else Repair.STK_QUERY
 
 
-def _not_on_order(evidence: Evidence, payment: Payment, order: OrderView, discrepancy):
+def _not_on_order(
+    evidence: Evidence,
+    payment: Payment,
+    order: OrderView,
+    discrepancy: Callable[..., Discrepancy],
+) -> Discrepancy:
     """A kept payment whose order is neither paid nor closed."""
     waiting = evidence.undelivered.get(str(payment.id))
     if waiting is not None:

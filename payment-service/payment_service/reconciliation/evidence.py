@@ -12,6 +12,7 @@ from typing import Any
 
 import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
+from stripe.params import PaymentIntentListParams
 
 from payment_service import repository
 from payment_service.daraja_client import DarajaError, StkQueryResult, StkQueryState
@@ -208,7 +209,7 @@ async def _stripe_views(
     """The PaymentIntents created in the window, and those of this window's Stripe payments
     created outside it (read one by one)."""
     views: dict[str, ProviderView] = {}
-    params: dict[str, Any] = {
+    params: PaymentIntentListParams = {
         "created": {"gte": int(window.start.timestamp()), "lt": int(window.end.timestamp()) + 1},
         "limit": STRIPE_PAGE_SIZE,
     }
@@ -218,7 +219,7 @@ async def _stripe_views(
             views[intent.id] = _stripe_view(intent)
         if not page.has_more or not page.data:
             break
-        params = {**params, "starting_after": page.data[-1].id}
+        params["starting_after"] = page.data[-1].id
     for payment in payments:
         reference = payment.external_reference
         if payment.provider == Provider.STRIPE and reference and reference not in views:
