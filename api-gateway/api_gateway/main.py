@@ -1,6 +1,9 @@
 """The gateway's app factory (`uvicorn --factory api_gateway.main:create_app`): the one
 proxy route (routes.py), the merged API docs, CORS and the security headers."""
 
+import time
+from collections.abc import Callable
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
@@ -13,7 +16,10 @@ from shared.app import create_app as create_service_app
 from shared.state import state_of
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def create_app(
+    settings: GatewaySettings | None = None, *, clock: Callable[[], float] = time.monotonic
+) -> FastAPI:
+    """`clock`: the user-status cache's (a test moves it instead of sleeping)."""
     settings = settings or get_settings()
     app = create_service_app(
         name="gateway",
@@ -24,6 +30,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         state=open_gateway_state,
         on_shutdown=[close_gateway_state],
         serve_metrics=settings.metrics_enabled,
+        clock=clock,
     )
     app.router.add_route(
         "/api/{path:path}", proxy, methods=PROXIED_METHODS, include_in_schema=False

@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from api_gateway.config import GatewaySettings
 from api_gateway.main import create_app
-from shared.testing import random_secret
+from shared.testing import FakeClock, random_secret
 from shared.tokens import issue_user_token
 
 SERVICES = ("auth", "product", "cart", "order", "payment", "console")
@@ -160,8 +160,11 @@ async def make_client(make_settings):
     """Starts a gateway with the given settings; returns an HTTP client to it."""
     started = []
 
-    async def make(client_ip: str = CLIENT_IP, **overrides) -> httpx.AsyncClient:
-        app = create_app(make_settings(**overrides))
+    async def make(
+        client_ip: str = CLIENT_IP, clock: FakeClock | None = None, **overrides
+    ) -> httpx.AsyncClient:
+        """`clock`: the user-status cache's, moved by the test (real time otherwise)."""
+        app = create_app(make_settings(**overrides), **({"clock": clock} if clock else {}))
         manager = LifespanManager(app)
         await manager.__aenter__()
         transport = httpx.ASGITransport(

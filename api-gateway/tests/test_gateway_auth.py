@@ -8,7 +8,7 @@ import uuid
 import jwt
 import pytest
 
-from shared.testing import bearer
+from shared.testing import FakeClock, bearer
 
 
 def _b64(data: dict) -> str:
@@ -82,28 +82,28 @@ async def test_admin_routes_are_403_for_customers(gateway, make_user, fake_servi
 async def test_a_demoted_admin_loses_admin_routes_within_the_ttl(
     make_client, make_user, fake_services
 ):
-    import asyncio
-
-    client = await make_client(USER_STATUS_TTL="0.3")
+    clock = FakeClock()
+    client = await make_client(clock=clock, USER_STATUS_TTL="30")
     user_id, token = make_user(role="admin")
     assert (await client.get("/api/auth/admin/users", headers=bearer(token))).status_code == 200
     fake_services.users[user_id]["role"] = "customer"
-    await asyncio.sleep(0.35)
+    # Within the TTL the cached status still holds; past it, the change is seen.
+    assert (await client.get("/api/auth/admin/users", headers=bearer(token))).status_code == 200
+    clock.advance(31)
     assert (await client.get("/api/auth/admin/users", headers=bearer(token))).status_code == 403
     # ...and a token revoked by a password change stops working too.
     fake_services.users[user_id]["tokensValidAfter"] = int(time.time()) + 10
-    await asyncio.sleep(0.35)
+    clock.advance(31)
     assert (await client.get("/api/cart", headers=bearer(token))).status_code == 401
 
 
 async def test_a_customer_promoted_to_admin_gets_admin_routes(
     make_client, make_user, fake_services
 ):
-    import asyncio
-
-    client = await make_client(USER_STATUS_TTL="0.3")
+    clock = FakeClock()
+    client = await make_client(clock=clock, USER_STATUS_TTL="30")
     user_id, token = make_user(role="customer")
     assert (await client.get("/api/auth/admin/users", headers=bearer(token))).status_code == 403
     fake_services.users[user_id]["role"] = "admin"
-    await asyncio.sleep(0.35)
+    clock.advance(31)
     assert (await client.get("/api/auth/admin/users", headers=bearer(token))).status_code == 200

@@ -1,10 +1,9 @@
-import asyncio
 import base64
 import os
 
 import pytest
 
-from shared.testing import bearer
+from shared.testing import FakeClock, bearer
 
 MAPPING = [
     ("POST", "/api/auth/register", "auth", "/api/register"),
@@ -160,11 +159,13 @@ async def test_a_body_over_the_limit_is_413(make_client):
 async def test_user_status_is_cached_and_deactivation_honoured(
     make_client, make_user, fake_services
 ):
-    client = await make_client(USER_STATUS_TTL="0.3")
+    clock = FakeClock()
+    client = await make_client(clock=clock, USER_STATUS_TTL="30")
     user_id, token = make_user()
     assert (await client.get("/api/cart", headers=bearer(token))).status_code == 200
     fake_services.users[user_id]["isActive"] = False
-    await asyncio.sleep(0.35)
+    assert (await client.get("/api/cart", headers=bearer(token))).status_code == 200  # cached
+    clock.advance(31)
     response = await client.get("/api/cart", headers=bearer(token))
     assert response.status_code == 401
     assert response.json() == {"error": "Account is deactivated"}

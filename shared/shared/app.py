@@ -9,6 +9,7 @@ own `state` factory adds (clients of its neighbours, payment providers). It clos
 them again at shutdown, after the workers have stopped.
 """
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -71,6 +72,7 @@ def create_app(
     metrics_hooks: Sequence[MetricsHook] = (),
     serve_metrics: bool = True,
     description: str = "",
+    clock: Callable[[], float] = time.monotonic,
 ) -> FastAPI:
     """`name` is the service's short name (logs, internal tokens, traces); `title` its
     health name ("Auth Service"). `state` builds the service's state from the base one
@@ -78,7 +80,8 @@ def create_app(
     service. `workers` run in the background while the app runs, unless
     `WORKERS_ENABLED=false` (tests run their jobs directly). Hooks, workers and scrape
     hooks (`metrics_hooks`, see shared.metrics) are all given the service's state.
-    `serve_metrics=False` leaves `/metrics` out (a port the world reaches)."""
+    `serve_metrics=False` leaves `/metrics` out (a port the world reaches). `clock`
+    (monotonic seconds) is the user-status cache's: a test moves it (FakeClock)."""
     configure_logging(name, settings.log_level)
     tracing.configure_tracing(name)
 
@@ -107,7 +110,7 @@ def create_app(
             else auth_service_status_source(services, settings.auth_service_url)
         )
         ttl = settings.user_status_ttl if user_status_ttl is None else user_status_ttl
-        user_status = UserStatusCache(source, ttl=ttl)
+        user_status = UserStatusCache(source, ttl=ttl, clock=clock)
         base: ServiceState[Any] = (
             DatabaseState(
                 settings=settings,
