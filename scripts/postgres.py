@@ -6,7 +6,7 @@ The order (the same for `make run` and `make test`):
 2. a server at 127.0.0.1:5432 (user `postgres`, `PGPASSWORD` if the server wants one);
 3. a private cluster under `.data/postgres`, made from the PostgreSQL server
    binaries installed on the machine, on its own port (`PRIVATE_POSTGRES_PORT`,
-   default 55432), run as the `postgres` OS user when we are root (PostgreSQL
+   default 55432; 0: any free one), run as the `postgres` OS user when we are root (PostgreSQL
    refuses to run as root).
 Otherwise one clear message says what to install.
 """
@@ -16,6 +16,7 @@ import glob
 import os
 import pwd
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from scripts.services import ROOT
 from shared.provisioning import DEFAULT_HOST, DEFAULT_PORT, DEFAULT_USER
 
 PRIVATE_DIR = ROOT / ".data" / "postgres"
+ANY_PORT_ATTEMPTS = 5
 
 NOT_FOUND_MESSAGE = """\
 No PostgreSQL server found.
@@ -127,7 +129,78 @@ def _as_server_user(command: list[str]) -> list[str]:
     return ["su", "-s", "/bin/sh", DEFAULT_USER, "-c", " ".join(command)]
 
 
+class _PortTaken(PostgresUnavailable):
+    pass
+
+
+def _start_server(
+    run: Callable[[list[str]], subprocess.CompletedProcess],
+    bindir: Path,
+    data: Path,
+    port: int,
+    log: Callable[[str], None],
+) -> int:
+    """`pg_ctl start` on `port`; on port 0, on a port the kernel has just chosen, and on
+    another one when the server finds it taken meanwhile: PostgreSQL binds its port
+    itself (it cannot be handed a bound socket). Returns the port it listens on."""
+    if port:
+        return _pg_ctl_start(run, bindir, data, port)
+    for attempt in range(ANY_PORT_ATTEMPTS):
+        candidate = _port_nothing_listens_on()
+        try:
+            return _pg_ctl_start(run, bindir, data, candidate)
+        except _PortTaken:
+            if attempt == ANY_PORT_ATTEMPTS - 1:
+                raise
+            log(f"port {candidate} was taken before the server bound it; trying another")
+    raise AssertionError("unreachable")
+
+
+def _port_nothing_listens_on() -> int:
+    with socket.socket() as sock:
+        sock.bind((DEFAULT_HOST, 0))
+        return sock.getsockname()[1]
+
+
+def _pg_ctl_start(
+    run: Callable[[list[str]], subprocess.CompletedProcess], bindir: Path, data: Path, port: int
+) -> int:
+    server_log = data / "server.log"
+    logged_before = server_log.stat().st_size if server_log.exists() else 0
+    options = f"-p {port} -k {data} -c listen_addresses={DEFAULT_HOST}"
+    result = run(
+        [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(server_log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ]
+    )
+    if result.returncode == 0:
+        return port
+    logged = ""
+    if server_log.exists():
+        with server_log.open("rb") as file:
+            file.seek(logged_before)
+            logged = file.read().decode(errors="replace")
+    problem = PostgresUnavailable
+    if "Address already in use" in logged:
+        problem = _PortTaken
+    raise problem(
+        f"could not start the private cluster:\n{result.stdout}{result.stderr}{logged[-2000:]}"
+    )
+
+
 def start_private_cluster(log: Callable[[str], None] = print) -> PostgresServer:
+    """The cluster in PRIVATE_DIR on PRIVATE_POSTGRES_PORT (0: any free port, see
+    _start_server)."""
     bindir = _server_bindir()
     if bindir is None:
         raise PostgresUnavailable(NOT_FOUND_MESSAGE)
@@ -163,31 +236,9 @@ def start_private_cluster(log: Callable[[str], None] = print) -> PostgresServer:
 
     status = run([str(bindir / "pg_ctl"), "-D", str(data), "status"])
     if status.returncode != 0:
-        options = f"-p {port} -k {data} -c listen_addresses={DEFAULT_HOST}"
-        result = run(
-            [
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(data / "server.log"),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ]
-        )
-        if result.returncode != 0:
-            log_tail = (
-                (data / "server.log").read_text(errors="replace")[-2000:]
-                if (data / "server.log").exists()
-                else ""
-            )
-            raise PostgresUnavailable(
-                f"could not start the private cluster:\n{result.stdout}{result.stderr}{log_tail}"
-            )
+        port = _start_server(run, bindir, data, port, log)
+    elif not port:
+        port = int((data / "postmaster.pid").read_text().splitlines()[3])  # its port line
 
     deadline = time.monotonic() + 30
     while not asyncio.run(_can_connect(DEFAULT_HOST, port, DEFAULT_USER, None)):

@@ -10,19 +10,38 @@ import pytest
 from scripts import postgres
 from scripts.services import ROOT
 from shared.provisioning import create_database
-from shared.testing import free_port
+from shared.testing import listening_socket, refused_port
 
 
+@pytest.fixture
+def nothing_on_the_default_port(monkeypatch):
+    """The default port is one where connections are refused (bound here, not listening)."""
+    with refused_port() as port:
+        monkeypatch.setattr(postgres, "DEFAULT_PORT", port)
+        yield
+
+
+@pytest.mark.usefixtures("nothing_on_the_default_port")
 def test_a_private_cluster_is_made_when_nothing_answers_on_the_default_port(monkeypatch):
     private_dir = ROOT / ".data" / f"test-postgres-{uuid.uuid4().hex[:8]}"
-    private_port = free_port()
-    monkeypatch.setattr(postgres, "DEFAULT_PORT", free_port())
     monkeypatch.setattr(postgres, "PRIVATE_DIR", private_dir)
-    monkeypatch.setenv("PRIVATE_POSTGRES_PORT", str(private_port))
+    # Any free port (PostgreSQL binds its own): the first one offered is taken meanwhile
+    # (by this test), so the server tries another.
+    monkeypatch.setenv("PRIVATE_POSTGRES_PORT", "0")
+    taken = listening_socket()
+    taken_port = taken.getsockname()[1]
+    offered = iter([taken_port])
+    choose = postgres._port_nothing_listens_on
+    monkeypatch.setattr(
+        postgres, "_port_nothing_listens_on", lambda: next(offered, None) or choose()
+    )
     messages: list[str] = []
-    server = postgres.find_or_start_postgres(messages.append)
+    with taken:
+        server = postgres.find_or_start_postgres(messages.append)
+    private_port = server.port
     try:
-        assert server.port == private_port
+        assert private_port not in (0, taken_port)
+        assert any("was taken before the server bound it" in message for message in messages)
         assert server.stop is not None
         url = server.url("e2e_private_check")
         assert asyncio.run(create_database(url, if_missing=True)) is True
@@ -47,8 +66,8 @@ def test_a_private_cluster_is_made_when_nothing_answers_on_the_default_port(monk
     assert not asyncio.run(postgres._can_connect("127.0.0.1", private_port, "postgres", None))
 
 
+@pytest.mark.usefixtures("nothing_on_the_default_port")
 def test_with_no_server_and_no_binaries_the_message_says_what_to_do(monkeypatch):
-    monkeypatch.setattr(postgres, "DEFAULT_PORT", free_port())
     monkeypatch.setattr(postgres, "_server_bindir", lambda: None)
     with pytest.raises(postgres.PostgresUnavailable) as raised:
         postgres.find_or_start_postgres(lambda _: None)
