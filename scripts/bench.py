@@ -1,42 +1,31 @@
 """`make bench`: the gateway measured against direct calls, with wrk.
 
-Starts the stack (`python -m scripts.stack`, rate limits off, throwaway
-databases, free ports), then for each target runs wrk from outside the
+Starts the stack (scripts/throwaway_stack.py: sockets handed over, throwaway
+databases; rate limits off), then for each target runs wrk from outside the
 processes: 32 connections, 2 threads, a warm-up then `BENCH_DURATION` seconds
 (default 10). Prints requests/s and p50/p99 latency, and the gateway/direct ratio.
 """
 
-import asyncio
 import os
 import platform
 import re
-import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import httpx
 
 from scripts.postgres import find_or_start_postgres
-from scripts.services import ROOT, present_services
-from shared.provisioning import drop_database
+from scripts.services import ROOT
+from scripts.throwaway_stack import StackEnvironment, drop_stack_databases, stack_environment
 
 CONNECTIONS = 32
 THREADS = 2
 DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _ms(text: str) -> float:
@@ -67,16 +56,8 @@ def wrk(url: str, headers: dict[str, str], duration: int) -> dict[str, float]:
     }
 
 
-def start_stack(env: dict[str, str]) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "scripts.stack"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+def start_stack(environment: StackEnvironment) -> subprocess.Popen:
+    process = environment.spawn(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ready = threading.Event()
 
     def read() -> None:
@@ -97,30 +78,14 @@ def main() -> int:
     if not shutil.which("wrk"):
         print("make bench needs wrk: sudo apt-get install wrk (Debian/Ubuntu) or brew install wrk")
         return 1
-    services = present_services()
     server = find_or_start_postgres()
-    suffix = uuid.uuid4().hex[:8]
-    ports = {service.name: _free_port() for service in services}
-    env = dict(os.environ)
-    env.update(
-        RATE_LIMIT_ENABLED="false",
-        LOG_LEVEL="WARNING",
-        GATEWAY_HOST="127.0.0.1",
-        JWT_SECRET=secrets.token_urlsafe(48),
-        INTERNAL_SERVICE_SECRET=secrets.token_urlsafe(48),
+    environment = stack_environment(
+        server.url("postgres"), "bench", RATE_LIMIT_ENABLED="false", LOG_LEVEL="WARNING"
     )
-    databases = []
-    for service in services:
-        env[service.port_env] = str(ports[service.name])
-        if service.database_env:
-            url = server.url(f"bench_{service.name}_{suffix}")
-            env[service.database_env] = url
-            databases.append(url)
-
-    process = start_stack(env)
+    process = start_stack(environment)
     try:
-        gateway = f"http://127.0.0.1:{ports['gateway']}"
-        auth = f"http://127.0.0.1:{ports['auth']}"
+        gateway = environment.url("gateway")
+        auth = environment.url("auth")
         with httpx.Client(timeout=30) as client:
             body = {"name": "Bench", "email": "bench@example.com", "password": "bench-password"}
             token = client.post(f"{gateway}/api/auth/register", json=body).json()["token"]
@@ -153,8 +118,7 @@ def main() -> int:
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
-        for url in databases:
-            asyncio.run(drop_database(url))
+        drop_stack_databases(environment.env)
         if server.stop:
             server.stop()
     return 0

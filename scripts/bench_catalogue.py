@@ -20,6 +20,7 @@ import platform
 import secrets
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -36,7 +37,7 @@ from scripts.postgres import find_or_start_postgres
 from scripts.services import ROOT
 from shared.provisioning import create_database, drop_database
 from shared.settings import database_url_for_asyncpg
-from shared.testing import free_port, migrate
+from shared.testing import handed_over, listening_socket, migrate
 
 PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "10000"))
 SEQUENTIAL_REQUESTS = 300
@@ -157,11 +158,12 @@ async def prepare_database(url: str) -> tuple[int, int]:
         await engine.dispose()
 
 
-def start_service(url: str, port: int) -> subprocess.Popen:
+def start_service(url: str, sock: socket.socket) -> subprocess.Popen:
+    """The product service on `sock` (bound here, handed over: shared.server)."""
+    port = sock.getsockname()[1]
     env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG")}
     env.update(
         PRODUCT_DATABASE_URL=url,
-        PRODUCT_PORT=str(port),
         HOST="127.0.0.1",
         LOG_LEVEL="WARNING",
         WORKERS_ENABLED="false",
@@ -171,12 +173,13 @@ def start_service(url: str, port: int) -> subprocess.Popen:
     process = subprocess.Popen(
         [sys.executable, "-m", "product_service"],
         cwd=ROOT,
-        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        **handed_over(sock, env),
     )
+    sock.close()  # the service's now
     deadline = time.monotonic() + 60
     with httpx.Client(timeout=2) as client:
         while True:
@@ -263,11 +266,12 @@ async def explain(url: str, cases: list[tuple[str, str, dict]]) -> None:
 def main() -> int:
     server = find_or_start_postgres()
     url = server.url(f"bench_catalogue_{uuid.uuid4().hex[:8]}")
-    port = free_port()
+    sock = listening_socket()
+    port = sock.getsockname()[1]
     process = None
     try:
         cases = targets(*asyncio.run(prepare_database(url)))
-        process = start_service(url, port)
+        process = start_service(url, sock)
         base = f"http://127.0.0.1:{port}"
         has_wrk = shutil.which("wrk") is not None
         rows = []

@@ -1,8 +1,9 @@
 """`make fuzz`: Schemathesis, every check, against the public API and each service's own.
 
-It starts a throwaway stack of its own (free ports, fresh databases, rate limits off, a
-fake Stripe, the M-Pesa simulator), makes its own users and products, then runs `st run
---checks all` (examples, coverage, fuzzing and stateful phases):
+It starts a throwaway stack of its own (scripts/throwaway_stack.py, as the end-to-end tests
+do: sockets handed over, fresh databases; here rate limits off, a fake Stripe, the M-Pesa
+simulator), makes its own users and products, then runs `st run --checks all` (examples,
+coverage, fuzzing and stateful phases):
   - against the gateway's document with a customer's token, then with an admin's;
   - against each service's own document (with an admin's token).
 Each run is bounded in time (FUZZ_SECONDS, default 30). Exit 0 when no run found a
@@ -10,7 +11,6 @@ failure. What schemathesis.toml accepts, and why, is in the README ("Fuzzing"). 
 it runs as is never at risk: the admin's user route is pinned to a throwaway customer.
 """
 
-import asyncio
 import os
 import shutil
 import signal
@@ -25,9 +25,8 @@ import httpx
 
 from scripts.fake_stripe import running_fake_stripe
 from scripts.postgres import find_or_start_postgres
-from scripts.services import ROOT, present_services
-from shared.provisioning import drop_database
-from shared.testing import free_port, random_secret
+from scripts.services import ROOT
+from scripts.throwaway_stack import StackEnvironment, drop_stack_databases, stack_environment
 
 ADMIN_EMAIL = "fuzz-admin@example.com"
 ADMIN_PASSWORD = "fuzz-admin-password-1"  # noqa: S105 (a throwaway stack's)
@@ -38,46 +37,8 @@ def log(text: str) -> None:
     print(f">> fuzz: {text}", flush=True)
 
 
-def stack_env(postgres_url: str, stripe_url: str) -> tuple[dict[str, str], dict[str, int]]:
-    from sqlalchemy.engine import make_url
-
-    services = present_services()
-    ports = {service.name: free_port() for service in services}
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")}
-    suffix = uuid.uuid4().hex[:8]
-    for service in services:
-        env[service.port_env] = str(ports[service.name])
-        if service.database_env:
-            url = make_url(postgres_url).set(database=f"fuzz_{service.name}_{suffix}")
-            env[service.database_env] = url.render_as_string(hide_password=False)
-    env.update(
-        JWT_SECRET=random_secret(),
-        INTERNAL_SERVICE_SECRET=random_secret(),
-        MPESA_CALLBACK_SECRET=random_secret(),
-        ADMIN_EMAIL=ADMIN_EMAIL,
-        ADMIN_PASSWORD=ADMIN_PASSWORD,
-        RATE_LIMIT_ENABLED="false",
-        USER_STATUS_TTL="1",
-        NO_COLOR="1",
-        DEV_SECRETS_FILE=str(ROOT / ".data" / f"fuzz-{suffix}" / "dev-secrets.env"),
-        STRIPE_SECRET_KEY="sk_test_fuzz",  # noqa: S106 (the fake Stripe's)
-        STRIPE_WEBHOOK_SECRET="whsec_" + random_secret(),
-        STRIPE_API_BASE=stripe_url,
-        MPESA_SIMULATOR_CALLBACK_DELAY="0.5",
-    )
-    return env, ports
-
-
-def start_stack(env: dict[str, str]) -> subprocess.Popen:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "scripts.stack"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+def start_stack(environment: StackEnvironment) -> subprocess.Popen:
+    process = environment.spawn(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     deadline = time.monotonic() + 120
     for line in process.stdout:
@@ -178,17 +139,26 @@ def main() -> int:
     REPORTS.mkdir(parents=True, exist_ok=True)
     server = find_or_start_postgres(lambda text: log(f"postgres: {text}"))
     with running_fake_stripe() as stripe:
-        env, ports = stack_env(server.url("postgres"), stripe.url)
-        stack = start_stack(env)
+        environment = stack_environment(
+            server.url("postgres"),
+            "fuzz",
+            ADMIN_EMAIL=ADMIN_EMAIL,
+            ADMIN_PASSWORD=ADMIN_PASSWORD,
+            RATE_LIMIT_ENABLED="false",
+            USER_STATUS_TTL="1",
+            STRIPE_API_BASE=stripe.url,
+            MPESA_SIMULATOR_CALLBACK_DELAY="0.5",
+        )
+        stack = start_stack(environment)
         try:
-            gateway = f"http://127.0.0.1:{ports['gateway']}"
+            gateway = environment.url("gateway")
             data = prepare(gateway)
             st_env = {**os.environ, "FUZZ_THROWAWAY_USER": data["throwaway_user"]}
             runs = [
                 ("gateway-customer", f"{gateway}/openapi.json", data["customer"]),
                 ("gateway-admin", f"{gateway}/openapi.json", data["admin"]),
                 *[
-                    (name, f"http://127.0.0.1:{ports[name]}/openapi.json", data["admin"])
+                    (name, f"{environment.url(name)}/openapi.json", data["admin"])
                     for name in ("auth", "product", "cart", "order", "payment")
                 ],
             ]
@@ -201,10 +171,7 @@ def main() -> int:
                 stack.wait(timeout=40)
             except subprocess.TimeoutExpired:
                 stack.kill()
-            for service in present_services():
-                if service.database_env:
-                    asyncio.run(drop_database(env[service.database_env]))
-            shutil.rmtree(Path(env["DEV_SECRETS_FILE"]).parent, ignore_errors=True)
+            drop_stack_databases(environment.env)
             if server.stop is not None:
                 server.stop()
     failed = [name for name, ok in results.items() if not ok]

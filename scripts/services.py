@@ -21,6 +21,11 @@ class Service:
     def path(self) -> Path:
         return ROOT / self.directory
 
+    @property
+    def listen_fd_env(self) -> str:
+        """`<NAME>_LISTEN_FD`: a listening socket handed to `make run` for this service."""
+        return self.port_env.removesuffix("_PORT") + "_LISTEN_FD"
+
     def exists(self) -> bool:
         return (self.path / self.package / "__main__.py").is_file()
 

@@ -7,6 +7,10 @@
    each line of output prefixed with the service's name, and once all answer
    prints where they are (the gateway, the API docs, each service's docs), the
    admin login and the M-Pesa simulator's test numbers;
+   A caller may bind a service's port itself and hand the listening socket over
+   (`<NAME>_LISTEN_FD=<fd>`, e.g. AUTH_LISTEN_FD, kept open across exec): the service
+   is then started on that socket (shared.server's LISTEN_FD) and its port is the
+   socket's. The tests do this: no port is chosen free and bound later.
 4. on Ctrl-C (SIGINT) or SIGTERM stops every process it started (and the
    private PostgreSQL cluster, if it made one): nothing is left listening.
 If one service dies, the others are stopped too and the exit status is 1.
@@ -22,6 +26,7 @@ import ctypes
 import os
 import secrets
 import signal
+import socket
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -32,6 +37,7 @@ from dotenv import dotenv_values
 from scripts.postgres import PostgresServer, PostgresUnavailable, find_or_start_postgres
 from scripts.services import MPESA_SIMULATOR, ROOT, Service, present_services
 from shared.provisioning import create_database
+from shared.server import LISTEN_FD
 
 DEV_SECRETS_FILE = ROOT / ".data" / "dev-secrets.env"  # DEV_SECRETS_FILE moves it (tests)
 # Generated for development when not set, so that `make run` needs no `.env`: the name
@@ -185,6 +191,22 @@ def service_port(service: Service, env: Mapping[str, str]) -> int:
     return int(env.get(service.port_env) or service.default_port)
 
 
+def take_listening_sockets(services: list[Service], env: dict[str, str]) -> dict[str, int]:
+    """The sockets handed over in `<NAME>_LISTEN_FD`, by service name: each service's
+    port becomes its socket's (and the variables are not passed on)."""
+    descriptors: dict[str, int] = {}
+    for service in services:
+        value = env.pop(service.listen_fd_env, None)
+        if not value:
+            continue
+        descriptor = int(value)
+        sock = socket.socket(fileno=descriptor)
+        env[service.port_env] = str(sock.getsockname()[1])
+        sock.detach()  # the descriptor stays open for the service
+        descriptors[service.name] = descriptor
+    return descriptors
+
+
 def database_urls(
     services: list[Service], env: Mapping[str, str], out: Output
 ) -> tuple[dict[str, str], PostgresServer | None]:
@@ -266,9 +288,15 @@ def _signal_group(process: asyncio.subprocess.Process, sig: int) -> None:
 
 
 async def supervise(
-    services: list[Service], env: dict[str, str], out: Output, admin: str | None = None
+    services: list[Service],
+    env: dict[str, str],
+    out: Output,
+    admin: str | None = None,
+    listen_fds: Mapping[str, int] | None = None,
 ) -> int:
-    """`admin`: the admin login line of the banner (admin_login)."""
+    """`admin`: the admin login line of the banner (admin_login); `listen_fds`: the
+    sockets handed over for some services (take_listening_sockets)."""
+    listen_fds = listen_fds or {}
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -279,17 +307,24 @@ async def supervise(
     exit_code = 0
     try:
         for service in services:
+            descriptor = listen_fds.get(service.name)
+            service_env, pass_fds = env, ()
+            if descriptor is not None:
+                service_env, pass_fds = {**env, LISTEN_FD: str(descriptor)}, (descriptor,)
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 service.package,
                 cwd=ROOT,
-                env=env,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # its own process group: we stop it, children included
                 preexec_fn=_die_with_this_supervisor,
+                env=service_env,
+                pass_fds=pass_fds,
             )
+            if descriptor is not None:
+                os.close(descriptor)  # the service's now: its port closes when it exits
             processes[service.name] = process
             assert process.stdout is not None
             pumps.append(asyncio.create_task(_pump(service.name, process.stdout, out)))
@@ -397,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     env = load_environment()
     out = Output([service.name for service in services])
     generated = ensure_development_secrets(env, out)
+    listen_fds = take_listening_sockets(services, env)  # first: the ports are the sockets'
     services = configure_mpesa(services, env, out)
     skipped = skipped_services(env)
     server: PostgresServer | None = None
@@ -416,9 +452,12 @@ def main(argv: list[str] | None = None) -> int:
             out.line("stack", "databases ready, migrations applied")
             return 0
         started = [service for service in services if service.name not in skipped]
+        for name in set(listen_fds) - {service.name for service in started}:
+            os.close(listen_fds.pop(name))  # not started here: nothing is to listen on it
         for name in sorted(skipped):
             out.line("stack", f"not starting {name} (STACK_SKIP): run it yourself on its port")
-        return asyncio.run(supervise(started, child_env, out, admin_login(env, generated)))
+        admin = admin_login(env, generated)
+        return asyncio.run(supervise(started, child_env, out, admin, listen_fds))
     except KeyboardInterrupt:
         return 130
     finally:

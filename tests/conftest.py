@@ -2,12 +2,9 @@
 helpers they share (a shop used through the gateway, a fake of Stripe's API)."""
 
 import json
-import os
 import signal
 import socket
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -17,12 +14,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
+from scripts import throwaway_stack
 from scripts.fake_stripe import FakeStripe, running_fake_stripe
-from scripts.services import ROOT, present_services
-from shared.provisioning import drop_database
-from shared.testing import free_port, random_secret
+from scripts.services import present_services
+from scripts.throwaway_stack import StackEnvironment, drop_stack_databases
 
 
 @dataclass
@@ -47,6 +43,43 @@ class RunningStack:
             self.process.send_signal(sig)
         return self.process.wait(timeout=timeout)
 
+    def pid_of(self, service: str) -> int:
+        """The process the supervisor started for `service` (`python -m <package>`), found
+        among its children in /proc, not in its log."""
+        [package] = [s.package for s in present_services() if s.name == service]
+        for pid in child_pids(self.process.pid):
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except FileNotFoundError:
+                continue  # exited meanwhile
+            if argv[1:3] == [b"-m", package.encode()]:
+                return pid
+        raise AssertionError(f"the supervisor has no {service} process")
+
+
+def child_pids(parent: int) -> list[int]:
+    """The processes whose parent is `parent` (the `PPid` of /proc/<pid>/status)."""
+    children = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(
+                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
+            )
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # exited meanwhile
+        if fields.get("PPid") == str(parent):
+            children.append(int(status.parent.name))
+    return children
+
+
+def is_ready(url: str) -> bool:
+    """The service at `url` answers its readiness probe (one that accepts a connection
+    and does not answer yet, or refuses it, is not ready)."""
+    try:
+        return httpx.get(f"{url}/ready", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False
+
 
 def port_is_open(port: int) -> bool:
     with socket.socket() as sock:
@@ -54,51 +87,21 @@ def port_is_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def stack_environment(postgres_url: str, **overrides: str) -> tuple[dict[str, str], dict[str, int]]:
-    """Environment for `python -m scripts.stack`: free ports and fresh database names."""
-    services = present_services()
-    ports = {service.name: free_port() for service in services}
-    env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG")}
-    suffix = uuid.uuid4().hex[:8]
-    for service in services:
-        env[service.port_env] = str(ports[service.name])
-        if service.database_env:
-            url = make_url(postgres_url).set(database=f"e2e_{service.name}_{suffix}")
-            env[service.database_env] = url.render_as_string(hide_password=False)
-    defaults = dict(
-        JWT_SECRET=random_secret(),
-        INTERNAL_SERVICE_SECRET=random_secret(),
-        MPESA_CALLBACK_SECRET=random_secret(),
-        GATEWAY_HOST="127.0.0.1",
-        NO_COLOR="1",
-        # What `make run` generates in development (a default admin's password...) goes
-        # here, never into the checkout's .data/.
-        DEV_SECRETS_FILE=str(Path(tempfile.gettempdir()) / f"e2e-{suffix}" / "dev-secrets.env"),
-        # M-Pesa against the simulator (no credentials), on a test's time scale.
+def stack_environment(postgres_url: str, **overrides: str) -> StackEnvironment:
+    """A throwaway stack's environment (scripts/throwaway_stack.py) on a test's time scale:
+    M-Pesa against the simulator, quick to query and expire."""
+    on_test_time = dict(
         MPESA_SIMULATOR_CALLBACK_DELAY="0.5",
         MPESA_QUERY_AFTER="2",
         MPESA_EXPIRE_AFTER="8",
         MPESA_RECONCILE_INTERVAL="1",
-        # Stripe against a local fake a test may start on that port (tests/test_payments_e2e.py).
-        STRIPE_SECRET_KEY="sk_test_e2e",
-        STRIPE_WEBHOOK_SECRET="whsec_" + random_secret(),
-        STRIPE_API_BASE=f"http://127.0.0.1:{free_port()}",
     )
-    env.update({**defaults, **overrides})
-    return env, ports
+    return throwaway_stack.stack_environment(postgres_url, "e2e", **{**on_test_time, **overrides})
 
 
-def start_stack(env: dict[str, str], ports: dict[str, int], timeout: float = 90) -> RunningStack:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "scripts.stack"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    stack = RunningStack(process, ports, env)
+def start_stack(environment: StackEnvironment, timeout: float = 90) -> RunningStack:
+    process = environment.spawn(stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    stack = RunningStack(process, environment.ports, environment.env)
 
     def read() -> None:
         assert process.stdout is not None
@@ -119,7 +122,7 @@ def start_stack(env: dict[str, str], ports: dict[str, int], timeout: float = 90)
 @pytest.fixture(scope="session")
 def stack(postgres_url, stripe_server):
     """The whole system, once for the session (rate limits off: tests go fast)."""
-    env, ports = stack_environment(
+    environment = stack_environment(
         postgres_url,
         STRIPE_API_BASE=stripe_server.url,
         RATE_LIMIT_ENABLED="false",
@@ -127,7 +130,7 @@ def stack(postgres_url, stripe_server):
         ADMIN_PASSWORD=ADMIN["password"],
         USER_STATUS_TTL="1",
     )
-    running = start_stack(env, ports)
+    running = start_stack(environment)
     yield running
     try:
         # After the whole suite, every payment is on its order, once.
@@ -135,7 +138,7 @@ def stack(postgres_url, stripe_server):
             settled_report(client)
     finally:
         running.stop()
-        drop_stack_databases(env)
+        drop_stack_databases(environment.env)
 
 
 def reconciliation_report(client: httpx.Client, **params: str) -> dict:
@@ -160,18 +163,6 @@ def settled_report(client: httpx.Client, timeout: float = 40) -> dict:
         if time.monotonic() > deadline:
             pytest.fail(f"the reconciliation report is not empty: {json.dumps(report, indent=1)}")
         time.sleep(0.5)
-
-
-def drop_stack_databases(env: dict[str, str]) -> None:
-    import asyncio
-
-    for service in present_services():
-        if service.database_env:
-            asyncio.run(drop_database(env[service.database_env]))
-    secrets_file = Path(env["DEV_SECRETS_FILE"])
-    secrets_file.unlink(missing_ok=True)
-    if secrets_file.parent.exists():
-        secrets_file.parent.rmdir()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from scripts.services import ROOT
 from shared.provisioning import create_database, drop_database
-from shared.testing import free_port, random_secret
+from shared.testing import handed_over, listening_socket, random_secret, refused_port
 
 pytestmark = pytest.mark.e2e
 
@@ -62,15 +62,19 @@ def environment(database_url: str, **values: str) -> dict[str, str]:
     return env
 
 
-def run_until_healthy(env: dict[str, str], port: int) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "shared.entrypoint", "auth_service"],
-        cwd=AUTH_DIR,
-        env={**env, "AUTH_PORT": str(port)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def run_until_healthy(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
+    """The entrypoint on a socket bound here (handed over: it stays open across the
+    entrypoint's exec of the service)."""
+    with listening_socket() as sock:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "shared.entrypoint", "auth_service"],
+            cwd=AUTH_DIR,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            **handed_over(sock, env),
+        )
+        port = sock.getsockname()[1]
     probe = [sys.executable, "-m", "shared.healthcheck", f"http://127.0.0.1:{port}/health"]
     deadline = time.monotonic() + 60
     try:
@@ -98,16 +102,14 @@ def messages(output: str) -> list[str]:
 
 
 def test_a_service_starts_without_migrating_unless_asked(fresh_database):
-    _, output = run_until_healthy(environment(fresh_database), free_port())
+    _, output = run_until_healthy(environment(fresh_database))
     assert "applying migrations" not in messages(output)
     assert "users" not in tables(fresh_database)
     assert "Application startup complete." in messages(output)
 
 
 def test_run_migrations_true_migrates_then_serves_in_the_same_process(fresh_database):
-    process, output = run_until_healthy(
-        environment(fresh_database, RUN_MIGRATIONS="true"), free_port()
-    )
+    process, output = run_until_healthy(environment(fresh_database, RUN_MIGRATIONS="true"))
     logged = messages(output)
     assert logged.index("migrations applied") < logged.index("Application startup complete.")
     assert {"users", "alembic_version"} <= tables(fresh_database)
@@ -131,8 +133,15 @@ def test_migrate_only_is_the_migration_job(fresh_database):
 
 
 def test_a_failed_migration_stops_the_start_with_an_error():
-    unreachable = f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere"
-    result = subprocess.run(
+    with refused_port() as port:
+        result = run_entrypoint_against(f"postgresql://postgres@127.0.0.1:{port}/nowhere")
+    assert result.returncode == 1
+    assert "migrations failed" in messages(result.stdout)
+    assert "Application startup complete." not in messages(result.stdout)
+
+
+def run_entrypoint_against(unreachable: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "-m", "shared.entrypoint", "auth_service"],
         cwd=AUTH_DIR,
         env=environment(unreachable, RUN_MIGRATIONS="true"),
@@ -141,14 +150,12 @@ def test_a_failed_migration_stops_the_start_with_an_error():
         timeout=120,
         check=False,
     )
-    assert result.returncode == 1
-    assert "migrations failed" in messages(result.stdout)
-    assert "Application startup complete." not in messages(result.stdout)
 
 
 def test_the_healthcheck_fails_when_nothing_answers():
-    probe = [sys.executable, "-m", "shared.healthcheck", f"http://127.0.0.1:{free_port()}/health"]
-    assert subprocess.run(probe, check=False).returncode == 1
+    with refused_port() as port:
+        probe = [sys.executable, "-m", "shared.healthcheck", f"http://127.0.0.1:{port}/health"]
+        assert subprocess.run(probe, check=False).returncode == 1
     usage = subprocess.run([sys.executable, "-m", "shared.healthcheck"], check=False)
     assert usage.returncode == 2
 

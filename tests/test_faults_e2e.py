@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -24,15 +23,14 @@ import pytest
 
 from scripts import postgres
 from scripts.services import ROOT
-from shared.testing import free_port
+from scripts.throwaway_stack import StackEnvironment, drop_stack_databases
 from tests.conftest import (
     ADMIN,
     SUCCESS_PHONE,
     RunningStack,
     Shop,
     auth,
-    drop_stack_databases,
-    port_is_open,
+    is_ready,
     settled_report,
     stack_environment,
     start_stack,
@@ -76,11 +74,11 @@ class PrivateCluster:
 @pytest.fixture(scope="module")
 def private_cluster():
     data = ROOT / ".data" / f"fault-postgres-{uuid.uuid4().hex[:8]}"
-    port = free_port()
     original_dir = postgres.PRIVATE_DIR
     original_port = os.environ.get("PRIVATE_POSTGRES_PORT")
     postgres.PRIVATE_DIR = data
-    os.environ["PRIVATE_POSTGRES_PORT"] = str(port)
+    # Any free port: PostgreSQL binds its own (another is tried if one was taken meanwhile).
+    os.environ["PRIVATE_POSTGRES_PORT"] = "0"
     try:
         server = postgres.start_private_cluster(lambda text: print(f"[fault postgres] {text}"))
     finally:
@@ -90,7 +88,7 @@ def private_cluster():
         else:
             os.environ["PRIVATE_POSTGRES_PORT"] = original_port
     try:
-        yield PrivateCluster(server, data, port)
+        yield PrivateCluster(server, data, server.port)
     finally:
         if server.stop is not None:
             server.stop()
@@ -100,19 +98,19 @@ def private_cluster():
 @dataclass
 class FaultStack:
     stack: RunningStack
-    order_env: dict[str, str]
+    environment: StackEnvironment
     order_process: subprocess.Popen | None = None
     order_log: list[str] = field(default_factory=list)
 
     def start_order_service(self) -> None:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "order_service"],
-            cwd=ROOT,
-            env=self.order_env,
+        """On the order socket this test holds: while the service is down, requests
+        wait in its backlog (and time out) instead of being refused."""
+        process = self.environment.start_service(
+            "order",
+            self.environment.service_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            start_new_session=True,
         )
 
         def read() -> None:
@@ -122,30 +120,17 @@ class FaultStack:
 
         threading.Thread(target=read, daemon=True).start()
         self.order_process = process
-        port = self.stack.ports["order"]
-        wait_until(lambda: port_is_open(port), 30, "the order service to listen")
-        wait_until(
-            lambda: httpx.get(f"http://127.0.0.1:{port}/ready", timeout=5).status_code == 200,
-            30,
-            "the order service to be ready",
-        )
+        wait_until(lambda: is_ready(self.stack.url("order")), 30, "the order service to be ready")
 
     def kill_order_service(self) -> None:
         assert self.order_process is not None
         self.order_process.kill()
         self.order_process.wait(timeout=10)
 
-    def pid_of(self, service: str) -> int:
-        return next(
-            int(line.split("pid ")[1].split(")")[0])
-            for line in self.stack.lines
-            if f"started {service} (pid" in line
-        )
-
 
 @pytest.fixture(scope="module")
 def fault_stack(private_cluster):
-    env, ports = stack_environment(
+    environment = stack_environment(
         private_cluster.server.url("postgres"),
         RATE_LIMIT_ENABLED="false",
         ADMIN_EMAIL=ADMIN["email"],
@@ -159,13 +144,8 @@ def fault_stack(private_cluster):
         # before the callbacks arrive.
         MPESA_SIMULATOR_CALLBACK_DELAY="3",
     )
-    stack = start_stack(env, ports)
-    order_env = {
-        **env,
-        **{f"{name.upper()}_SERVICE_URL": f"http://127.0.0.1:{p}" for name, p in ports.items()},
-        "PYTHONUNBUFFERED": "1",
-    }
-    faults = FaultStack(stack, order_env)
+    stack = start_stack(environment)
+    faults = FaultStack(stack, environment)
     try:
         faults.start_order_service()
         yield faults
@@ -174,7 +154,8 @@ def fault_stack(private_cluster):
             faults.order_process.send_signal(signal.SIGINT)
             faults.order_process.wait(timeout=30)
         stack.stop()
-        drop_stack_databases(env)
+        environment.close()
+        drop_stack_databases(environment.env)
 
 
 class Shopper:
@@ -305,7 +286,7 @@ def test_postgresql_restarted_under_load(fault_stack, private_cluster):
     outcomes: list[Outcome] = []
     stop = threading.Event()
     threads = run_load(fault_stack.stack.gateway, jobs, seconds=180, outcomes=outcomes, stop=stop)
-    time.sleep(4)
+    wait_until(lambda: len(outcomes) >= 20, 60, "the load to be under way")
     restart_began = time.monotonic()
     took = private_cluster.restart()
     print(f"PostgreSQL restarted in {took:.1f} s")
@@ -342,7 +323,7 @@ def test_a_frozen_service_makes_its_callers_answer_503_or_504_in_time_and_recove
     shop = Shopper(fault_stack.stack.gateway)
     product_id = shop.product()
     customer = shop.customer()
-    pid = fault_stack.pid_of("product")
+    pid = fault_stack.stack.pid_of("product")
     os.kill(pid, signal.SIGSTOP)
     try:
         with httpx.Client(base_url=fault_stack.stack.gateway, timeout=20) as client:
@@ -381,7 +362,8 @@ def test_the_order_service_killed_in_the_middle_of_checkouts(fault_stack):
         seconds=4,
         outcomes=outcomes,
     )
-    time.sleep(2)
+    # Killed once checkouts are going through (some have already been placed).
+    wait_until(lambda: any(o.status == 201 for o in outcomes), 30, "a first order")
     fault_stack.kill_order_service()
     for thread in threads:
         thread.join(timeout=30)
@@ -403,10 +385,23 @@ def test_the_payment_service_frozen_while_mpesa_callbacks_arrive_pays_each_order
         shop = Shop(client)
         orders = [shop.order("1500.00") for _ in range(5)]
         started = [shop.pay_mpesa(order["id"], SUCCESS_PHONE) for order in orders]
-        pid = fault_stack.pid_of("payment")
+        ours = {p["checkoutRequestId"] for p in started}
+        simulator_url = f"{fault_stack.stack.url('mpesa-simulator')}/simulator/transactions"
+
+        def callbacks() -> list[dict]:
+            transactions = httpx.get(simulator_url, timeout=10).json()["transactions"]
+            return [t for t in transactions if t["checkoutRequestId"] in ours]
+
+        pid = fault_stack.stack.pid_of("payment")
         os.kill(pid, signal.SIGSTOP)
         try:
-            time.sleep(12)
+            # Frozen until each of the five callbacks has met the frozen service (the
+            # gateway's answer or the simulator's own timeout).
+            wait_until(
+                lambda: all(t["callbackStatus"] or t.get("callbackError") for t in callbacks()),
+                60,
+                "the five callbacks to be answered",
+            )
         finally:
             os.kill(pid, signal.SIGCONT)
         for order, payment in zip(orders, started, strict=True):
@@ -417,13 +412,9 @@ def test_the_payment_service_frozen_while_mpesa_callbacks_arrive_pays_each_order
             assert paid["paymentStatus"] == "paid"
             payments = client.get(f"/api/payments/order/{order['id']}", headers=shop.customer)
             assert [p["status"] for p in payments.json()["payments"]] == ["completed"]
-        simulator = httpx.get(
-            f"{fault_stack.stack.url('mpesa-simulator')}/simulator/transactions", timeout=10
-        ).json()["transactions"]
-        ours = {p["checkoutRequestId"] for p in started}
-        callbacks = [t for t in simulator if t["checkoutRequestId"] in ours]
-        assert len(callbacks) == 5
-        # The callbacks met a frozen service: the gateway's timeout or a late 200, never a 500.
-        assert all(t["callbackStatus"] != 500 for t in callbacks), callbacks
-        print(f"callbacks during the freeze: {[t['callbackStatus'] for t in callbacks]}")
+        answered = callbacks()
+        assert len(answered) == 5
+        # The callbacks met a frozen service: the gateway's timeout, never a 500.
+        assert all(t["callbackStatus"] != 500 for t in answered), answered
+        print(f"callbacks during the freeze: {[t['callbackStatus'] for t in answered]}")
         settled_report(client, timeout=60)

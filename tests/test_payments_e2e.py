@@ -5,26 +5,28 @@ Needs the product and order services (their own branches): with only the skeleto
 those, these tests fail at the first order.
 """
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 
 import httpx
 import pytest
 import stripe
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from scripts.services import ROOT, present_services
+from scripts.throwaway_stack import drop_stack_databases
 from tests.conftest import (
     ADMIN,
     LOST_CALLBACK_PHONE,
     NEVER_ANSWERED_PHONE,
     SUCCESS_PHONE,
     Shop,
-    drop_stack_databases,
+    is_ready,
     port_is_open,
     stack_environment,
     start_stack,
@@ -204,10 +206,25 @@ def test_stripe_webhooks_through_the_gateway(shop, stack, fake_stripe):
 # --- the order service down while a payment settles ------------------------------------------
 
 
+def failed_outbox_deliveries(env: dict[str, str]) -> int:
+    """Attempts of the payment service's outbox that failed (its own database)."""
+
+    async def count() -> int:
+        engine = create_async_engine(env["PAYMENT_DATABASE_URL"])
+        try:
+            async with engine.connect() as connection:
+                query = "SELECT count(*) FROM outbox_messages WHERE last_error IS NOT NULL"
+                return (await connection.execute(text(query))).scalar_one()
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(count())
+
+
 def test_order_service_stopped_during_settlement_pays_the_order_once(postgres_url):
     """A stack without its order service (STACK_SKIP): this test runs that one process
     itself, stops it while the payment settles and starts it again."""
-    env, ports = stack_environment(
+    environment = stack_environment(
         postgres_url,
         STACK_SKIP="order",
         RATE_LIMIT_ENABLED="false",
@@ -216,30 +233,24 @@ def test_order_service_stopped_during_settlement_pays_the_order_once(postgres_ur
         USER_STATUS_TTL="1",
         MPESA_SIMULATOR_CALLBACK_DELAY="3",
     )
-    order_env = {
-        **env,
-        **{s.url_env: f"http://127.0.0.1:{ports[s.name]}" for s in present_services()},
-        **{s.port_env: str(ports[s.name]) for s in present_services()},
-        "PYTHONUNBUFFERED": "1",
-    }
 
     def start_order_service() -> subprocess.Popen:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "order_service"],
-            cwd=ROOT,
-            env=order_env,
+        """On the order socket this test holds: while the service is down, the payment
+        service's calls wait in its backlog and time out (SERVICE_TIMEOUT)."""
+        process = environment.start_service(
+            "order",
+            environment.service_env(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
         )
-        wait_until(lambda: port_is_open(ports["order"]), 60, "the order service")
+        wait_until(lambda: is_ready(environment.url("order")), 60, "the order service")
         return process
 
     order_service = None
     stack = None
     try:
         # The stack migrates the order database and starts everything else.
-        stack = start_stack(env, ports)
+        stack = start_stack(environment)
         assert "not starting order (STACK_SKIP)" in stack.output()
         order_service = start_order_service()
 
@@ -252,7 +263,12 @@ def test_order_service_stopped_during_settlement_pays_the_order_once(postgres_ur
             order_service.wait(timeout=30)
             payment = shop.payment_settles(started["payment"]["id"])
             assert payment["status"] == "completed"
-            time.sleep(3)  # the outbox tries, fails, backs off
+            # The outbox tries to tell the order service, fails, backs off.
+            wait_until(
+                lambda: failed_outbox_deliveries(environment.env) > 0,
+                60,
+                "a failed delivery to the order service",
+            )
             order_service = start_order_service()
             paid = shop.order_reaches(order["id"], "status", "paid", timeout=60)
             assert paid["paymentStatus"] == "paid"
@@ -265,4 +281,5 @@ def test_order_service_stopped_during_settlement_pays_the_order_once(postgres_ur
             order_service.wait(timeout=30)
         if stack is not None:
             stack.stop()
-        drop_stack_databases(env)
+        environment.close()
+        drop_stack_databases(environment.env)

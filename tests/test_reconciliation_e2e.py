@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from scripts.services import ROOT, present_services
 from scripts.stack import Output, configure_mpesa
+from scripts.throwaway_stack import StackEnvironment, drop_stack_databases
 from shared.metrics import read_samples, sample
 from tests.conftest import (
     ADMIN,
@@ -34,8 +35,7 @@ from tests.conftest import (
     FakeStripe,
     RunningStack,
     Shop,
-    drop_stack_databases,
-    port_is_open,
+    is_ready,
     reconciliation_report,
     running_fake_stripe,
     settled_report,
@@ -51,32 +51,34 @@ pytestmark = pytest.mark.e2e
 class System:
     """The stack without the order and payment services, which the test runs itself."""
 
-    env: dict[str, str]
-    ports: dict[str, int]
+    environment: StackEnvironment
     stripe: FakeStripe
     stack: RunningStack | None = None
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
+    @property
+    def env(self) -> dict[str, str]:
+        return self.environment.env
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return self.environment.ports
+
     def service_env(self, **overrides: str) -> dict[str, str]:
-        env = {
-            **self.env,
-            **{s.url_env: f"http://127.0.0.1:{self.ports[s.name]}" for s in present_services()},
-            **{s.port_env: str(self.ports[s.name]) for s in present_services()},
-            "PYTHONUNBUFFERED": "1",
-        }
+        env = self.environment.service_env()
         configure_mpesa(present_services(), env, Output(["stack"]))  # the simulator
         return {**env, **overrides}
 
     def start(self, name: str, **overrides: str) -> None:
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", f"{name}_service"],
-            cwd=ROOT,
-            env=self.service_env(**overrides),
+        """On the socket this test holds: while the service is down, calls to it wait in
+        its backlog and time out (SERVICE_TIMEOUT) instead of being refused."""
+        self.processes[name] = self.environment.start_service(
+            name,
+            self.service_env(**overrides),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            start_new_session=True,
         )
-        wait_until(lambda: port_is_open(self.ports[name]), 60, f"the {name} service")
+        wait_until(lambda: is_ready(self.environment.url(name)), 60, f"the {name} service")
 
     def stop(self, name: str) -> None:
         process = self.processes.pop(name)
@@ -121,7 +123,7 @@ IDLE = "3600"  # the reconciliation worker's interval while the report is looked
 @pytest.fixture(scope="module")
 def system(postgres_url):
     with running_fake_stripe() as stripe_server:
-        env, ports = stack_environment(
+        environment = stack_environment(
             postgres_url,
             STACK_SKIP="order,payment",
             STRIPE_API_BASE=stripe_server.url,
@@ -130,9 +132,9 @@ def system(postgres_url):
             ADMIN_PASSWORD=ADMIN["password"],
             USER_STATUS_TTL="1",
         )
-        system = System(env, ports, stripe_server)
+        system = System(environment, stripe_server)
         try:
-            system.stack = start_stack(env, ports)
+            system.stack = start_stack(environment)
             system.start("order")
             system.start("payment", RECONCILIATION_INTERVAL=IDLE)
             yield system
@@ -141,7 +143,8 @@ def system(postgres_url):
                 system.stop(name)
             if system.stack is not None:
                 system.stack.stop()
-            drop_stack_databases(env)
+            environment.close()
+            drop_stack_databases(environment.env)
 
 
 def kinds(report: dict) -> dict[str, dict]:

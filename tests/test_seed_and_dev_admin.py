@@ -13,7 +13,8 @@ from dotenv import dotenv_values
 from scripts.seed import CATALOGUE, DEFAULT_CUSTOMER_EMAIL
 from scripts.services import ROOT
 from scripts.stack import DEFAULT_ADMIN_EMAIL, Output, admin_login, ensure_development_secrets
-from tests.conftest import auth, drop_stack_databases, stack_environment, start_stack
+from scripts.throwaway_stack import drop_stack_databases
+from tests.conftest import auth, stack_environment, start_stack
 
 
 def run_seed(**env: str) -> subprocess.CompletedProcess:
@@ -93,9 +94,10 @@ def test_seed_without_a_gateway_says_so(tmp_path):
 @pytest.fixture(scope="module")
 def dev_stack(postgres_url):
     """A stack started as `make run` with nothing configured: no ADMIN_EMAIL/PASSWORD."""
-    env, ports = stack_environment(postgres_url, RATE_LIMIT_ENABLED="false")
+    environment = stack_environment(postgres_url, RATE_LIMIT_ENABLED="false")
+    env = environment.env
     assert "ADMIN_EMAIL" not in env and "ADMIN_PASSWORD" not in env
-    stack = start_stack(env, ports)
+    stack = start_stack(environment)
     yield stack
     stack.stop()
     drop_stack_databases(env)

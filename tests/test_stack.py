@@ -9,17 +9,19 @@ import uuid
 import httpx
 import pytest
 
-from tests.conftest import drop_stack_databases, port_is_open, stack_environment, start_stack
+from scripts.throwaway_stack import drop_stack_databases
+from tests.conftest import port_is_open, stack_environment, start_stack
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_run_register_login_profile_then_stop(postgres_url, stop_signal):
-    env, ports = stack_environment(
+    environment = stack_environment(
         postgres_url, ADMIN_EMAIL="owner@shop.example.com", ADMIN_PASSWORD="owner-password-1"
     )
-    stack = start_stack(env, ports)
+    env, ports = environment.env, environment.ports
+    stack = start_stack(environment)
     try:
         email = f"john-{uuid.uuid4().hex[:6]}@example.com"
         with httpx.Client(base_url=stack.gateway, timeout=30) as client:
@@ -61,18 +63,14 @@ def test_run_register_login_profile_then_stop(postgres_url, stop_signal):
 
 
 def test_a_service_that_dies_stops_the_stack(postgres_url):
-    env, ports = stack_environment(postgres_url)
-    stack = start_stack(env, ports)
+    environment = stack_environment(postgres_url)
+    env, ports = environment.env, environment.ports
+    stack = start_stack(environment)
     try:
-        auth_pid = next(
-            int(line.split("pid ")[1].split(")")[0])
-            for line in stack.lines
-            if "started auth (pid" in line
-        )
-        os.kill(auth_pid, signal.SIGKILL)
+        os.kill(stack.pid_of("auth"), signal.SIGKILL)
         assert stack.process.wait(timeout=40) == 1
         assert "auth exited" in stack.output()
-        time.sleep(0.2)
+        # The supervisor has waited for every process it started before it exited.
         for port in ports.values():
             assert not port_is_open(port)
     finally:
@@ -83,8 +81,9 @@ def test_a_service_that_dies_stops_the_stack(postgres_url):
 
 def test_services_do_not_outlive_a_killed_supervisor(postgres_url):
     """kill -9 of `make run` itself (no chance to clean up): the services still stop."""
-    env, ports = stack_environment(postgres_url)
-    stack = start_stack(env, ports)
+    environment = stack_environment(postgres_url)
+    env, ports = environment.env, environment.ports
+    stack = start_stack(environment)
     try:
         stack.process.kill()
         stack.process.wait(timeout=10)

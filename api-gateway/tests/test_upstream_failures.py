@@ -1,13 +1,14 @@
 import asyncio
 import time
 
-from shared.testing import bearer, free_port
+from shared.testing import bearer, refused_port
 
 
 async def test_a_service_that_is_down_is_503(make_client, make_user):
     _, token = make_user()
-    client = await make_client(CART_SERVICE_URL=f"http://127.0.0.1:{free_port()}")
-    response = await client.get("/api/cart", headers=bearer(token))
+    with refused_port() as port:
+        client = await make_client(CART_SERVICE_URL=f"http://127.0.0.1:{port}")
+        response = await client.get("/api/cart", headers=bearer(token))
     assert response.status_code == 503
     assert response.json() == {"error": "Cart service unavailable"}
 
@@ -25,8 +26,9 @@ async def test_a_service_too_slow_is_504_in_time(make_client, make_user, fake_se
 
 async def test_the_auth_service_down_is_503_on_protected_routes_only(make_client, make_user):
     _, token = make_user()
-    client = await make_client(AUTH_SERVICE_URL=f"http://127.0.0.1:{free_port()}")
-    protected = await client.get("/api/cart", headers=bearer(token))
+    with refused_port() as port:
+        client = await make_client(AUTH_SERVICE_URL=f"http://127.0.0.1:{port}")
+        protected = await client.get("/api/cart", headers=bearer(token))
     assert protected.status_code == 503
     assert protected.json() == {"error": "Auth service unavailable"}
     public = await client.get("/api/products")

@@ -9,7 +9,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from cart_service.main import create_app
-from shared.testing import free_port
+from shared.testing import refused_port
 
 
 async def test_a_price_change_is_shown_and_flagged_on_its_line(
@@ -156,21 +156,21 @@ async def test_an_unreachable_product_service_on_a_real_port_is_503(
 ):
     """No respx for the product service here: a real connection refused."""
     neighbours.router.route(host="127.0.0.1").pass_through()
-    settings = make_settings(PRODUCT_SERVICE_URL=f"http://127.0.0.1:{free_port()}")
-    app = create_app(settings)
-    _, headers = make_user()
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://cart") as client:
-            read = await client.get("/api/cart", headers=headers)
-            assert read.status_code == 200
-            added = await client.post(
-                "/api/cart/items",
-                json={"productId": "00000000-0000-4000-8000-000000000000"},
-                headers=headers,
-            )
-            assert added.status_code == 503
-            assert added.json() == {"error": "Product service unavailable"}
+    with refused_port() as port:
+        app = create_app(make_settings(PRODUCT_SERVICE_URL=f"http://127.0.0.1:{port}"))
+        _, headers = make_user()
+        async with LifespanManager(app):
+            transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+            async with httpx.AsyncClient(transport=transport, base_url="http://cart") as client:
+                read = await client.get("/api/cart", headers=headers)
+                assert read.status_code == 200
+                added = await client.post(
+                    "/api/cart/items",
+                    json={"productId": "00000000-0000-4000-8000-000000000000"},
+                    headers=headers,
+                )
+    assert added.status_code == 503
+    assert added.json() == {"error": "Product service unavailable"}
 
 
 async def test_the_cart_asks_with_an_internal_token(add_to_cart, client, customer, neighbours):

@@ -6,9 +6,10 @@ import re
 import secrets
 import socket
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from shared.http_client import INTERNAL_TOKEN_HEADER
 from shared.internal_access import IDENTITIES, INTERNAL_ROUTES
 from shared.provisioning import create_database, drop_database, quote_identifier
+from shared.server import LISTEN_FD
 from shared.settings import ServiceSettings, database_url_for_asyncpg
 from shared.tokens import issue_internal_token
 
@@ -31,12 +33,31 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on (at the moment of asking)."""
-    with socket.socket() as sock:
+def listening_socket() -> socket.socket:
+    """A socket listening on a port the kernel chose, for a process to serve on: hand it
+    over (`LISTEN_FD`, shared.server) instead of a port number, which anything could
+    take between being chosen and being bound."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    return sock
+
+
+def handed_over(sock: socket.socket, env: dict[str, str]) -> dict[str, Any]:
+    """`subprocess.Popen` arguments that start a service on `sock` (shared.server):
+    `Popen(argv, **handed_over(sock, env))`."""
+    return {"env": {**env, LISTEN_FD: str(sock.fileno())}, "pass_fds": (sock.fileno(),)}
+
+
+@contextmanager
+def refused_port() -> Iterator[int]:
+    """A port nothing can listen on while the block runs: bound here but not listening,
+    so a connection to it is refused (an unreachable service, database or Redis)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
-        return port
+        yield port
 
 
 class FakeClock:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.testing import free_port, random_secret
+from shared.testing import handed_over, listening_socket, random_secret
 
 SAMPLE_SERVICE = Path(__file__).resolve().parent / "sample_service.py"
 
@@ -68,18 +68,21 @@ def service_environment():
 
 @pytest.fixture
 def start_process(tmp_path):
-    """Starts `argv` (a service) with `env`, waits until its /health answers."""
+    """Starts `argv` (a service) with `env` on a socket bound here and handed over, waits
+    until its /health answers."""
     started: list[ServiceProcess] = []
 
-    def start(argv: list[str], env: dict[str, str], port: int) -> ServiceProcess:
-        process = subprocess.Popen(
-            argv,
-            cwd=tmp_path,  # no developer's .env is read
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+    def start(argv: list[str], env: dict[str, str]) -> ServiceProcess:
+        with listening_socket() as sock:
+            process = subprocess.Popen(
+                argv,
+                cwd=tmp_path,  # no developer's .env is read
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                **handed_over(sock, env),
+            )
+            port = sock.getsockname()[1]
         service = ServiceProcess(process, port)
         started.append(service)
 
@@ -112,8 +115,7 @@ def start_sample(start_process):
     """The sample service (sample_service.py) as a real process."""
 
     def start(**env: str) -> ServiceProcess:
-        port = free_port()
-        environment = base_environment(SAMPLE_PORT=str(port), **env)
-        return start_process([sys.executable, str(SAMPLE_SERVICE)], environment, port)
+        environment = base_environment(**env)
+        return start_process([sys.executable, str(SAMPLE_SERVICE)], environment)
 
     return start

@@ -2,9 +2,9 @@
 exactly as the real services are, for the tests that need a real process
 (graceful shutdown, tracing across processes): `python sample_service.py`.
 
-Settings (environment): SAMPLE_NAME, SAMPLE_PORT, SAMPLE_DATABASE_URL (optional),
-SAMPLE_NEXT_URL (optional: the service `GET /api/products/{id}` calls), plus the
-usual JWT_SECRET and INTERNAL_SERVICE_SECRET.
+Settings (environment): SAMPLE_NAME, SAMPLE_PORT (or a handed-over LISTEN_FD),
+SAMPLE_DATABASE_URL (optional), SAMPLE_NEXT_URL (optional: the service
+`GET /api/products/{id}` calls), plus the usual JWT_SECRET and INTERNAL_SERVICE_SECRET.
 """
 
 import asyncio
@@ -27,7 +27,7 @@ logger = logging.getLogger("sample")
 
 class SampleSettings(ServiceSettings):
     name: str = Field(default="sample", validation_alias="SAMPLE_NAME")
-    port: int = Field(validation_alias="SAMPLE_PORT")
+    port: int = Field(default=0, validation_alias="SAMPLE_PORT")
     database_url: str | None = Field(default=None, validation_alias="SAMPLE_DATABASE_URL")
     next_url: str | None = Field(default=None, validation_alias="SAMPLE_NEXT_URL")
 

@@ -18,8 +18,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from shared.testing import free_port
-
 pytestmark = pytest.mark.e2e
 
 _OFF_PROBE = """
@@ -127,18 +125,15 @@ def test_one_trace_crosses_the_gateway_two_services_and_the_database(
     tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "OTEL_BSP_SCHEDULE_DELAY": "100"}
     inventory = start_sample(SAMPLE_NAME="inventory", SAMPLE_DATABASE_URL=postgres_url, **tracing)
     catalogue = start_sample(SAMPLE_NAME="catalogue", SAMPLE_NEXT_URL=inventory.url, **tracing)
-    gateway_port = free_port()
     gateway = start_process(
         [sys.executable, "-m", "api_gateway"],
         service_environment(
-            GATEWAY_PORT=str(gateway_port),
             GATEWAY_HOST="127.0.0.1",
             PRODUCT_SERVICE_URL=catalogue.url,
             PAYMENT_SERVICE_URL=catalogue.url,
             RATE_LIMIT_ENABLED="false",
             **tracing,
         ),
-        gateway_port,
     )
 
     response = httpx.get(
