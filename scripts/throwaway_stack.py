@@ -6,17 +6,16 @@ never a port chosen free and bound later by another process.
     environment = stack_environment(postgres_url, "e2e", RATE_LIMIT_ENABLED="false")
     process = environment.spawn(stdout=subprocess.PIPE, ...)
     ...
-    environment.close()  # the sockets of services it started itself (STACK_SKIP)
+    environment.close()  # the ports of the services it started itself (STACK_SKIP)
     drop_stack_databases(environment.env)
 
-A service named in STACK_SKIP keeps its socket here: the caller starts it (and starts it
-again) with `start_service`, on the same socket; while it is down, connections wait in
-the socket's backlog for the next process instead of reaching anything else.
+A service named in STACK_SKIP keeps its port reserved here (shared.testing.ReservedPort):
+the caller starts it, and starts it again, with `start_service` on that port; while it is
+down, connections to it are refused, and nothing else can take the port meanwhile.
 """
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,15 +28,15 @@ from sqlalchemy.engine import make_url
 
 from scripts.services import ROOT, present_services
 from shared.provisioning import drop_database
-from shared.testing import handed_over, listening_socket, random_secret
+from shared.testing import ReservedPort, handed_over, random_secret
 
 
 @dataclass
 class StackEnvironment:
     env: dict[str, str]
     ports: dict[str, int]
-    # Listening sockets not handed over yet, by service name.
-    sockets: dict[str, socket.socket]
+    # The ports not handed over to the supervisor, by service name.
+    reserved: dict[str, ReservedPort]
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -46,7 +45,11 @@ class StackEnvironment:
         """Starts the supervisor on the sockets of the services it starts (STACK_SKIP
         aside); they are its own from then on (closed here)."""
         skipped = {name.strip() for name in self.env.get("STACK_SKIP", "").split(",")}
-        handed = {name: sock for name, sock in self.sockets.items() if name not in skipped}
+        handed = {
+            name: reserved.listening()
+            for name, reserved in self.reserved.items()
+            if name not in skipped
+        }
         env = dict(self.env)
         for service in present_services():
             if service.name in handed:
@@ -59,8 +62,9 @@ class StackEnvironment:
             start_new_session=True,
             **popen,
         )
-        for name in handed:
-            self.sockets.pop(name).close()
+        for name, sock in handed.items():
+            sock.close()  # the supervisor's now: the port closes when the service exits
+            self.reserved.pop(name).close()
         return process
 
     def service_env(self, **overrides: str) -> dict[str, str]:
@@ -74,20 +78,21 @@ class StackEnvironment:
         }
 
     def start_service(self, name: str, env: dict[str, str], **popen: Any) -> subprocess.Popen:
-        """`python -m <package>` of a STACK_SKIP service, on its socket (kept here)."""
+        """`python -m <package>` of a STACK_SKIP service, on its reserved port."""
         [service] = [s for s in present_services() if s.name == name]
-        return subprocess.Popen(
-            [sys.executable, "-m", service.package],
-            cwd=ROOT,
-            start_new_session=True,
-            **handed_over(self.sockets[name], env),
-            **popen,
-        )
+        with self.reserved[name].listening() as sock:
+            return subprocess.Popen(
+                [sys.executable, "-m", service.package],
+                cwd=ROOT,
+                start_new_session=True,
+                **handed_over(sock, env),
+                **popen,
+            )
 
     def close(self) -> None:
-        for sock in self.sockets.values():
-            sock.close()
-        self.sockets.clear()
+        for reserved in self.reserved.values():
+            reserved.close()
+        self.reserved.clear()
 
 
 def stack_environment(
@@ -96,8 +101,8 @@ def stack_environment(
     """Sockets, fresh database names (`<prefix>_<service>_<suffix>`) and secrets, then
     `overrides`."""
     services = present_services()
-    sockets = {service.name: listening_socket() for service in services}
-    ports = {name: sock.getsockname()[1] for name, sock in sockets.items()}
+    reserved = {service.name: ReservedPort() for service in services}
+    ports = {name: port.port for name, port in reserved.items()}
     env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG")}
     suffix = uuid.uuid4().hex[:8]
     for service in services:
@@ -124,7 +129,7 @@ def stack_environment(
         STRIPE_API_BASE="http://stripe-not-started.invalid",
     )
     env.update({**defaults, **overrides})
-    return StackEnvironment(env, ports, sockets)
+    return StackEnvironment(env, ports, reserved)
 
 
 def drop_stack_databases(env: dict[str, str]) -> None:

@@ -103,8 +103,7 @@ class FaultStack:
     order_log: list[str] = field(default_factory=list)
 
     def start_order_service(self) -> None:
-        """On the order socket this test holds: while the service is down, requests
-        wait in its backlog (and time out) instead of being refused."""
+        """On the order port this test holds (refused while the service is down)."""
         process = self.environment.start_service(
             "order",
             self.environment.service_env(),

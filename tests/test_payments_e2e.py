@@ -235,8 +235,7 @@ def test_order_service_stopped_during_settlement_pays_the_order_once(postgres_ur
     )
 
     def start_order_service() -> subprocess.Popen:
-        """On the order socket this test holds: while the service is down, the payment
-        service's calls wait in its backlog and time out (SERVICE_TIMEOUT)."""
+        """On the order port this test holds (refused while the service is down)."""
         process = environment.start_service(
             "order",
             environment.service_env(),

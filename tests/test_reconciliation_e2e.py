@@ -70,8 +70,7 @@ class System:
         return {**env, **overrides}
 
     def start(self, name: str, **overrides: str) -> None:
-        """On the socket this test holds: while the service is down, calls to it wait in
-        its backlog and time out (SERVICE_TIMEOUT) instead of being refused."""
+        """On the port this test holds (refused while the service is down)."""
         self.processes[name] = self.environment.start_service(
             name,
             self.service_env(**overrides),

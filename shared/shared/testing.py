@@ -50,6 +50,32 @@ def handed_over(sock: socket.socket, env: dict[str, str]) -> dict[str, Any]:
     return {"env": {**env, LISTEN_FD: str(sock.fileno())}, "pass_fds": (sock.fileno(),)}
 
 
+class ReservedPort:
+    """A port kept for a service a test stops and starts again. Held here bound but not
+    listening (connections are refused while the service is down, nothing else can take
+    the port); each start is handed a listening socket of its own on it (`listening()`,
+    both sockets SO_REUSEPORT), which closes when that process exits."""
+
+    def __init__(self) -> None:
+        self._placeholder = _reusable_socket(0)
+        self.port: int = self._placeholder.getsockname()[1]
+
+    def listening(self) -> socket.socket:
+        sock = _reusable_socket(self.port)
+        sock.listen(128)
+        return sock
+
+    def close(self) -> None:
+        self._placeholder.close()
+
+
+def _reusable_socket(port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    return sock
+
+
 @contextmanager
 def refused_port() -> Iterator[int]:
     """A port nothing can listen on while the block runs: bound here but not listening,
