@@ -3,11 +3,12 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.models import User
+from shared.pagination import equals, paginated
 from shared.user_status import UserStatus
 
 
@@ -65,25 +66,18 @@ async def list_users(
     limit: int,
     search: str | None = None,
 ) -> tuple[list[User], int]:
-    conditions: list[ColumnElement[bool]] = []
+    found_by_search: ColumnElement[bool] | None = None
     if search:
         pattern = "%" + like_escaped(search) + "%"
-        conditions.append(
-            User.email.ilike(pattern, escape="\\") | User.name.ilike(pattern, escape="\\")
+        found_by_search = User.email.ilike(pattern, escape="\\") | User.name.ilike(
+            pattern, escape="\\"
         )
-    if role is not None:
-        conditions.append(User.role == role)
-    if is_active is not None:
-        conditions.append(User.is_active.is_(is_active))
-    total = await session.scalar(select(func.count()).select_from(User).where(*conditions))
-    users = await session.scalars(
-        select(User)
-        .where(*conditions)
-        .order_by(User.created_at.desc(), User.id)
-        .offset(offset)
-        .limit(limit)
-    )
-    return list(users), total or 0
+    conditions = [
+        found_by_search,
+        equals(User.role, role),
+        None if is_active is None else User.is_active.is_(is_active),
+    ]
+    return await paginated(session, User, conditions, offset=offset, limit=limit)
 
 
 def like_escaped(text: str) -> str:

@@ -16,14 +16,11 @@ from order_service.models import (
     order_number_sequence,
 )
 from shared.db import affected_rows
+from shared.pagination import created_within, equals, paginated
 
 # Only placed orders exist for anyone outside this service: a row still reserving its
 # stock is not an order yet.
 PLACED = Order.status != RESERVING
-
-
-def _with_items(statement: Select[Order]) -> Select[Order]:
-    return statement.options(selectinload(Order.items))
 
 
 def _with_details(statement: Select[Order]) -> Select[Order]:
@@ -77,30 +74,16 @@ async def list_orders(
     created_to: datetime | None = None,
     with_items: bool = True,
 ) -> tuple[list[Order], int]:
-    conditions = [PLACED]
-    if user_id is not None:
-        conditions.append(Order.user_id == user_id)
-    if status is not None:
-        conditions.append(Order.status == status)
-    if payment_status is not None:
-        conditions.append(Order.payment_status == payment_status)
-    if order_number is not None:
-        conditions.append(Order.order_number == order_number)
-    if created_from is not None:
-        conditions.append(Order.created_at >= created_from)
-    if created_to is not None:
-        conditions.append(Order.created_at < created_to)
-    total = await session.scalar(select(func.count()).select_from(Order).where(*conditions))
-    statement = (
-        select(Order)
-        .where(*conditions)
-        .order_by(Order.created_at.desc(), Order.id)
-        .offset(offset)
-        .limit(limit)
-    )
-    if with_items:
-        statement = _with_items(statement)
-    return list(await session.scalars(statement)), total or 0
+    conditions = [
+        PLACED,
+        equals(Order.user_id, user_id),
+        equals(Order.status, status),
+        equals(Order.payment_status, payment_status),
+        equals(Order.order_number, order_number),
+        *created_within(Order.created_at, created_from, created_to),
+    ]
+    options = [selectinload(Order.items)] if with_items else []
+    return await paginated(session, Order, conditions, offset=offset, limit=limit, options=options)
 
 
 async def count_by_status(session: AsyncSession) -> dict[str, int]:

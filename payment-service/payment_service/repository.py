@@ -5,7 +5,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Uuid, any_, bindparam, func, select, text, update
+from sqlalchemy import Uuid, any_, bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import CollectionAggregate
@@ -18,6 +18,7 @@ from payment_service.models import (
     ProviderEvent,
     Refund,
 )
+from shared.pagination import created_within, equals, paginated
 
 
 async def insert_payment_unless_in_flight(session: AsyncSession, **values: Any) -> Payment | None:
@@ -100,28 +101,14 @@ async def list_payments(
     limit: int,
 ) -> tuple[list[Payment], int]:
     """The admin's list, newest first; each filter only when given, times [from, to)."""
-    conditions: list[ColumnElement[bool]] = []
-    if status is not None:
-        conditions.append(Payment.status == status)
-    if provider is not None:
-        conditions.append(Payment.provider == provider)
-    if order_id is not None:
-        conditions.append(Payment.order_id == order_id)
-    if user_id is not None:
-        conditions.append(Payment.user_id == user_id)
-    if created_from is not None:
-        conditions.append(Payment.created_at >= created_from)
-    if created_to is not None:
-        conditions.append(Payment.created_at < created_to)
-    total = await session.scalar(select(func.count()).select_from(Payment).where(*conditions))
-    payments = await session.scalars(
-        select(Payment)
-        .where(*conditions)
-        .order_by(Payment.created_at.desc(), Payment.id)
-        .offset(offset)
-        .limit(limit)
-    )
-    return list(payments), total or 0
+    conditions = [
+        equals(Payment.status, status),
+        equals(Payment.provider, provider),
+        equals(Payment.order_id, order_id),
+        equals(Payment.user_id, user_id),
+        *created_within(Payment.created_at, created_from, created_to),
+    ]
+    return await paginated(session, Payment, conditions, offset=offset, limit=limit)
 
 
 async def refunds_of_payment(session: AsyncSession, payment_id: uuid.UUID) -> list[Refund]:
