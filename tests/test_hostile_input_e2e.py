@@ -177,6 +177,23 @@ def test_a_405_names_every_method_of_the_path(gateway, shop, path, allowed, who)
     assert response.json() == {"error": "Method not allowed"}
 
 
+def test_a_method_no_route_has_is_405_for_a_customer_too(gateway, shop):
+    """PATCH on a product (only its /stock takes PATCH) is no admin route the gateway
+    guards: the customer learns the path's methods, as an admin does, not a 403."""
+    product_id = shop.order()["items"][0]["productId"]
+    for who in ("customer", "admin"):
+        response = gateway.patch(
+            f"/api/products/{product_id}", json={"price": "1.00"}, headers=getattr(shop, who)
+        )
+        assert response.status_code == 405, (who, response.text)
+        assert response.headers["allow"] == "DELETE, GET, HEAD, PUT"
+    # The admin's own routes stay the admin's.
+    stock = gateway.patch(
+        f"/api/products/{product_id}/stock", json={"delta": 1}, headers=shop.customer
+    )
+    assert stock.status_code == 403, stock.text
+
+
 def test_head_is_answered_like_get_without_a_body(gateway, shop):
     for path, headers in (
         ("/api/products?limit=2", {}),

@@ -117,6 +117,10 @@ VALIDATION_ERROR = _error(
 )
 NO_TOKEN = _error("No token, or one that is not valid (any more)", "No token provided")
 ADMIN_ONLY = _error("The caller is not an admin", "Access denied. Admin only.")
+UNROUTABLE = _error(
+    "A path parameter holding a slash, a backslash or a dot segment: not routed",
+    "Route not found",
+)
 TOO_LARGE = _error("The request body is too large", "Request body too large")
 TOO_MANY = _error(
     "Too many requests from this address (see the RateLimit-* headers)",
@@ -205,13 +209,18 @@ def _operation(
             operation["description"] = (
                 "**Admin only.** " + operation.get("description", "")
             ).strip()
+    if "{" in public_path:
+        # Whatever the service says of an unknown id, the gateway itself routes no path
+        # whose parameter would make it another path (routing.is_forbidden_path).
+        responses.setdefault("404", copy.deepcopy(UNROUTABLE))
     if "requestBody" in operation:
         responses.setdefault("413", copy.deepcopy(TOO_LARGE))
     responses.setdefault("429", copy.deepcopy(TOO_MANY))
     responses.setdefault(
         "503",
         _error(
-            "The service is down",
+            "The service is down, or busy (more requests at once than it takes): retry "
+            "after the Retry-After seconds",
             f"{route.upstream.display_name if route else service.tag} service unavailable",
         ),
     )

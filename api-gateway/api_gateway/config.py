@@ -15,6 +15,18 @@ class GatewaySettings(ServiceSettings):
 
     # Seconds to wait for a service's answer before a 504.
     upstream_timeout: float = Field(default=10.0, gt=0, validation_alias="UPSTREAM_TIMEOUT")
+    # Requests forwarded to one service at once, and how many more may wait for a slot
+    # (MAX_QUEUE_WAIT seconds at most); beyond that a 503 with Retry-After, at once.
+    upstream_max_concurrency: int = Field(
+        default=64, ge=1, validation_alias="UPSTREAM_MAX_CONCURRENCY"
+    )
+    upstream_max_queue: int = Field(default=192, ge=0, validation_alias="UPSTREAM_MAX_QUEUE")
+    # The gateway's own bound on everything it handles (shared.load_shedding) is wider than
+    # a service's: each upstream has its own above, and /health and /docs are cheap.
+    max_concurrent_requests: int = Field(
+        default=1024, ge=1, validation_alias="MAX_CONCURRENT_REQUESTS"
+    )
+    max_queued_requests: int = Field(default=1024, ge=0, validation_alias="MAX_QUEUED_REQUESTS")
     # Largest request body forwarded (bytes); larger is 413.
     max_body_size: int = Field(default=1_048_576, gt=0, validation_alias="MAX_BODY_SIZE")
 

@@ -42,3 +42,29 @@ async def test_many_concurrent_requests_all_get_answers(gateway, make_user):
     )
     assert [r.status_code for r in responses] == [200] * 200
     assert sorted(int(r.json()["query"][2:]) for r in responses) == list(range(200))
+
+
+async def test_beyond_a_services_bound_the_answer_is_503_at_once(
+    make_client, make_user, fake_services
+):
+    """One request holds the order service's only slot; the next is refused at once (it
+    does not wait for the slow one), and another service is still served."""
+    _, token = make_user()
+    fake_services.slow_seconds = 1.0
+    client = await make_client(UPSTREAM_MAX_CONCURRENCY="1", UPSTREAM_MAX_QUEUE="0")
+    requests = [
+        asyncio.create_task(client.get(f"/api/orders/slow?n={n}", headers=bearer(token)))
+        for n in range(2)
+    ]
+    done, pending = await asyncio.wait(requests, return_when=asyncio.FIRST_COMPLETED)
+    refused = done.pop().result()
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json() == {"error": "Order service busy, please retry shortly"}
+    other = await client.get("/api/products")
+    assert other.status_code == 200
+    served = await pending.pop()
+    assert served.status_code == 200
+    # The slot is free again.
+    fake_services.slow_seconds = 0.0
+    assert (await client.get("/api/orders/slow", headers=bearer(token))).status_code == 200

@@ -23,6 +23,7 @@ from shared.db import create_engine, create_sessionmaker
 from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.http_client import ServiceClient
+from shared.load_shedding import ConcurrencyLimiter, ConcurrencyLimitMiddleware
 from shared.logging import configure_logging
 from shared.methods import HeadAsGetMiddleware
 from shared.metrics import MetricsHook, metrics_router
@@ -157,6 +158,17 @@ def create_app(
     )
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RequestContextMiddleware, quiet_paths=QUIET_PATHS)
+    # Outermost of the service's own: a refusal under overload costs next to nothing.
+    # Probes and scrapes are never refused (a busy service is not a dead one).
+    app.add_middleware(
+        ConcurrencyLimitMiddleware,
+        limiter=ConcurrencyLimiter(
+            settings.max_concurrent_requests,
+            settings.max_queued_requests,
+            settings.max_queue_wait,
+        ),
+        exempt_paths=QUIET_PATHS,
+    )
     install_error_handlers(app)
     app.include_router(health_router(title))
     if serve_metrics:

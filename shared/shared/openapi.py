@@ -88,7 +88,11 @@ def _complete(operation: dict[str, Any], route: Any) -> None:
     for code, description in _dependency_answers(route.dependant):
         responses.setdefault(str(code), _error_response(description))
     responses.setdefault(
-        "503", _error_response("The database or a service it needs is unavailable; retry")
+        "503",
+        _error_response(
+            "Busy (too many requests at once), or the database or a service it needs is "
+            "unavailable: retry after the Retry-After seconds"
+        ),
     )
     for status, response in responses.items():
         if status.startswith(("4", "5")) and "content" not in response:

@@ -69,6 +69,14 @@ class ServiceSettings(BaseSettings):
         validation_alias=AliasChoices("IDEMPOTENCY_KEY_TTL", "ORDER_IDEMPOTENCY_TTL"),
     )
 
+    # Overload (shared.load_shedding): requests one process works on at once, how many more
+    # may wait for a slot and for how long (seconds); beyond that a 503 with Retry-After.
+    max_concurrent_requests: int = Field(
+        default=64, ge=1, validation_alias="MAX_CONCURRENT_REQUESTS"
+    )
+    max_queued_requests: int = Field(default=192, ge=0, validation_alias="MAX_QUEUED_REQUESTS")
+    max_queue_wait: float = Field(default=1.0, gt=0, validation_alias="MAX_QUEUE_WAIT")
+
     @property
     def is_production(self) -> bool:
         return self.environment == "production"
