@@ -21,12 +21,6 @@ class GatewaySettings(ServiceSettings):
         default=64, ge=1, validation_alias="UPSTREAM_MAX_CONCURRENCY"
     )
     upstream_max_queue: int = Field(default=192, ge=0, validation_alias="UPSTREAM_MAX_QUEUE")
-    # The gateway's own bound on everything it handles (shared.load_shedding) is wider than
-    # a service's: each upstream has its own above, and /health and /docs are cheap.
-    max_concurrent_requests: int = Field(
-        default=1024, ge=1, validation_alias="MAX_CONCURRENT_REQUESTS"
-    )
-    max_queued_requests: int = Field(default=1024, ge=0, validation_alias="MAX_QUEUED_REQUESTS")
     # Largest request body forwarded (bytes); larger is 413.
     max_body_size: int = Field(default=1_048_576, gt=0, validation_alias="MAX_BODY_SIZE")
 

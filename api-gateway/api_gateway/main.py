@@ -9,6 +9,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api_gateway import api_docs
 from api_gateway.config import GatewaySettings, get_settings
+from api_gateway.load_limits import upstream_limits
 from api_gateway.routes import PROXIED_METHODS, proxy
 from api_gateway.security_headers import SecurityHeadersMiddleware
 from api_gateway.state import GatewayState, close_gateway_state, open_gateway_state
@@ -31,6 +32,7 @@ def create_app(
         on_shutdown=[close_gateway_state],
         serve_metrics=settings.metrics_enabled,
         clock=clock,
+        load_limits=upstream_limits(settings),
     )
     app.router.add_route(
         "/api/{path:path}", proxy, methods=PROXIED_METHODS, include_in_schema=False

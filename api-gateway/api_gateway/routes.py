@@ -1,10 +1,10 @@
 """The gateway's one route: every `/api/...` (and `/admin/...`) request, checked and
 forwarded.
 
-Per request: resolve the route (404 for unknown and internal paths), limit the rate per
-client IP, check the token and the user's current status on protected routes (401/403
-before any service sees the request), forward (proxy.py): at most
-UPSTREAM_MAX_CONCURRENCY requests at once per service, then a 503 with Retry-After.
+Per request, once the service's bound let it in (load_limits.py): resolve the route (404
+for unknown and internal paths), limit the rate per client IP, check the token and the
+user's current status on protected routes (401/403 before any service sees the request),
+forward (proxy.py).
 """
 
 from starlette.requests import Request
@@ -61,16 +61,15 @@ async def proxy(request: Request) -> Response:
             raise Forbidden("Access denied. Admin only.")
 
     body = await read_body(request, settings.max_body_size)
-    async with state.upstream_limits[route.upstream.service].slot():
-        response = await forward(
-            request,
-            sent_route,
-            transport=state.upstream,
-            base_url=state.upstream_urls[route.upstream.service],
-            body=body,
-            headers=upstream_headers(request, ip, trusted_peer),
-            timeout=settings.upstream_timeout,
-        )
+    response = await forward(
+        request,
+        sent_route,
+        transport=state.upstream,
+        base_url=state.upstream_urls[route.upstream.service],
+        body=body,
+        headers=upstream_headers(request, ip, trusted_peer),
+        timeout=settings.upstream_timeout,
+    )
     for name, value in rate_headers.items():
         response.headers[name] = value
     return response

@@ -10,9 +10,8 @@ from httpx_aiohttp import AiohttpTransport
 from api_gateway.api_docs import ApiDocs, http_fetch
 from api_gateway.config import GatewaySettings
 from api_gateway.rate_limit import RateLimiter, make_storage
-from api_gateway.routing import UPSTREAMS, RateClass
+from api_gateway.routing import RateClass
 from shared.client_address import Network
-from shared.load_shedding import ConcurrencyLimiter
 from shared.state import ServiceState
 
 # The proxy's own connection pool, sized for the traffic of the whole system.
@@ -27,9 +26,6 @@ class GatewayState(ServiceState[GatewaySettings]):
     service_urls: dict[str, str]
     # Where the proxy forwards: the services, and the admin console (not in the API docs).
     upstream_urls: dict[str, str]
-    # One bound per service forwarded to (shared.load_shedding): one slow service does
-    # not take every slot.
-    upstream_limits: dict[str, ConcurrencyLimiter]
     api_docs: ApiDocs
 
 
@@ -48,7 +44,6 @@ async def open_gateway_state(base: ServiceState[GatewaySettings]) -> GatewayStat
         if settings.rate_limit_enabled
         else None
     )
-    upstream_urls = {**service_urls, "console": settings.admin_console_url}
     return GatewayState(
         **base.base(),
         upstream=AiohttpTransport(
@@ -60,22 +55,9 @@ async def open_gateway_state(base: ServiceState[GatewaySettings]) -> GatewayStat
         rate_limiter=rate_limiter,
         trusted_proxies=settings.trusted_proxy_networks,
         service_urls=service_urls,
-        upstream_urls=upstream_urls,
-        upstream_limits={
-            service: ConcurrencyLimiter(
-                settings.upstream_max_concurrency,
-                settings.upstream_max_queue,
-                settings.max_queue_wait,
-                refusal=f"{_display_name(service)} service busy, please retry shortly",
-            )
-            for service in upstream_urls
-        },
+        upstream_urls={**service_urls, "console": settings.admin_console_url},
         api_docs=ApiDocs(service_urls, http_fetch(base.services), settings.api_docs_cache_seconds),
     )
-
-
-def _display_name(service: str) -> str:
-    return next(u.display_name for u in UPSTREAMS if u.service == service)
 
 
 async def close_gateway_state(state: GatewayState) -> None:

@@ -8,4 +8,5 @@ serve(
     host=settings.host,
     port=settings.port,
     log_level=settings.log_level,
+    loop=settings.event_loop,
 )

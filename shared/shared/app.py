@@ -23,7 +23,12 @@ from shared.db import create_engine, create_sessionmaker
 from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.http_client import ServiceClient
-from shared.load_shedding import ConcurrencyLimiter, ConcurrencyLimitMiddleware
+from shared.load_shedding import (
+    ConcurrencyLimiter,
+    ConcurrencyLimitMiddleware,
+    LimiterFor,
+    one_limiter,
+)
 from shared.logging import configure_logging
 from shared.methods import HeadAsGetMiddleware
 from shared.metrics import MetricsHook, metrics_router
@@ -74,6 +79,7 @@ def create_app(
     serve_metrics: bool = True,
     description: str = "",
     clock: Callable[[], float] = time.monotonic,
+    load_limits: LimiterFor | None = None,
 ) -> FastAPI:
     """`name` is the service's short name (logs, internal tokens, traces); `title` its
     health name ("Auth Service"). `state` builds the service's state from the base one
@@ -82,7 +88,9 @@ def create_app(
     `WORKERS_ENABLED=false` (tests run their jobs directly). Hooks, workers and scrape
     hooks (`metrics_hooks`, see shared.metrics) are all given the service's state.
     `serve_metrics=False` leaves `/metrics` out (a port the world reaches). `clock`
-    (monotonic seconds) is the user-status cache's: a test moves it (FakeClock)."""
+    (monotonic seconds) is the user-status cache's: a test moves it (FakeClock).
+    `load_limits` bounds the requests worked on at once (shared.load_shedding); by
+    default one bound from the settings for all but the probes."""
     configure_logging(name, settings.log_level)
     tracing.configure_tracing(name)
 
@@ -93,6 +101,7 @@ def create_app(
                 database_url,
                 pool_size=settings.db_pool_size,
                 max_overflow=settings.db_max_overflow,
+                pre_ping=settings.db_pool_pre_ping,
             )
             if database_url
             else None
@@ -159,15 +168,17 @@ def create_app(
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RequestContextMiddleware, quiet_paths=QUIET_PATHS)
     # Outermost of the service's own: a refusal under overload costs next to nothing.
-    # Probes and scrapes are never refused (a busy service is not a dead one).
     app.add_middleware(
         ConcurrencyLimitMiddleware,
-        limiter=ConcurrencyLimiter(
-            settings.max_concurrent_requests,
-            settings.max_queued_requests,
-            settings.max_queue_wait,
+        limiter_for=load_limits
+        or one_limiter(
+            ConcurrencyLimiter(
+                settings.max_concurrent_requests,
+                settings.max_queued_requests,
+                settings.max_queue_wait,
+            ),
+            QUIET_PATHS,
         ),
-        exempt_paths=QUIET_PATHS,
     )
     install_error_handlers(app)
     app.include_router(health_router(title))

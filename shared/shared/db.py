@@ -52,7 +52,12 @@ class Timestamps:
 
 
 def create_engine(
-    url: str, *, pool_size: int = 10, max_overflow: int = 0, pool_timeout: float = 10
+    url: str,
+    *,
+    pool_size: int = 10,
+    max_overflow: int = 0,
+    pool_timeout: float = 10,
+    pre_ping: bool = True,
 ) -> AsyncEngine:
     """Requests beyond the pool wait for a connection (up to `pool_timeout` s, then 503)
     rather than open new ones: connecting costs far more than waiting for a transaction of
@@ -63,10 +68,10 @@ def create_engine(
         max_overflow=max_overflow,
         pool_timeout=pool_timeout,
         # Connections die with a PostgreSQL restart, idle in the pool. Each is checked when
-        # taken (one round trip, measured in docs/operations.md: within the noise of `make
-        # bench`), and a dead one is replaced with the whole pool of its generation, so a
-        # request after a restart gets a fresh connection instead of an error.
-        pool_pre_ping=True,
+        # taken (one round trip: what it costs is in docs/operations.md), and a dead one is
+        # replaced with the whole pool of its generation, so a request after a restart gets
+        # a fresh connection instead of an error.
+        pool_pre_ping=pre_ping,
         pool_recycle=1800,
     )
 

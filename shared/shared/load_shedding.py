@@ -8,9 +8,9 @@ arriving beyond that, or one that waited `max_wait` seconds, is answered at once
 `503 {"error": ...}` and `Retry-After`, so that most customers are served fast and the
 rest are told to try again in a second.
 
-`ConcurrencyLimiter` is the bound; `ConcurrencyLimitMiddleware` applies one to a whole
-service (every request but the probes and the metrics scrape); the gateway holds one per
-upstream service (api_gateway/proxy.py).
+`ConcurrencyLimiter` is the bound; `ConcurrencyLimitMiddleware` applies it, before the
+request is logged or handled: a service has one for every request but the probes and the
+metrics scrape, the gateway one per service it forwards to (api_gateway/load_limits.py).
 """
 
 import asyncio
@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -122,30 +122,44 @@ class ConcurrencyLimiter:
         raise Overloaded(self.refusal)
 
 
-class ConcurrencyLimitMiddleware:
-    """Pure ASGI, outermost: a refused request costs a few microseconds and no log line (a
-    counter, and one warning every few seconds, say how many)."""
+# Which bound a request is under (None: none), given its ASGI scope.
+LimiterFor = Callable[[Scope], "ConcurrencyLimiter | None"]
 
-    def __init__(
-        self, app: ASGIApp, *, limiter: ConcurrencyLimiter, exempt_paths: Collection[str] = ()
-    ) -> None:
+
+def one_limiter(limiter: ConcurrencyLimiter, exempt_paths: Collection[str] = ()) -> LimiterFor:
+    """A service's: one bound for every request but `exempt_paths` (the probes: a busy
+    service is not a dead one)."""
+    exempt = frozenset(exempt_paths)
+
+    def limiter_for(scope: Scope) -> ConcurrencyLimiter | None:
+        return None if scope["path"] in exempt else limiter
+
+    return limiter_for
+
+
+class ConcurrencyLimitMiddleware:
+    """Pure ASGI, ahead of the request's logging and handling: a refused request costs a
+    few microseconds and no log line (a counter, and one warning every few seconds, say
+    how many)."""
+
+    def __init__(self, app: ASGIApp, *, limiter_for: LimiterFor) -> None:
         self.app = app
-        self.limiter = limiter
-        self.exempt_paths = frozenset(exempt_paths)
+        self.limiter_for = limiter_for
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt_paths:
+        limiter = self.limiter_for(scope) if scope["type"] == "http" else None
+        if limiter is None:
             await self.app(scope, receive, send)
             return
         try:
-            await self.limiter.acquire()
+            await limiter.acquire()
         except Overloaded as refused:
             await _send_refusal(send, refused)
             return
         try:
             await self.app(scope, receive, send)
         finally:
-            self.limiter.release()
+            limiter.release()
 
 
 async def _send_refusal(send: Send, refused: Overloaded) -> None:

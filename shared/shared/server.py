@@ -28,12 +28,21 @@ def inherited_socket() -> socket.socket | None:
     return socket.socket(fileno=int(value))
 
 
-def serve(app_factory: str, *, name: str, host: str, port: int, log_level: str = "INFO") -> None:
+def serve(
+    app_factory: str,
+    *,
+    name: str,
+    host: str,
+    port: int,
+    log_level: str = "INFO",
+    loop: str = "asyncio",
+) -> None:
     configure_logging(name, log_level)
     handed_over = inherited_socket()
     config = uvicorn.Config(
         app_factory,
         factory=True,
+        loop=loop,
         host=host,
         # 0 with a handed-over socket: uvicorn then logs the socket's own port.
         port=0 if handed_over else port,

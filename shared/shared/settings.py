@@ -26,6 +26,11 @@ class ServiceSettings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", validation_alias="HOST")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    # asyncio's own event loop serves connections in turn; uvloop, a little faster, lets
+    # some wait for seconds under a thousand connections (docs/operations.md, "Overload").
+    event_loop: Literal["asyncio", "uvloop"] = Field(
+        default="asyncio", validation_alias="EVENT_LOOP"
+    )
 
     jwt_secret: SecretStr = Field(validation_alias="JWT_SECRET")
     jwt_expires_in: str = Field(default="7d", validation_alias="JWT_EXPIRES_IN")
@@ -53,6 +58,8 @@ class ServiceSettings(BaseSettings):
     # Five services share one PostgreSQL under `make run` (100 connections by default).
     db_pool_size: int = Field(default=10, ge=1, validation_alias="DB_POOL_SIZE")
     db_max_overflow: int = Field(default=0, ge=0, validation_alias="DB_MAX_OVERFLOW")
+    # Check each connection as it is taken from the pool (shared.db.create_engine).
+    db_pool_pre_ping: bool = Field(default=True, validation_alias="DB_POOL_PRE_PING")
     # Background workers (outbox delivery, expiry, reconciliation); tests switch them off.
     workers_enabled: bool = Field(default=True, validation_alias="WORKERS_ENABLED")
     # The shop's currency: prices, orders and payments are in it.
@@ -75,7 +82,7 @@ class ServiceSettings(BaseSettings):
         default=64, ge=1, validation_alias="MAX_CONCURRENT_REQUESTS"
     )
     max_queued_requests: int = Field(default=192, ge=0, validation_alias="MAX_QUEUED_REQUESTS")
-    max_queue_wait: float = Field(default=1.0, gt=0, validation_alias="MAX_QUEUE_WAIT")
+    max_queue_wait: float = Field(default=0.5, gt=0, validation_alias="MAX_QUEUE_WAIT")
 
     @property
     def is_production(self) -> bool:

@@ -9,7 +9,12 @@ from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from shared.load_shedding import ConcurrencyLimiter, ConcurrencyLimitMiddleware, Overloaded
+from shared.load_shedding import (
+    ConcurrencyLimiter,
+    ConcurrencyLimitMiddleware,
+    Overloaded,
+    one_limiter,
+)
 
 
 async def _hold(limiter: ConcurrencyLimiter, release: asyncio.Event) -> str:
@@ -110,7 +115,7 @@ async def test_the_middleware_refuses_with_the_error_shape_and_never_the_probes(
 
     app = Starlette(routes=[Route("/slow", slow), Route("/health", health)])
     limited = ConcurrencyLimitMiddleware(
-        app, limiter=ConcurrencyLimiter(1, 0, max_wait=30), exempt_paths={"/health"}
+        app, limiter_for=one_limiter(ConcurrencyLimiter(1, 0, max_wait=30), {"/health"})
     )
     transport = httpx.ASGITransport(app=limited)
     async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
