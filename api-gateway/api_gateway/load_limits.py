@@ -4,6 +4,8 @@ bound and line is refused (503, Retry-After) before the gateway spends anything 
 no token check, no log line, no connection upstream. The gateway's own routes (/health,
 the API docs) are cheap and not bounded."""
 
+from starlette.types import Scope
+
 from api_gateway.config import GatewaySettings
 from api_gateway.routing import UPSTREAMS, resolve
 from shared.load_shedding import ConcurrencyLimiter, LimiterFor
@@ -20,7 +22,7 @@ def upstream_limits(settings: GatewaySettings) -> LimiterFor:
         for upstream in UPSTREAMS
     }
 
-    def limiter_for(scope) -> ConcurrencyLimiter | None:
+    def limiter_for(scope: Scope) -> ConcurrencyLimiter | None:
         route = resolve(scope["method"], scope["path"])
         return limiters[route.upstream.service] if route is not None else None
 
