@@ -33,6 +33,7 @@ from shared.logging import configure_logging
 from shared.methods import HeadAsGetMiddleware
 from shared.metrics import MetricsHook, metrics_router
 from shared.openapi import install_openapi
+from shared.read_retry import RetryReadOnLostConnection
 from shared.request_context import RequestContextMiddleware
 from shared.settings import ServiceSettings
 from shared.state import DatabaseState, ServiceState, state_of
@@ -165,6 +166,7 @@ def create_app(
         telemetry={"exclude": _is_quiet},
         dependencies=[Depends(refuse_unstorable_text)],
     )
+    app.add_middleware(RetryReadOnLostConnection)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(RequestContextMiddleware, quiet_paths=QUIET_PATHS)
     # Outermost of the service's own: a refusal under overload costs next to nothing.

@@ -57,7 +57,7 @@ def create_engine(
     pool_size: int = 10,
     max_overflow: int = 0,
     pool_timeout: float = 10,
-    pre_ping: bool = True,
+    pre_ping: bool = False,
 ) -> AsyncEngine:
     """Requests beyond the pool wait for a connection (up to `pool_timeout` s, then 503)
     rather than open new ones: connecting costs far more than waiting for a transaction of
@@ -67,10 +67,10 @@ def create_engine(
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout,
-        # Connections die with a PostgreSQL restart, idle in the pool. Each is checked when
-        # taken (one round trip: what it costs is in docs/operations.md), and a dead one is
-        # replaced with the whole pool of its generation, so a request after a restart gets
-        # a fresh connection instead of an error.
+        # Connections die with a PostgreSQL restart, idle in the pool. They are not checked
+        # when taken (a round trip per request, docs/operations.md): a read that meets a
+        # dead one is run again on a fresh one (shared.read_retry). DB_POOL_PRE_PING=true
+        # checks them instead.
         pool_pre_ping=pre_ping,
         pool_recycle=1800,
     )
@@ -98,12 +98,8 @@ _UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
 
 def is_database_unavailable(exc: BaseException) -> bool:
     """Whether an error means the database could not be reached or lost the connection
-    (a 503 to retry), rather than a refused statement. Follows the chain of causes:
-    SQLAlchemy wraps asyncpg's errors, which wrap the socket's."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    (a 503 to retry), rather than a refused statement."""
+    for current in _causes(exc):
         if isinstance(current, DBAPIError) and current.connection_invalidated:
             return True
         if isinstance(current, PoolTimeout | OSError | asyncpg.exceptions.InterfaceError):
@@ -115,8 +111,28 @@ def is_database_unavailable(exc: BaseException) -> bool:
             sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
         ):
             return True
-        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
     return False
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The error and its causes: SQLAlchemy wraps asyncpg's errors, which wrap the socket's."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return chain
+
+
+def connection_was_lost(exc: BaseException) -> bool:
+    """Whether the statement failed because its connection had died (SQLAlchemy saw a
+    disconnect and discarded the pool's older connections): a read may be run again on a
+    fresh one (shared.read_retry)."""
+    return any(
+        (isinstance(cause, DBAPIError) and cause.connection_invalidated)
+        or isinstance(cause, asyncpg.exceptions.ConnectionDoesNotExistError)
+        for cause in _causes(exc)
+    )
 
 
 def affected_rows(result: Result[*tuple[Any, ...]]) -> int:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ExceptionHandler
 
-from shared.db import is_database_unavailable
+from shared.db import connection_was_lost, is_database_unavailable
 from shared.methods import allowed_methods
 
 logger = logging.getLogger(__name__)
@@ -157,6 +157,9 @@ async def _database_unavailable_handler(request: Request, exc: Exception) -> JSO
     retry. Anything else that went wrong in a statement is a 500."""
     if not is_database_unavailable(exc):
         return await _unhandled_error_handler(request, exc)
+    if connection_was_lost(exc):
+        # A read is run once more on a fresh connection (shared.read_retry), which answers.
+        request.state.database_connection_lost = True
     logger.warning("database unavailable: %s", type(exc).__name__)
     return error_response(
         503,

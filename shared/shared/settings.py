@@ -58,8 +58,9 @@ class ServiceSettings(BaseSettings):
     # Five services share one PostgreSQL under `make run` (100 connections by default).
     db_pool_size: int = Field(default=10, ge=1, validation_alias="DB_POOL_SIZE")
     db_max_overflow: int = Field(default=0, ge=0, validation_alias="DB_MAX_OVERFLOW")
-    # Check each connection as it is taken from the pool (shared.db.create_engine).
-    db_pool_pre_ping: bool = Field(default=True, validation_alias="DB_POOL_PRE_PING")
+    # Check each connection as it is taken from the pool, rather than run a read that met
+    # a dead one again (shared.read_retry): one round trip more per request.
+    db_pool_pre_ping: bool = Field(default=False, validation_alias="DB_POOL_PRE_PING")
     # Background workers (outbox delivery, expiry, reconciliation); tests switch them off.
     workers_enabled: bool = Field(default=True, validation_alias="WORKERS_ENABLED")
     # The shop's currency: prices, orders and payments are in it.
