@@ -14,6 +14,7 @@ from scripts.seed import CATALOGUE, DEFAULT_CUSTOMER_EMAIL
 from scripts.services import ROOT
 from scripts.stack import DEFAULT_ADMIN_EMAIL, Output, admin_login, ensure_development_secrets
 from scripts.throwaway_stack import drop_stack_databases
+from shared.testing import refused_port
 from tests.conftest import auth, stack_environment, start_stack
 
 
@@ -69,24 +70,26 @@ def test_production_gets_no_made_up_admin_nor_secrets_nor_demo_data(tmp_path):
     assert not secrets_file.exists()
     assert admin_login(env, []) is None
 
-    refused = run_seed(
-        ENVIRONMENT="production",
-        DEV_SECRETS_FILE=str(secrets_file),
-        ADMIN_EMAIL="a@example.com",
-        ADMIN_PASSWORD="password123",
-        GATEWAY_URL="http://127.0.0.1:9",
-    )
+    with refused_port() as port:
+        refused = run_seed(
+            ENVIRONMENT="production",
+            DEV_SECRETS_FILE=str(secrets_file),
+            ADMIN_EMAIL="a@example.com",
+            ADMIN_PASSWORD="password123",
+            GATEWAY_URL=f"http://127.0.0.1:{port}",
+        )
     assert refused.returncode == 1
     assert "development only" in refused.stderr
 
 
 def test_seed_without_a_gateway_says_so(tmp_path):
-    missing = run_seed(
-        DEV_SECRETS_FILE=str(tmp_path / "dev-secrets.env"),
-        ADMIN_EMAIL="a@example.com",
-        ADMIN_PASSWORD="password123",
-        GATEWAY_URL="http://127.0.0.1:9",
-    )
+    with refused_port() as port:
+        missing = run_seed(
+            DEV_SECRETS_FILE=str(tmp_path / "dev-secrets.env"),
+            ADMIN_EMAIL="a@example.com",
+            ADMIN_PASSWORD="password123",
+            GATEWAY_URL=f"http://127.0.0.1:{port}",
+        )
     assert missing.returncode == 1
     assert "does not answer" in missing.stderr and "make run" in missing.stderr
 

@@ -4,7 +4,7 @@ signed in to it (the address it vouches for with its internal token), not the co
 
 import pytest
 
-from shared.testing import bearer
+from shared.testing import bearer, refused_port
 from shared.tokens import issue_internal_token
 
 
@@ -27,8 +27,9 @@ async def test_the_console_is_served_at_admin(make_client, fake_services):
 
 
 async def test_a_console_that_is_down_is_a_503(make_client):
-    client = await make_client(ADMIN_CONSOLE_URL="http://127.0.0.1:9")
-    response = await client.get("/admin/")
+    with refused_port() as port:
+        client = await make_client(ADMIN_CONSOLE_URL=f"http://127.0.0.1:{port}")
+        response = await client.get("/admin/")
     assert response.status_code == 503
     assert response.json() == {"error": "Admin console service unavailable"}
 

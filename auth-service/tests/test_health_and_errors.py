@@ -6,7 +6,7 @@ from asgi_lifespan import LifespanManager
 from pydantic import ValidationError
 
 from auth_service.main import create_app
-from shared.testing import assert_migrations_match_models
+from shared.testing import assert_migrations_match_models, refused_port
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,12 @@ async def test_health_is_the_originals_body(client):
 
 async def test_ready_checks_the_database(client, make_settings):
     assert (await client.get("/ready")).status_code == 200
-    app = create_app(make_settings(AUTH_DATABASE_URL="postgresql://postgres@127.0.0.1:1/nowhere"))
+    with refused_port() as port:
+        nowhere = f"postgresql://postgres@127.0.0.1:{port}/nowhere"
+        await answers_503_without_its_database(create_app(make_settings(AUTH_DATABASE_URL=nowhere)))
+
+
+async def answers_503_without_its_database(app) -> None:
     async with LifespanManager(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://auth") as down:
