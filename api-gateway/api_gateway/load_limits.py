@@ -17,6 +17,7 @@ def upstream_limits(settings: GatewaySettings) -> LimiterFor:
             settings.upstream_max_concurrency,
             settings.upstream_max_queue,
             settings.max_queue_wait,
+            name=upstream.service,
             refusal=f"{upstream.display_name} service busy, please retry shortly",
         )
         for upstream in UPSTREAMS

@@ -23,11 +23,18 @@ from contextlib import asynccontextmanager
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from shared import metrics
 from shared.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 1
+REFUSED = metrics.counter(
+    "http_requests_refused_total",
+    "Requests refused under overload (503 with Retry-After), by bound: `service` for a "
+    "service's own, the upstream's name at the gateway",
+    ["bound"],
+)
 # A refusal is logged at most this often (seconds): under overload there are thousands.
 _LOG_EVERY = 10.0
 
@@ -46,13 +53,20 @@ class ConcurrencyLimiter:
     come, first served), none waiting longer than `max_wait` seconds."""
 
     def __init__(
-        self, limit: int, queue: int, max_wait: float, *, refusal: str = Overloaded.message
+        self,
+        limit: int,
+        queue: int,
+        max_wait: float,
+        *,
+        name: str = "service",
+        refusal: str = Overloaded.message,
     ) -> None:
         if limit < 1 or queue < 0 or max_wait <= 0:
             raise ValueError("limit >= 1, queue >= 0 and max_wait > 0 are required")
         self.limit = limit
         self.queue = queue
         self.max_wait = max_wait
+        self.name = name  # the metric's `bound` label
         self.refusal = refusal  # the error message of a refusal
         self.in_flight = 0
         self.refused = 0  # since the start, for the metrics and the logs
@@ -107,12 +121,14 @@ class ConcurrencyLimiter:
 
     def _refuse(self, reason: str) -> None:
         self.refused += 1
+        REFUSED.labels(bound=self.name).inc()
         now = time.monotonic()
         if now - self._last_log >= _LOG_EVERY:
             self._last_log = now
             logger.warning(
                 "overloaded: refusing requests",
                 extra={
+                    "bound": self.name,
                     "reason": reason,
                     "in_flight": self.in_flight,
                     "waiting": len(self._waiting),

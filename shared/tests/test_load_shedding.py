@@ -5,6 +5,7 @@ import asyncio
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -130,3 +131,18 @@ async def test_the_middleware_refuses_with_the_error_shape_and_never_the_probes(
         release.set()
         assert (await held).status_code == 200
         assert (await client.get("/slow")).status_code == 200
+
+
+def _refused(bound: str) -> float:
+    return REGISTRY.get_sample_value("http_requests_refused_total", {"bound": bound}) or 0.0
+
+
+async def test_refusals_are_counted_per_bound():
+    limiter = ConcurrencyLimiter(1, 0, max_wait=30, name="product")
+    before = _refused("product")
+    await limiter.acquire()
+    for _ in range(3):
+        with pytest.raises(Overloaded):
+            await limiter.acquire()
+    assert _refused("product") == before + 3
+    limiter.release()
