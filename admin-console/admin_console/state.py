@@ -18,7 +18,7 @@ class ConsoleState:
 
 
 def console_state(request: Request) -> ConsoleState:
-    return state_of(request.app, ConsoleState)  # type: ignore[type-var]
+    return state_of(request.app, ConsoleState)
 
 
 def console_settings(request: Request) -> ConsoleSettings:

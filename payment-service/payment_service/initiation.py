@@ -212,7 +212,7 @@ async def initiate_stripe(
     )
     try:
         intent = await client.v1.payment_intents.create_async(
-            params,  # type: ignore[arg-type]
+            params,
             options={"idempotency_key": f"payment-{payment.id}"},
         )
     except stripe.APIConnectionError:

@@ -9,6 +9,7 @@ import uuid
 
 import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
+from stripe.params import RefundCreateParams
 
 from payment_service import metrics, repository
 from payment_service.exceptions import PaymentNotFound, StripeNotConfigured
@@ -98,8 +99,10 @@ async def refund_payment(
             payment.currency,
             payment.order_id,
         )
+        # Settled through Stripe's webhook, which found the payment by this reference.
+        assert intent_id is not None
 
-    params = {
+    params: RefundCreateParams = {
         "payment_intent": intent_id,
         "amount": to_minor_units(amount, currency),
         "reason": "requested_by_customer",
@@ -111,7 +114,7 @@ async def refund_payment(
     }
     try:
         stripe_refund = await client.v1.refunds.create_async(
-            params,  # type: ignore[arg-type]
+            params,
             options={"idempotency_key": f"refund-{pending.id}"},
         )
     except stripe.APIConnectionError:

@@ -5,6 +5,7 @@ from decimal import Decimal
 from typing import Any
 
 import stripe
+from stripe.params import PaymentIntentCreateParams
 
 from payment_service.config import PaymentSettings
 from payment_service.lifecycle import RefundStatus
@@ -68,13 +69,11 @@ def from_minor_units(minor: int, currency: str) -> Decimal:
 def create_stripe_client(settings: PaymentSettings) -> stripe.StripeClient | None:
     if settings.stripe_secret_key is None:
         return None
-    base_addresses: dict[str, Any] = {}
-    if settings.stripe_api_base:
-        base_addresses["api"] = settings.stripe_api_base.rstrip("/")
+    api_base = settings.stripe_api_base
     return stripe.StripeClient(
         settings.stripe_secret_key.get_secret_value(),
         http_client=stripe.HTTPXClient(timeout=settings.stripe_timeout),
-        base_addresses=base_addresses,  # type: ignore[arg-type]
+        base_addresses={"api": api_base.rstrip("/")} if api_base else {},
         # Safe: every write carries an idempotency key.
         max_network_retries=2,
     )
@@ -86,14 +85,16 @@ def payment_intent_params(
     currency: str,
     metadata: dict[str, str],
     payment_method_types: list[str],
-) -> dict[str, Any]:
-    params: dict[str, Any] = {
+) -> PaymentIntentCreateParams:
+    params: PaymentIntentCreateParams = {
         "amount": amount_minor,
         "currency": currency.lower(),
         "metadata": metadata,
     }
     if payment_method_types:
-        params["payment_method_types"] = payment_method_types
+        # Sent as the service always has (STRIPE_PAYMENT_METHOD_TYPES); this SDK's typed
+        # parameters list only its newer `allowed_payment_method_types`.
+        params["payment_method_types"] = payment_method_types  # type: ignore[typeddict-unknown-key]
     else:
         params["automatic_payment_methods"] = {"enabled": True}
     return params

@@ -30,7 +30,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
@@ -62,6 +62,9 @@ class IdempotencyKeyInProgress(Conflict):
 class IdempotencyKeyMixin:
     """The table: one row per (user, key), its answer null while the request runs."""
 
+    if TYPE_CHECKING:
+        __tablename__: str  # the mapped class that uses the mixin names its table
+
     user_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     # Method, path and body digest: the same key with another request is refused.
@@ -73,7 +76,7 @@ class IdempotencyKeyMixin:
     @declared_attr.directive
     def __table_args__(cls) -> tuple[Index, ...]:
         # Forgetting expired keys reads them by age.
-        return (Index(f"ix_{cls.__tablename__}_created_at", "created_at"),)  # type: ignore[attr-defined]
+        return (Index(f"ix_{cls.__tablename__}_created_at", "created_at"),)
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ def answers(*statuses: int | tuple[int, str]) -> Callable[[F], F]:
         for status in statuses:
             code, description = status if isinstance(status, tuple) else (status, "")
             documented[code] = description or HTTPStatus(code).phrase
+        # A function takes attributes, but no callable type declares this one.
         function.__openapi_answers__ = documented  # type: ignore[attr-defined]
         return function
 
@@ -139,4 +140,5 @@ def install_openapi(app: FastAPI) -> None:
         app.openapi_schema = document
         return document
 
+    # FastAPI's documented way to change the document: replace the app's `openapi` method.
     app.openapi = openapi  # type: ignore[method-assign]

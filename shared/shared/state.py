@@ -24,6 +24,8 @@ from shared.user_status import UserStatusCache
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings, covariant=True)
 StateT = TypeVar("StateT", bound="ServiceState[Any]")
+# state_of reads any kind of state (the admin console's holds no user status cache).
+AnyState = TypeVar("AnyState")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,7 +48,7 @@ class DatabaseState(ServiceState[SettingsT]):
     sessionmaker: async_sessionmaker[AsyncSession]
 
 
-def state_of(app: FastAPI, kind: type[StateT]) -> StateT:
+def state_of(app: FastAPI, kind: type[AnyState]) -> AnyState:
     """The app's state, checked to be a `kind`."""
     state = getattr(app.state, "service", None)
     if not isinstance(state, kind):
