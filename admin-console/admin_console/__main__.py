@@ -1,11 +1,5 @@
 from admin_console.config import get_settings
-from shared.server import serve
+from shared.server import serve_service
 
 settings = get_settings()
-serve(
-    "admin_console.main:create_app",
-    name="console",
-    host=settings.host,
-    port=settings.port,
-    log_level=settings.log_level,
-)
+serve_service("admin_console.main:create_app", settings, name="console")

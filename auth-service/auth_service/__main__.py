@@ -1,12 +1,5 @@
 from auth_service.config import get_settings
-from shared.server import serve
+from shared.server import serve_service
 
 settings = get_settings()
-serve(
-    "auth_service.main:create_app",
-    name="auth",
-    host=settings.host,
-    port=settings.port,
-    log_level=settings.log_level,
-    loop=settings.event_loop,
-)
+serve_service("auth_service.main:create_app", settings, name="auth", loop=settings.event_loop)

@@ -1,12 +1,5 @@
 from order_service.config import get_settings
-from shared.server import serve
+from shared.server import serve_service
 
 settings = get_settings()
-serve(
-    "order_service.main:create_app",
-    name="order",
-    host=settings.host,
-    port=settings.port,
-    log_level=settings.log_level,
-    loop=settings.event_loop,
-)
+serve_service("order_service.main:create_app", settings, name="order", loop=settings.event_loop)

@@ -1,12 +1,5 @@
 from payment_service.config import get_settings
-from shared.server import serve
+from shared.server import serve_service
 
 settings = get_settings()
-serve(
-    "payment_service.main:create_app",
-    name="payment",
-    host=settings.host,
-    port=settings.port,
-    log_level=settings.log_level,
-    loop=settings.event_loop,
-)
+serve_service("payment_service.main:create_app", settings, name="payment", loop=settings.event_loop)

@@ -10,6 +10,7 @@ import contextlib
 import os
 import socket
 import sys
+from typing import Protocol
 
 import uvicorn
 
@@ -17,6 +18,34 @@ from shared.logging import configure_logging
 
 LISTEN_FD = "LISTEN_FD"
 STARTUP_FAILURE = 3  # uvicorn's own exit status when the server did not start
+
+
+class ServerSettings(Protocol):
+    """What `serve_service` reads of a service's settings."""
+
+    @property
+    def host(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+    @property
+    def log_level(self) -> str: ...
+
+
+def serve_service(
+    app_factory: str, settings: ServerSettings, *, name: str, loop: str = "asyncio"
+) -> None:
+    """`python -m <package>` of a service: `serve` with the host, port and log level of
+    its settings."""
+    serve(
+        app_factory,
+        name=name,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        loop=loop,
+    )
 
 
 def inherited_socket() -> socket.socket | None:
