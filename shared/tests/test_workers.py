@@ -28,15 +28,19 @@ async def test_a_worker_runs_repeatedly_survives_failures_and_stops_cleanly():
 
 async def test_stop_waits_for_the_run_in_progress():
     started = asyncio.Event()
+    release = asyncio.Event()
     finished = []
 
     async def job(state):
         started.set()
-        await asyncio.sleep(0.1)  # the work itself, in progress while stop() is called
+        await release.wait()  # the work itself, in progress until the test lets it end
         finished.append(True)
 
     worker = PeriodicWorker("slow", 0.0, job)
     worker.start(object())
     await asyncio.wait_for(started.wait(), timeout=10)
-    await worker.stop()
+    stopping = asyncio.create_task(worker.stop())
+    await asyncio.sleep(0)  # stop() has begun (a stop that cancelled would cancel now)
+    release.set()
+    await stopping
     assert finished == [True]
