@@ -7,7 +7,7 @@ import pytest
 
 # The library first: its tests live in shared/tests, and pytest would otherwise name
 # them as modules of a `shared` package of its own making.
-import shared.testing  # noqa: F401
+import shared.testing
 from scripts.postgres import find_or_start_postgres
 
 # Tests build their settings explicitly; a developer's shell or .env must not leak in.
@@ -23,7 +23,8 @@ _SETTINGS_PREFIXES = (
     "MPESA_",
     "STRIPE_",
     "RATE_LIMIT_",
-    "INTERNAL_SERVICE_SECRET",
+    "INTERNAL_",
+    "JWKS_",
     "USER_STATUS_TTL",
     "UPSTREAM_TIMEOUT",
     "TRUSTED_PROXIES",
@@ -52,3 +53,9 @@ def postgres_url():
     yield server.url("postgres")
     if server.stop is not None:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def keys() -> shared.testing.TestKeys:
+    """The session's keys: the auth service's user-token key and every service's own."""
+    return shared.testing.TestKeys()

@@ -17,7 +17,6 @@ target under load, default 10; `BENCH_PRODUCTS`, default 10000):
 import asyncio
 import os
 import platform
-import secrets
 import shutil
 import signal
 import socket
@@ -37,7 +36,7 @@ from scripts.postgres import find_or_start_postgres
 from scripts.services import ROOT
 from shared.provisioning import create_database, drop_database
 from shared.settings import database_url_for_asyncpg
-from shared.testing import handed_over, listening_socket, migrate
+from shared.testing import TestKeys, handed_over, listening_socket, migrate
 
 PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "10000"))
 SEQUENTIAL_REQUESTS = 300
@@ -167,8 +166,7 @@ def start_service(url: str, sock: socket.socket) -> subprocess.Popen:
         HOST="127.0.0.1",
         LOG_LEVEL="WARNING",
         WORKERS_ENABLED="false",
-        JWT_SECRET=secrets.token_urlsafe(48),
-        INTERNAL_SERVICE_SECRET=secrets.token_urlsafe(48),
+        **TestKeys().settings_for("product"),
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "product_service"],

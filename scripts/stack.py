@@ -23,6 +23,7 @@ express, and the private PostgreSQL cluster must be stopped with the rest.
 import asyncio
 import contextlib
 import ctypes
+import json
 import os
 import secrets
 import signal
@@ -36,6 +37,7 @@ from dotenv import dotenv_values
 
 from scripts.postgres import PostgresServer, PostgresUnavailable, find_or_start_postgres
 from scripts.services import MPESA_SIMULATOR, ROOT, Service, present_services
+from shared.keys import generate_private_key, load_private_key, private_pem, public_pem
 from shared.provisioning import create_database
 from shared.server import LISTEN_FD
 
@@ -44,11 +46,27 @@ DEV_SECRETS_FILE = ROOT / ".data" / "dev-secrets.env"  # DEV_SECRETS_FILE moves 
 # and the length of the secret (token_urlsafe bytes). ADMIN_PASSWORD is the default
 # admin's (ADMIN_EMAIL, admin@example.com unless set), typed by people: shorter.
 GENERATED_SECRETS = {
-    "JWT_SECRET": 48,
-    "INTERNAL_SERVICE_SECRET": 48,
     "MPESA_CALLBACK_SECRET": 48,
     "ADMIN_PASSWORD": 12,
 }
+# Each process's identity in internal calls (scripts/services.py name -> identity), each
+# with its own Ed25519 key in .data/keys/ (docs/internal-api.md).
+IDENTITIES = {
+    "auth": "auth",
+    "product": "product",
+    "cart": "cart",
+    "order": "order",
+    "payment": "payment",
+    "gateway": "gateway",
+    "console": "admin-console",
+}
+# The keys only one process may hold: given to it alone.
+PRIVATE_KEY_VARIABLES = (
+    "JWT_PRIVATE_KEY",
+    "JWT_PRIVATE_KEY_FILE",
+    "INTERNAL_PRIVATE_KEY",
+    "INTERNAL_PRIVATE_KEY_FILE",
+)
 DEFAULT_ADMIN_EMAIL = "admin@example.com"
 MPESA_CREDENTIALS = (
     "MPESA_CONSUMER_KEY",
@@ -138,6 +156,72 @@ def ensure_development_secrets(env: dict[str, str], out: "Output") -> list[str]:
         "stack", f"development secrets for {', '.join(missing)} are in {dev_secrets_file(env)}"
     )
     return missing
+
+
+def keys_directory(env: Mapping[str, str]) -> Path:
+    """Where `make run` keeps the development keys: `.data/keys/` (next to the secrets)."""
+    return dev_secrets_file(env).parent / "keys"
+
+
+def _private_key_file(path: Path) -> Path:
+    """An Ed25519 private key in `path`, made once (readable by its owner only)."""
+    if path.exists():
+        load_private_key(path.read_text())  # a damaged file stops the start, clearly
+        return path
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.write_text(private_pem(generate_private_key()))
+    return path
+
+
+def ensure_development_keys(env: dict[str, str], out: "Output") -> None:
+    """The keys development needs, made once into `.data/keys/` and kept (tokens stay valid
+    across restarts): the auth service's user-token key (unless JWT_PRIVATE_KEY[_FILE] is
+    set) and every process's internal key, whose public halves every process is given
+    (INTERNAL_PUBLIC_KEYS_FILE). Never in production: there each process is given its own
+    key by its deployment (compose, Kubernetes)."""
+    if is_production(env):
+        return
+    directory = keys_directory(env)
+    made = not directory.exists()
+    if not env.get("JWT_PRIVATE_KEY") and not env.get("JWT_PRIVATE_KEY_FILE"):
+        env["JWT_PRIVATE_KEY_FILE"] = str(_private_key_file(directory / "jwt-private.pem"))
+    public = {
+        identity: public_pem(
+            load_private_key(
+                _private_key_file(directory / f"internal-{identity}.pem").read_text()
+            ).public_key()
+        )
+        for identity in IDENTITIES.values()
+    }
+    public_file = directory / "internal-public-keys.json"
+    public_file.write_text(json.dumps(public, indent=2) + "\n")
+    env["INTERNAL_PUBLIC_KEYS_FILE"] = str(public_file)
+    env.pop("INTERNAL_PUBLIC_KEYS", None)
+    if made:
+        out.line("stack", f"development keys (user tokens, each service's own) are in {directory}")
+
+
+def service_environment(env: Mapping[str, str], service: str) -> dict[str, str]:
+    """The environment of one process: the common one, with the private keys of others
+    taken out and its own internal key put in (development: .data/keys/)."""
+    own = {name: value for name, value in env.items() if name not in PRIVATE_KEY_VARIABLES}
+    if service == "auth":
+        for name in ("JWT_PRIVATE_KEY", "JWT_PRIVATE_KEY_FILE"):
+            if env.get(name):
+                own[name] = env[name]
+    identity = IDENTITIES.get(service)
+    if identity is not None and not is_production(env):
+        own["INTERNAL_PRIVATE_KEY_FILE"] = str(keys_directory(env) / f"internal-{identity}.pem")
+        if not env.get("INTERNAL_PUBLIC_KEYS"):
+            own["INTERNAL_PUBLIC_KEYS_FILE"] = str(
+                keys_directory(env) / "internal-public-keys.json"
+            )
+    elif identity is not None:
+        for name in ("INTERNAL_PRIVATE_KEY", "INTERNAL_PRIVATE_KEY_FILE"):
+            if env.get(name):
+                own[name] = env[name]
+    return own
 
 
 def admin_login(env: Mapping[str, str], generated: list[str]) -> str | None:
@@ -308,9 +392,11 @@ async def supervise(
     try:
         for service in services:
             descriptor = listen_fds.get(service.name)
-            service_env, pass_fds = env, ()
+            # Its own key, no other process's (development: .data/keys/).
+            own_env = service_environment(env, service.name)
+            service_env, pass_fds = own_env, ()
             if descriptor is not None:
-                service_env, pass_fds = {**env, LISTEN_FD: str(descriptor)}, (descriptor,)
+                service_env, pass_fds = {**own_env, LISTEN_FD: str(descriptor)}, (descriptor,)
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
@@ -433,6 +519,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Output([service.name for service in services])
     generated = ensure_development_secrets(env, out)
     listen_fds = take_listening_sockets(services, env)  # first: the ports are the sockets'
+    ensure_development_keys(env, out)
     services = configure_mpesa(services, env, out)
     skipped = skipped_services(env)
     server: PostgresServer | None = None

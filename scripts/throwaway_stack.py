@@ -16,6 +16,7 @@ down, connections to it are refused, and nothing else can take the port meanwhil
 
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from scripts.services import ROOT, present_services
+from scripts.stack import service_environment
 from shared.provisioning import drop_database
 from shared.testing import ReservedPort, handed_over, random_secret
 
@@ -78,14 +80,15 @@ class StackEnvironment:
         }
 
     def start_service(self, name: str, env: dict[str, str], **popen: Any) -> subprocess.Popen:
-        """`python -m <package>` of a STACK_SKIP service, on its reserved port."""
+        """`python -m <package>` of a STACK_SKIP service, on its reserved port, with its
+        own key (of the supervisor's .data/keys/) and no other process's."""
         [service] = [s for s in present_services() if s.name == name]
         with self.reserved[name].listening() as sock:
             return subprocess.Popen(
                 [sys.executable, "-m", service.package],
                 cwd=ROOT,
                 start_new_session=True,
-                **handed_over(sock, env),
+                **handed_over(sock, service_environment(env, name)),
                 **popen,
             )
 
@@ -112,13 +115,11 @@ def stack_environment(
             url = make_url(postgres_url).set(database=f"{database_prefix}_{service.name}_{suffix}")
             env[service.database_env] = url.render_as_string(hide_password=False)
     defaults = dict(
-        JWT_SECRET=random_secret(),
-        INTERNAL_SERVICE_SECRET=random_secret(),
         MPESA_CALLBACK_SECRET=random_secret(),
         GATEWAY_HOST="127.0.0.1",
         NO_COLOR="1",
-        # What `make run` generates in development (a default admin's password...) goes
-        # here, never into the checkout's .data/.
+        # What `make run` generates in development (a default admin's password, the keys
+        # in keys/...) goes here, never into the checkout's .data/.
         DEV_SECRETS_FILE=str(
             Path(tempfile.gettempdir()) / f"{database_prefix}-{suffix}" / "dev-secrets.env"
         ),
@@ -133,11 +134,9 @@ def stack_environment(
 
 
 def drop_stack_databases(env: dict[str, str]) -> None:
-    """The databases and the development-secrets file of a stack_environment."""
+    """The databases and the development secrets and keys of a stack_environment."""
     for service in present_services():
         if service.database_env:
             asyncio.run(drop_database(env[service.database_env]))
-    secrets_file = Path(env["DEV_SECRETS_FILE"])
-    secrets_file.unlink(missing_ok=True)
-    if secrets_file.parent.exists():
-        secrets_file.parent.rmdir()
+    # What the stack generated: its secrets file and its keys (keys/), in a folder of its own.
+    shutil.rmtree(Path(env["DEV_SECRETS_FILE"]).parent, ignore_errors=True)

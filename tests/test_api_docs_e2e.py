@@ -17,6 +17,7 @@ PUBLIC_ROUTES = {
     ("PUT", "/api/auth/profile"),
     ("POST", "/api/auth/change-password"),
     ("POST", "/api/auth/verify"),
+    ("GET", "/.well-known/jwks.json"),
     ("GET", "/api/auth/admin/users"),
     ("GET", "/api/auth/admin/users/{user_id}"),
     ("PUT", "/api/auth/admin/users/{user_id}"),

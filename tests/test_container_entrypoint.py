@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 
 from scripts.services import ROOT
 from shared.provisioning import create_database, drop_database
-from shared.testing import handed_over, listening_socket, random_secret, refused_port
+from shared.testing import TestKeys, handed_over, listening_socket, refused_port
 
 pytestmark = pytest.mark.e2e
 
@@ -54,8 +54,7 @@ def environment(database_url: str, **values: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG")}
     env.update(
         AUTH_DATABASE_URL=database_url,
-        JWT_SECRET=random_secret(),
-        INTERNAL_SERVICE_SECRET=random_secret(),
+        **TestKeys().settings_for("auth"),
         HOST="127.0.0.1",
         **values,
     )

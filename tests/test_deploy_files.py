@@ -26,7 +26,16 @@ from scripts.stack import Output, ensure_development_secrets
 from shared import tracing
 from shared.entrypoint import RUN_MIGRATIONS_VARIABLE
 from shared.internal_access import callers_of
+from shared.keys import (
+    generate_private_key,
+    is_development_key,
+    load_private_key,
+    load_public_key_map,
+    private_pem,
+    thumbprint,
+)
 from shared.settings import ServiceSettings
+from shared.testing import TestKeys
 from tests.ops_tools import ComposeError, compose_config, compose_variables, kustomize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,15 +55,31 @@ SEED_PORTS = {
 # Read from the environment outside any settings class.
 EXTRA_VARIABLES = {RUN_MIGRATIONS_VARIABLE, tracing.ENDPOINT_VARIABLE}
 # What the production file must require (no default anywhere in it).
+# Each process's own private key, in compose (one variable per process; in a service's
+# settings it is INTERNAL_PRIVATE_KEY).
+PRIVATE_KEY_VARIABLES = {
+    "JWT_PRIVATE_KEY": "auth-service",
+    "AUTH_INTERNAL_PRIVATE_KEY": "auth-service",
+    "PRODUCT_INTERNAL_PRIVATE_KEY": "product-service",
+    "CART_INTERNAL_PRIVATE_KEY": "cart-service",
+    "ORDER_INTERNAL_PRIVATE_KEY": "order-service",
+    "PAYMENT_INTERNAL_PRIVATE_KEY": "payment-service",
+    "GATEWAY_INTERNAL_PRIVATE_KEY": "api-gateway",
+    "ADMIN_CONSOLE_INTERNAL_PRIVATE_KEY": "admin-console",
+}
 REQUIRED_IN_PRODUCTION = (
-    "JWT_SECRET",
-    "INTERNAL_SERVICE_SECRET",
+    *PRIVATE_KEY_VARIABLES,
+    "INTERNAL_PUBLIC_KEYS",
     "MPESA_CALLBACK_SECRET",
     "POSTGRES_PASSWORD",
 )
+_KEYS = TestKeys()
 PRODUCTION_ENV = {
-    "JWT_SECRET": "j" * 64,
-    "INTERNAL_SERVICE_SECRET": "i" * 64,
+    **{
+        name: private_pem(generate_private_key()).replace("\n", "\\n")
+        for name in PRIVATE_KEY_VARIABLES
+    },
+    "INTERNAL_PUBLIC_KEYS": _KEYS.internal_public_keys(),
     "MPESA_CALLBACK_SECRET": "m" * 64,
     "POSTGRES_PASSWORD": "p" * 32,
     "CORS_ORIGINS": "https://shop.example.com",
@@ -450,8 +475,10 @@ def test_production_fails_fast_without_each_secret():
         env = {k: v for k, v in PRODUCTION_ENV.items() if k != missing}
         with pytest.raises(ComposeError, match=missing):
             compose_config([DEV_FILE, PROD_FILE], env)
-    # Nowhere in the production file does a secret have a default.
+    # Nowhere in the production file does a secret have a default (INTERNAL_PRIVATE_KEY is
+    # each process's own <NAME>_INTERNAL_PRIVATE_KEY there).
     secrets = set(REQUIRED_IN_PRODUCTION) | variables_read(ServiceSettings, secrets_only=True)
+    secrets.discard("INTERNAL_PRIVATE_KEY")
     text = PROD_FILE.read_text()
     for name in secrets:
         references = re.findall(r"\$\{" + name + r"(:?[-?])?", text)
@@ -502,7 +529,7 @@ def test_production_services_restart_have_limits_and_production_settings(prod):
         if name in SEED_PORTS:
             env = service["environment"]
             assert env["ENVIRONMENT"] == "production"
-            assert env["JWT_SECRET"] == PRODUCTION_ENV["JWT_SECRET"]
+            assert env["INTERNAL_PUBLIC_KEYS"] == PRODUCTION_ENV["INTERNAL_PUBLIC_KEYS"]
             assert not any(value.startswith("dev-only") for value in env.values()), name
     payment = prod["services"]["payment-service"]["environment"]
     assert "MPESA_BASE_URL" not in payment and "MPESA_CONSUMER_KEY" not in payment
@@ -604,15 +631,16 @@ def test_migrations_run_as_a_job_and_pods_wait_for_them(overlay):
 
 def test_the_secret_template_lists_every_secret_each_service_reads():
     template = secret_template()
-    assert template["ecommerce-shared-secrets"] == variables_read(
-        ServiceSettings, secrets_only=True
-    )
+    # Shared: every service's public key. Each its own: its private key (and database).
+    assert template["ecommerce-shared-secrets"] == {"INTERNAL_PUBLIC_KEYS"}
+    assert variables_read(ServiceSettings, secrets_only=True) == {"INTERNAL_PRIVATE_KEY"}
     for folder in SEED_PORTS:
         variable = database_variable(folder)
-        if variable is None:
-            assert f"{folder}-secrets" not in template
-            continue
-        expected = {variable} | own_variables(folder, secrets_only=True)
+        expected = (
+            {"INTERNAL_PRIVATE_KEY"}
+            | ({variable} if variable else set())
+            | own_variables(folder, secrets_only=True)
+        )
         missing = expected - template[f"{folder}-secrets"]
         assert not missing, f"add to {folder}-secrets in secret.template.yaml: {sorted(missing)}"
     for secret in objects_of("prod", "Secret").values():
@@ -628,8 +656,7 @@ def test_each_service_gets_the_shared_secrets_and_only_its_own(overlay):
         secrets = {
             source["secretRef"]["name"] for source in app["envFrom"] if "secretRef" in source
         }
-        own = {f"{folder}-secrets"} if database_variable(folder) else set()
-        assert secrets == {"ecommerce-shared-secrets"} | own
+        assert secrets == {"ecommerce-shared-secrets", f"{folder}-secrets"}
         assert secrets <= available
         assert {"configMapRef": {"name": "ecommerce-config"}} in app["envFrom"]
 
@@ -775,3 +802,58 @@ def test_compose_gives_each_service_its_secrets_from_the_one_block(dev, prod):
             env = project["services"][folder]["environment"]
             assert all(env.get(name) for name in needed), (folder, needed)
         assert needed <= block, folder
+
+
+# --- keys: each process its own --------------------------------------------------------
+
+# compose service -> its identity in internal calls.
+IDENTITY_OF = {
+    "auth-service": "auth",
+    "product-service": "product",
+    "cart-service": "cart",
+    "order-service": "order",
+    "payment-service": "payment",
+    "api-gateway": "gateway",
+    "admin-console": "admin-console",
+}
+
+
+def test_compose_gives_each_process_its_own_key_and_production_refuses_the_development_ones(
+    dev, prod
+):
+    public = load_public_key_map(
+        dev["services"]["auth-service"]["environment"]["INTERNAL_PUBLIC_KEYS"]
+    )
+    assert set(public) == set(IDENTITY_OF.values())
+    seen = set()
+    for service, identity in IDENTITY_OF.items():
+        env = dev["services"][service]["environment"]
+        key = load_private_key(env["INTERNAL_PRIVATE_KEY"])
+        assert thumbprint(key.public_key()) == thumbprint(public[identity]), service
+        assert is_development_key(key), service  # production refuses it
+        seen.add(thumbprint(key.public_key()))
+        # The user-token key is the auth service's alone.
+        assert ("JWT_PRIVATE_KEY" in env) is (service == "auth-service"), service
+        assert ("JWT_PRIVATE_KEY" in prod["services"][service]["environment"]) is (
+            service == "auth-service"
+        )
+        # In production, each from its own variable.
+        variable = identity.upper().replace("-", "_") + "_INTERNAL_PRIVATE_KEY"
+        production = prod["services"][service]["environment"]["INTERNAL_PRIVATE_KEY"]
+        assert production == PRODUCTION_ENV[variable], service
+    assert len(seen) == len(IDENTITY_OF)
+    jwt_key = load_private_key(dev["services"]["auth-service"]["environment"]["JWT_PRIVATE_KEY"])
+    assert is_development_key(jwt_key)
+
+
+def test_the_kubernetes_dev_keys_are_refused_in_production_and_each_services_own():
+    secrets = objects_of("dev", "Secret")
+    public = load_public_key_map(
+        secrets["ecommerce-shared-secrets"]["stringData"]["INTERNAL_PUBLIC_KEYS"]
+    )
+    for folder in SEED_PORTS:
+        key = load_private_key(secrets[f"{folder}-secrets"]["stringData"]["INTERNAL_PRIVATE_KEY"])
+        assert is_development_key(key), folder
+        assert thumbprint(key.public_key()) == thumbprint(public[IDENTITY_OF[folder]]), folder
+    jwt_key = load_private_key(secrets["auth-service-secrets"]["stringData"]["JWT_PRIVATE_KEY"])
+    assert is_development_key(jwt_key)

@@ -22,8 +22,9 @@ from api_gateway.config import GatewaySettings
 from api_gateway.main import create_app as create_gateway
 from api_gateway.routing import UPSTREAMS, resolve
 from scripts.services import MPESA_SIMULATOR
+from shared.auth_client import JWKS_PATH
 from shared.metrics import read_samples
-from shared.testing import random_secret
+from shared.testing import TestKeys
 
 # Ways one might try to reach a service's /metrics through the gateway.
 PROBES = (
@@ -45,8 +46,12 @@ PROBES = (
 
 def test_no_gateway_route_reaches_a_path_outside_a_services_api():
     """Services serve /metrics, /health and /ready at their root; the gateway only ever
-    forwards to paths under /api/ (the admin console's: under /admin, its pages)."""
+    forwards to paths under /api/ (the admin console's: under /admin, its pages), and to
+    the auth service's one public key set."""
     for upstream in UPSTREAMS:
+        if upstream.prefix == JWKS_PATH:
+            assert upstream.service == "auth" and upstream.rewrite_to is None
+            continue
         below = "/admin" if upstream.service == "console" else "/api"
         assert (upstream.rewrite_to or upstream.prefix).startswith(below)
     for path in PROBES:
@@ -87,8 +92,7 @@ async def test_the_gateway_metrics_are_its_own_and_never_a_services(recorder):
     url, paths = recorder
     settings = GatewaySettings(
         _env_file=None,
-        JWT_SECRET=random_secret(),
-        INTERNAL_SERVICE_SECRET=random_secret(),
+        **TestKeys().settings_for("gateway"),
         RATE_LIMIT_ENABLED="false",
         **{f"{name}_SERVICE_URL": url for name in ("AUTH", "PRODUCT", "CART", "ORDER", "PAYMENT")},
     )
@@ -103,7 +107,8 @@ async def test_the_gateway_metrics_are_its_own_and_never_a_services(recorder):
             response = await client.get("/metrics")
 
     assert response.status_code == 200
-    assert paths and all(path.startswith("/api/") for path in paths), paths
+    # What the gateway asked for itself: the auth service's keys (at start).
+    assert paths and all(path.startswith("/api/") or path == JWKS_PATH for path in paths), paths
     families = {family.name for family in text_string_to_metric_families(response.text)}
     assert "http_requests" in families
     # What these requests counted (other apps of this test process share the registry):

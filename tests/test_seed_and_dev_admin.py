@@ -2,9 +2,11 @@
 the dev secrets file) and says how to log in; `make seed` uses that admin, through the
 gateway, to add a customer and the demo catalogue, and a second run changes nothing."""
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,8 +14,18 @@ from dotenv import dotenv_values
 
 from scripts.seed import CATALOGUE, DEFAULT_CUSTOMER_EMAIL
 from scripts.services import ROOT
-from scripts.stack import DEFAULT_ADMIN_EMAIL, Output, admin_login, ensure_development_secrets
+from scripts.stack import (
+    DEFAULT_ADMIN_EMAIL,
+    IDENTITIES,
+    Output,
+    admin_login,
+    ensure_development_keys,
+    ensure_development_secrets,
+    keys_directory,
+    service_environment,
+)
 from scripts.throwaway_stack import drop_stack_databases
+from shared.keys import load_private_key, public_pem
 from shared.testing import refused_port
 from tests.conftest import auth, stack_environment, start_stack
 
@@ -30,17 +42,52 @@ def run_seed(**env: str) -> subprocess.CompletedProcess:
     )
 
 
+def test_development_keys_one_per_process_each_given_only_its_own(tmp_path):
+    env = {"DEV_SECRETS_FILE": str(tmp_path / "dev-secrets.env")}
+    ensure_development_keys(env, Output(["stack"]))
+    directory = keys_directory(env)
+    assert directory == tmp_path / "keys"
+    public = json.loads(Path(env["INTERNAL_PUBLIC_KEYS_FILE"]).read_text())
+    assert set(public) == set(IDENTITIES.values())
+    private = {}
+    for service, identity in IDENTITIES.items():
+        own = service_environment(env, service)
+        key_file = Path(own["INTERNAL_PRIVATE_KEY_FILE"])
+        assert key_file.stat().st_mode & 0o077 == 0
+        key = load_private_key(key_file.read_text())
+        assert public_pem(key.public_key()) == public[identity]  # its own, nobody else's
+        private[identity] = key_file.read_text()
+        # The user-token key is the auth service's alone.
+        assert ("JWT_PRIVATE_KEY_FILE" in own) is (service == "auth")
+    assert len(set(private.values())) == len(IDENTITIES)
+
+    # Kept: the next start uses the same keys (tokens stay valid across restarts).
+    again = {"DEV_SECRETS_FILE": env["DEV_SECRETS_FILE"]}
+    ensure_development_keys(again, Output(["stack"]))
+    assert again["JWT_PRIVATE_KEY_FILE"] == env["JWT_PRIVATE_KEY_FILE"]
+    assert json.loads(Path(again["INTERNAL_PUBLIC_KEYS_FILE"]).read_text()) == public
+
+    # Production makes up nothing: every process must be given its keys.
+    production = {"DEV_SECRETS_FILE": str(tmp_path / "prod" / "s.env"), "ENVIRONMENT": "production"}
+    ensure_development_keys(production, Output(["stack"]))
+    assert not (tmp_path / "prod").exists() and "JWT_PRIVATE_KEY_FILE" not in production
+
+
 def test_development_defaults_make_an_admin_and_keep_its_password(tmp_path):
     secrets_file = tmp_path / "dev-secrets.env"
-    env = {"DEV_SECRETS_FILE": str(secrets_file), "JWT_SECRET": "set-by-me-" + "x" * 30}
+    env = {
+        "DEV_SECRETS_FILE": str(secrets_file),
+        "MPESA_CALLBACK_SECRET": "set-by-me-" + "x" * 30,
+    }
     generated = ensure_development_secrets(env, Output(["stack"]))
     assert env["ADMIN_EMAIL"] == DEFAULT_ADMIN_EMAIL
-    assert "JWT_SECRET" not in generated and env["JWT_SECRET"].startswith("set-by-me-")
-    assert {"ADMIN_PASSWORD", "INTERNAL_SERVICE_SECRET"} <= set(generated)
+    assert "MPESA_CALLBACK_SECRET" not in generated
+    assert env["MPESA_CALLBACK_SECRET"].startswith("set-by-me-")
+    assert {"ADMIN_PASSWORD"} <= set(generated)
     stored = dotenv_values(secrets_file)
     assert stored["ADMIN_PASSWORD"] == env["ADMIN_PASSWORD"]
     assert 8 <= len(env["ADMIN_PASSWORD"]) <= 128  # what the auth service accepts
-    assert "JWT_SECRET" not in stored  # only what was generated is kept
+    assert "MPESA_CALLBACK_SECRET" not in stored  # only what was generated is kept
     assert secrets_file.stat().st_mode & 0o077 == 0
     assert admin_login(env, generated) == (
         f"admin@example.com  (password: ADMIN_PASSWORD in {secrets_file})"

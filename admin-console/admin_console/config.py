@@ -1,18 +1,23 @@
 """The console's settings, from the environment and `.env` (documented in .env.example)."""
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import Literal, Self
 from zoneinfo import ZoneInfo, available_timezones
 
 from babel import Locale, UnknownLocaleError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.settings import MIN_SECRET_LENGTH, PLACEHOLDER_MARKERS
+from shared.keys import InvalidKey, is_development_key, load_private_key, read_setting
 
 
 class ConsoleSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # A key or secret never appears in an error message (pydantic would show the input).
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     environment: Literal["development", "production", "test"] = Field(
         default="development", validation_alias=AliasChoices("ENVIRONMENT", "NODE_ENV")
@@ -28,9 +33,15 @@ class ConsoleSettings(BaseSettings):
     gateway_url: str = Field(default="http://127.0.0.1:5000", validation_alias="GATEWAY_URL")
     # Seconds one API call may take before the page says the API does not answer.
     api_timeout: float = Field(default=15.0, gt=0, validation_alias="ADMIN_CONSOLE_API_TIMEOUT")
-    # Proves to the gateway that a call comes from the console, so that the gateway counts
-    # it against the signed-in person's address (rate limits), not the console's.
-    internal_service_secret: SecretStr = Field(validation_alias="INTERNAL_SERVICE_SECRET")
+    # The console's own Ed25519 key (PEM, or a file): proves to the gateway that a call
+    # comes from the console (identity `admin-console`), so that the gateway counts it
+    # against the signed-in person's address (rate limits), not the console's.
+    internal_private_key_text: SecretStr | None = Field(
+        default=None, validation_alias="INTERNAL_PRIVATE_KEY"
+    )
+    internal_private_key_file: Path | None = Field(
+        default=None, validation_alias="INTERNAL_PRIVATE_KEY_FILE"
+    )
 
     # How the shop shows money and time.
     store_currency: str = Field(
@@ -58,17 +69,33 @@ class ConsoleSettings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _refuse_weak_secret_in_production(self) -> Self:
-        secret = self.internal_service_secret.get_secret_value()
-        if self.is_production and (
-            len(secret) < MIN_SECRET_LENGTH
-            or any(marker in secret.lower() for marker in PLACEHOLDER_MARKERS)
-        ):
+    def _read_internal_key(self) -> Self:
+        """Read (and check) the key now: without it the console does not start; production
+        refuses the development one."""
+        if self.is_production and is_development_key(self.internal_private_key):
             raise ValueError(
-                f"INTERNAL_SERVICE_SECRET must be a random value of at least "
-                f"{MIN_SECRET_LENGTH} characters in production"
+                "INTERNAL_PRIVATE_KEY is a development key (docker-compose.yml): production "
+                "needs its own (`openssl genpkey -algorithm ed25519`)"
             )
         return self
+
+    @cached_property
+    def internal_private_key(self) -> Ed25519PrivateKey:
+        text = self.internal_private_key_text
+        pem = read_setting(
+            text.get_secret_value() if text else None,
+            self.internal_private_key_file,
+            "INTERNAL_PRIVATE_KEY",
+        )
+        if pem is None:
+            raise ValueError(
+                "INTERNAL_PRIVATE_KEY (or INTERNAL_PRIVATE_KEY_FILE) must be set: the "
+                "console's own Ed25519 key (`make run` generates one into .data/)"
+            )
+        try:
+            return load_private_key(pem)
+        except InvalidKey as exc:
+            raise ValueError(f"INTERNAL_PRIVATE_KEY: {exc}") from None
 
     @property
     def is_production(self) -> bool:

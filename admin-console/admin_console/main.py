@@ -132,7 +132,8 @@ def create_app(
             settings=settings,
             gateway=ServiceClient(
                 service=SERVICE_NAME,
-                internal_secret=settings.internal_service_secret.get_secret_value(),
+                private_key=settings.internal_private_key,
+                audiences={settings.gateway_url: "gateway"},
                 timeout=settings.api_timeout,
                 transport=api_transport,
             ),

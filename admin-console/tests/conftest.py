@@ -14,7 +14,6 @@ from asgi_lifespan import LifespanManager
 
 from admin_console.config import ConsoleSettings
 from admin_console.main import create_app
-from shared.testing import random_secret
 
 GATEWAY = "http://gateway.test"
 BROWSER_IP = "198.51.100.23"
@@ -65,7 +64,7 @@ def fake_gateway() -> FakeGateway:
 
 
 @pytest.fixture
-async def make_console(fake_gateway) -> Callable:
+async def make_console(fake_gateway, keys) -> Callable:
     started = []
 
     async def make(**overrides) -> httpx.AsyncClient:
@@ -73,7 +72,7 @@ async def make_console(fake_gateway) -> Callable:
             _env_file=None,
             **{
                 "GATEWAY_URL": GATEWAY,
-                "INTERNAL_SERVICE_SECRET": random_secret(),
+                "INTERNAL_PRIVATE_KEY": keys.settings_for("admin-console")["INTERNAL_PRIVATE_KEY"],
                 **overrides,
             },
         )

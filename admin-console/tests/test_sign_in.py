@@ -6,7 +6,10 @@ from urllib.parse import unquote
 import httpx
 import pytest
 
+from admin_console.config import ConsoleSettings
 from admin_console.session import safe_next
+from shared.keys import load_public_key_map
+from shared.tokens import decode_internal_token
 
 from .conftest import BROWSER_IP, csrf_of, token_for
 
@@ -36,7 +39,7 @@ async def test_a_page_without_a_session_sends_to_sign_in_remembering_it(console)
     assert partial.headers["HX-Redirect"] == "/admin/login?next=/admin/orders"
 
 
-async def test_an_admin_signs_in_to_the_page_asked_for(console, fake_gateway):
+async def test_an_admin_signs_in_to_the_page_asked_for(console, fake_gateway, keys):
     fake_gateway.answer("POST", "/api/auth/login", ADMIN_LOGIN)
     response = await login(console, password="secret-password", next="/admin/payments?x=1")
     assert response.status_code == 303
@@ -51,11 +54,22 @@ async def test_an_admin_signs_in_to_the_page_asked_for(console, fake_gateway):
     # The person's address and the console's word for it go to the gateway.
     call = fake_gateway.last("/api/auth/login")
     assert call.headers["X-Forwarded-For"] == BROWSER_IP
-    assert call.headers["X-Internal-Token"]
+    # Signed with the console's own key, for the gateway.
+    caller = decode_internal_token(
+        call.headers["X-Internal-Token"],
+        audience="gateway",
+        public_keys=load_public_key_map(keys.internal_public_keys()),
+    )
+    assert caller == "admin-console"
+
+
+def test_the_console_does_not_start_without_its_own_key():
+    with pytest.raises(ValueError, match="INTERNAL_PRIVATE_KEY"):
+        ConsoleSettings(_env_file=None, ENVIRONMENT="production")
 
 
 async def test_outside_development_the_cookies_are_secure(make_console, fake_gateway):
-    console = await make_console(ENVIRONMENT="production", INTERNAL_SERVICE_SECRET="s" * 48)
+    console = await make_console(ENVIRONMENT="production")
     fake_gateway.answer("POST", "/api/auth/login", ADMIN_LOGIN)
     response = await login(console, password="secret-password")
     cookies = response.headers.get_list("set-cookie")

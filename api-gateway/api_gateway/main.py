@@ -38,6 +38,10 @@ def create_app(
         "/api/{path:path}", proxy, methods=PROXIED_METHODS, include_in_schema=False
     )
     app.router.add_route("/api", proxy, methods=PROXIED_METHODS, include_in_schema=False)
+    # The auth service's JWKS, where clients look for it.
+    app.router.add_route(
+        "/.well-known/jwks.json", proxy, methods=PROXIED_METHODS, include_in_schema=False
+    )
     # The admin console's pages and assets (admin-console/), behind the same checks.
     app.router.add_route(
         "/admin/{path:path}", proxy, methods=PROXIED_METHODS, include_in_schema=False

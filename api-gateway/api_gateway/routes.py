@@ -36,7 +36,7 @@ async def proxy(request: Request) -> Response:
         raise NotFound("Route not found")
 
     peer = request.client.host if request.client else None
-    vouched = console_vouched_ip(request, settings.internal_service_secret.get_secret_value())
+    vouched = console_vouched_ip(request, settings.internal_public_keys)
     trusted_peer = vouched is not None or (
         peer is not None and is_trusted(peer, state.trusted_proxies)
     )
@@ -54,9 +54,7 @@ async def proxy(request: Request) -> Response:
         token = bearer_token(request)
         if token is None:
             raise Unauthorized("No token provided")
-        user = await authenticate(
-            token, secret=settings.jwt_secret.get_secret_value(), user_status=state.user_status
-        )
+        user = await authenticate(token, keys=state.user_token_keys, user_status=state.user_status)
         if route.access is Access.ADMIN and not user.is_admin:
             raise Forbidden("Access denied. Admin only.")
 

@@ -41,6 +41,8 @@ UPSTREAMS: tuple[Upstream, ...] = (
     Upstream("/api/cart", "cart", "Cart"),
     Upstream("/api/orders", "order", "Order"),
     Upstream("/api/payments", "payment", "Payment"),
+    # The auth service's public keys (user tokens), at the well-known path.
+    Upstream("/.well-known/jwks.json", "auth", "Auth"),
     # The admin console's pages: it signs its users in and calls this API with their token.
     Upstream("/admin", "console", "Admin console"),
 )
@@ -58,6 +60,7 @@ ACCESS_RULES: tuple[tuple[frozenset[str], str, Access], ...] = (
     (READ, "/api/products/*", Access.PUBLIC),
     (frozenset({"POST"}), "/api/payments/webhook/**", Access.PUBLIC),
     (ANY, "/admin/**", Access.PUBLIC),
+    (READ, "/.well-known/jwks.json", Access.PUBLIC),
     (ANY, "/api/auth/admin/**", Access.ADMIN),
     (frozenset({"POST"}), "/api/products", Access.ADMIN),
     # Exactly the admin's routes: another method on a product (PATCH /api/products/{id}) goes

@@ -1,6 +1,7 @@
 """The gateway under test runs in-process; behind it, a fake of the five services
 answers over real HTTP (uvicorn in a thread), one port per service. It echoes
-what it received and plays the auth service's internal user-status route."""
+what it received and plays the auth service's internal user-status route (checking the
+gateway's internal token) and its JWKS."""
 
 import asyncio
 import base64
@@ -21,8 +22,9 @@ from starlette.routing import Route
 
 from api_gateway.config import GatewaySettings
 from api_gateway.main import create_app
-from shared.testing import FakeClock, random_secret
-from shared.tokens import issue_user_token
+from shared.keys import load_public_key_map
+from shared.testing import FakeClock, TestKeys
+from shared.tokens import InvalidToken, decode_internal_token
 
 SERVICES = ("auth", "product", "cart", "order", "payment", "console")
 CLIENT_IP = "203.0.113.7"
@@ -37,6 +39,10 @@ class FakeServices:
     # service -> the OpenAPI document its /openapi.json answers (absent: 503).
     openapi: dict[str, dict] = field(default_factory=dict)
     openapi_requests: list[str] = field(default_factory=list)
+    # What the auth service's /.well-known/jwks.json answers, and how often it was asked.
+    jwks: dict = field(default_factory=dict)
+    jwks_requests: int = 0
+    internal_public_keys: dict = field(default_factory=dict)
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
@@ -47,12 +53,22 @@ class FakeServices:
 
 def _fake_app(fake: FakeServices) -> Starlette:
     async def user_status(request: Request) -> Response:
-        if not request.headers.get("x-internal-token"):
-            return JSONResponse({"error": "Internal service token required"}, status_code=401)
+        try:
+            decode_internal_token(
+                request.headers.get("x-internal-token", ""),
+                audience="auth",
+                public_keys=fake.internal_public_keys,
+            )
+        except InvalidToken:
+            return JSONResponse({"error": "Invalid internal service token"}, status_code=401)
         user = fake.users.get(request.path_params["user_id"])
         if user is None:
             return JSONResponse({"error": "User not found"}, status_code=404)
         return JSONResponse({"user": user})
+
+    async def jwks(request: Request) -> Response:
+        fake.jwks_requests += 1
+        return JSONResponse(fake.jwks, headers={"Cache-Control": "public, max-age=300"})
 
     async def openapi(request: Request) -> Response:
         service = fake.service_on(request.scope["server"][1])
@@ -93,6 +109,7 @@ def _fake_app(fake: FakeServices) -> Starlette:
         routes=[
             Route("/api/internal/users/{user_id}", user_status, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/.well-known/jwks.json", jwks, methods=["GET"]),
             Route("/{path:path}", echo, methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]),
         ]
     )
@@ -106,9 +123,12 @@ def _listening_socket() -> socket.socket:
 
 
 @pytest.fixture(scope="session")
-def fake_services():
+def fake_services(keys):
     sockets = {name: _listening_socket() for name in SERVICES}
-    fake = FakeServices(ports={name: s.getsockname()[1] for name, s in sockets.items()})
+    fake = FakeServices(
+        ports={name: s.getsockname()[1] for name, s in sockets.items()},
+        internal_public_keys=load_public_key_map(keys.internal_public_keys()),
+    )
     server = uvicorn.Server(
         uvicorn.Config(_fake_app(fake), log_level="warning", lifespan="off", access_log=False)
     )
@@ -126,7 +146,9 @@ def fake_services():
 
 
 @pytest.fixture(autouse=True)
-def _reset_fake(fake_services):
+def _reset_fake(fake_services, keys):
+    fake_services.jwks = keys.jwks()
+    fake_services.jwks_requests = 0
     fake_services.received.clear()
     fake_services.users.clear()
     fake_services.openapi.clear()
@@ -134,17 +156,11 @@ def _reset_fake(fake_services):
     fake_services.slow_seconds = 3.0
 
 
-@pytest.fixture(scope="session")
-def jwt_secret():
-    return random_secret()
-
-
 @pytest.fixture
-def make_settings(fake_services, jwt_secret):
+def make_settings(fake_services, keys: TestKeys):
     def make(**overrides) -> GatewaySettings:
         values = {
-            "JWT_SECRET": jwt_secret,
-            "INTERNAL_SERVICE_SECRET": random_secret(),
+            **keys.settings_for("gateway"),
             "RATE_LIMIT_ENABLED": "false",
             **{f"{name.upper()}_SERVICE_URL": fake_services.url(name) for name in SERVICES},
             "ADMIN_CONSOLE_URL": fake_services.url("console"),
@@ -186,7 +202,7 @@ async def gateway(make_client):
 
 
 @pytest.fixture
-def make_user(fake_services, jwt_secret):
+def make_user(fake_services, keys):
     """A user the fake auth service knows; returns (user id, token)."""
 
     def make(role: str = "customer", active: bool = True) -> tuple[str, str]:
@@ -197,13 +213,7 @@ def make_user(fake_services, jwt_secret):
             "isActive": active,
             "tokensValidAfter": 0,
         }
-        token = issue_user_token(
-            user_id=uuid.UUID(user_id),
-            email=f"{user_id[:8]}@example.com",
-            role=role,
-            secret=jwt_secret,
-            expires_in="1h",
-        )
+        token = keys.user_token(user_id, role=role)
         return user_id, token
 
     return make

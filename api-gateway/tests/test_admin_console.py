@@ -4,8 +4,7 @@ signed in to it (the address it vouches for with its internal token), not the co
 
 import pytest
 
-from shared.testing import bearer, refused_port
-from shared.tokens import issue_internal_token
+from shared.testing import TestKeys, bearer, refused_port
 
 
 async def test_the_console_is_served_at_admin(make_client, fake_services):
@@ -36,19 +35,16 @@ async def test_a_console_that_is_down_is_a_503(make_client):
 
 @pytest.fixture
 async def limited(make_client):
-    secret = "console-test-internal-secret-0123456789abcdef"
-    client = await make_client(
+    return await make_client(
         client_ip="127.0.0.1",
-        INTERNAL_SERVICE_SECRET=secret,
         RATE_LIMIT_ENABLED="true",
         RATE_LIMIT_AUTH="2/minute",
     )
-    return client, secret
 
 
-async def test_the_consoles_calls_count_against_each_signed_in_person(limited):
-    client, secret = limited
-    console = issue_internal_token(service="admin-console", secret=secret)
+async def test_the_consoles_calls_count_against_each_signed_in_person(limited, keys):
+    client = limited
+    console = keys.internal_token("admin-console", "gateway")
 
     async def login_for(person: str) -> int:
         response = await client.post(
@@ -64,19 +60,24 @@ async def test_the_consoles_calls_count_against_each_signed_in_person(limited):
 
 
 @pytest.mark.parametrize(
-    "token",
+    "why",
     [
-        None,
-        "not-a-token",
-        issue_internal_token(service="admin-console", secret="another-secret-" + "x" * 32),
-        # Another service's token does not vouch for a browser's address.
-        issue_internal_token(
-            service="order", secret="console-test-internal-secret-0123456789abcdef"
-        ),
+        "no token",
+        "not a token",
+        # Another service's real token does not vouch for a browser's address.
+        "the order service's own token",
+        *TestKeys().forged_internal_tokens("admin-console", "gateway"),
     ],
 )
-async def test_no_one_else_chooses_the_address_counted(limited, fake_services, token):
-    client, _ = limited
+async def test_no_one_else_chooses_the_address_counted(limited, fake_services, keys, why):
+    client = limited
+    tokens = {
+        "no token": None,
+        "not a token": "not-a-token",
+        "the order service's own token": keys.internal_token("order", "gateway"),
+        **keys.forged_internal_tokens("admin-console", "gateway"),
+    }
+    token = tokens[why]
     headers = {"X-Internal-Token": token} if token else {}
     statuses = [
         (
@@ -91,9 +92,9 @@ async def test_no_one_else_chooses_the_address_counted(limited, fake_services, t
     assert all("x-internal-token" not in r["headers"] for r in fake_services.received)
 
 
-async def test_a_vouched_call_still_needs_its_users_token(limited, make_user):
-    client, secret = limited
-    console = issue_internal_token(service="admin-console", secret=secret)
+async def test_a_vouched_call_still_needs_its_users_token(limited, make_user, keys):
+    client = limited
+    console = keys.internal_token("admin-console", "gateway")
     headers = {"X-Internal-Token": console, "X-Forwarded-For": "198.51.100.9"}
     assert (await client.get("/api/auth/admin/users", headers=headers)).status_code == 401
     _, customer = make_user()

@@ -8,9 +8,10 @@ import pytest
 from pydantic import ValidationError
 
 from api_gateway.config import GatewaySettings
-from shared.testing import random_secret
+from shared.testing import TestKeys
 
-STRONG = {"JWT_SECRET": random_secret(), "INTERNAL_SERVICE_SECRET": random_secret()}
+# The gateway's own key and every public key: what production needs besides CORS_ORIGINS.
+STRONG = TestKeys().settings_for("gateway")
 REFUSAL = "CORS_ORIGINS must list the shop's front-end origins in production"
 
 
@@ -45,7 +46,8 @@ def test_the_gateway_process_does_not_start_and_says_why():
     )
     assert started.returncode != 0
     assert REFUSAL in started.stderr
-    assert STRONG["JWT_SECRET"] not in started.stderr + started.stdout
+    key_body = STRONG["INTERNAL_PRIVATE_KEY"].splitlines()[1]
+    assert key_body not in started.stderr + started.stdout
 
 
 async def test_metrics_can_be_kept_off_the_public_port(make_client, fake_services):

@@ -35,7 +35,7 @@ def issue_token(user: User, settings: AuthSettings) -> str:
         user_id=user.id,
         email=user.email,
         role=user.role,
-        secret=settings.jwt_secret.get_secret_value(),
+        signing_key=settings.jwt_signing_key,
         expires_in=settings.jwt_expires_in,
     )
 

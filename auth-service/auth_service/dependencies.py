@@ -13,7 +13,7 @@ from shared.db import SessionDep
 from shared.errors import Unauthorized
 from shared.openapi import answers
 from shared.state import state_dependency
-from shared.tokens import InvalidToken, decode_user_token
+from shared.tokens import InvalidToken
 
 State = Annotated[AuthState, Depends(state_dependency(AuthState))]
 
@@ -28,7 +28,7 @@ async def current_user_record(
     if token is None:
         raise Unauthorized("No token provided")
     try:
-        claims = decode_user_token(token, state.settings.jwt_secret.get_secret_value())
+        claims = await state.user_token_keys.decode(token)
     except InvalidToken:
         raise Unauthorized("Invalid token") from None
     user = await accounts.get_user(session, claims.id)

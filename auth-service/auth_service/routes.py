@@ -4,7 +4,7 @@ management and password change)."""
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request, status
+from fastapi import APIRouter, Query, Request, Response, status
 
 from auth_service import accounts
 from auth_service.dependencies import CurrentUserRecord, State, ValidUser
@@ -12,6 +12,7 @@ from auth_service.schemas import (
     AdminUserUpdate,
     AuthResponse,
     ChangePasswordRequest,
+    Jwks,
     LoginRequest,
     MessageWithUser,
     PasswordChanged,
@@ -28,13 +29,25 @@ from auth_service.schemas import (
 from shared.auth import AdminUser, DocumentedBearer, InternalCaller, authenticate, bearer_token
 from shared.db import SessionDep
 from shared.errors import Unauthorized
+from shared.keys import jwks
 from shared.openapi import errors
 from shared.schemas import PageDep
-from shared.tokens import decode_user_token
 
 router = APIRouter(prefix="/api", tags=["auth"])
 admin_router = APIRouter(prefix="/api/admin", tags=["admin"])
 internal_router = APIRouter(prefix="/api/internal", tags=["internal"])
+well_known_router = APIRouter(prefix="/.well-known", tags=["auth"])
+# Others may keep the keys this long; a rotation publishes the new key before it signs
+# anything (docs/operations.md), and an unknown kid makes them ask again anyway.
+JWKS_MAX_AGE = 300
+
+
+@well_known_router.get("/jwks.json", response_model=Jwks)
+async def json_web_key_set(state: State, response: Response) -> dict[str, list[dict[str, str]]]:
+    """The public keys user tokens are verified with (RFC 7517), the signing key first; a
+    token's `kid` names one of them (its RFC 7638 thumbprint)."""
+    response.headers["Cache-Control"] = f"public, max-age={JWKS_MAX_AGE}"
+    return jwks(list(state.settings.jwt_public_keys.values()))
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=AuthResponse)
@@ -84,9 +97,8 @@ async def verify(request: Request, state: State, _: DocumentedBearer = None) -> 
     token = bearer_token(request)
     if token is None:
         raise Unauthorized("No token provided")
-    secret = state.settings.jwt_secret.get_secret_value()
-    user = await authenticate(token, secret=secret, user_status=state.user_status)
-    claims = decode_user_token(token, secret)  # valid: authenticate() accepted it
+    user = await authenticate(token, keys=state.user_token_keys, user_status=state.user_status)
+    claims = await state.user_token_keys.decode(token)  # valid: authenticate() accepted it
     return VerifyResponse(
         user=VerifiedClaims(
             id=user.id,

@@ -3,7 +3,7 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from email_validator import EmailNotValidError, validate_email
-from pydantic import AfterValidator, Field, StrictBool, StringConstraints, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, Field, StrictBool, StringConstraints, WithJsonSchema
 
 from shared.phone import KENYAN_PHONE_PATTERN, normalize_kenyan_phone
 from shared.schemas import CamelModel, RequestModel, without_null
@@ -134,3 +134,18 @@ class UserStatusOut(CamelModel):
 
 class UserStatusEnvelope(CamelModel):
     user: UserStatusOut
+
+
+class JsonWebKey(BaseModel):
+    """An Ed25519 public key (RFC 8037), named by its RFC 7638 thumbprint."""
+
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str
+    kid: str
+    use: Literal["sig"]
+    alg: Literal["EdDSA"]
+
+
+class Jwks(BaseModel):
+    keys: list[JsonWebKey]

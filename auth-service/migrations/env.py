@@ -1,7 +1,7 @@
 from alembic import context
 
-from auth_service.config import get_settings
+from auth_service.config import AuthSettings
 from auth_service.models import Base
-from shared.migrations import run_migrations
+from shared.migrations import database_url_setting, run_migrations
 
-run_migrations(context, Base.metadata, lambda: get_settings().database_url)
+run_migrations(context, Base.metadata, database_url_setting(AuthSettings))

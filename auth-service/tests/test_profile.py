@@ -55,12 +55,15 @@ async def test_update_profile_validates(client, register, body):
     assert response.json()["error"] == "Validation error"
 
 
-async def test_change_password(client, register, login, settings):
+async def test_change_password(client, register, login, keys):
     body = await register(password="password123")
     # A token from an earlier second, as a stolen one would be.
     claims = jwt.decode(body["token"], options={"verify_signature": False})
     old_token = jwt.encode(
-        {**claims, "iat": claims["iat"] - 5}, settings.jwt_secret.get_secret_value(), "HS256"
+        {**claims, "iat": claims["iat"] - 5},
+        keys.user_token_key,
+        "EdDSA",
+        headers=jwt.get_unverified_header(body["token"]),
     )
     assert (await client.get("/api/profile", headers=bearer(old_token))).status_code == 200
 

@@ -9,6 +9,7 @@ import jwt
 import pytest
 from sqlalchemy import text
 
+from shared.keys import thumbprint
 from shared.testing import bearer
 
 
@@ -16,47 +17,88 @@ def _b64(data: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
 
 
-def bad_tokens(valid_token: str, secret: str) -> dict[str, str]:
-    claims = jwt.decode(valid_token, secret, algorithms=["HS256"])
+def bad_tokens(valid_token: str, keys) -> dict[str, str]:
+    """Tokens for the user of `valid_token` that must be refused, by what is wrong."""
+    claims = jwt.decode(valid_token, options={"verify_signature": False})
+    kid = jwt.get_unverified_header(valid_token)["kid"]
+    key = keys.user_token_key
     header, _payload, signature = valid_token.split(".")
+
+    def signed(payload: dict) -> str:
+        return jwt.encode(payload, key, "EdDSA", headers={"kid": kid})
+
     return {
-        "expired": jwt.encode(
-            {**claims, "iat": int(time.time()) - 7200, "exp": int(time.time()) - 3600},
-            secret,
-            "HS256",
-        ),
-        "another key": jwt.encode(claims, "another-secret-of-sufficient-length-000", "HS256"),
-        "alg none": _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(claims) + ".",
+        **keys.forged_user_tokens(claims["id"], claims["role"]),
         "tampered role": header + "." + _b64({**claims, "role": "admin"}) + "." + signature,
         "garbage": "not.a.token",
         "random bytes": "eyJhbGciOi" + "A" * 40,
-        "unknown user": jwt.encode({**claims, "id": str(uuid.uuid4())}, secret, "HS256"),
-        "id not a uuid": jwt.encode({**claims, "id": "1 OR 1=1"}, secret, "HS256"),
-        "no expiry": jwt.encode({k: v for k, v in claims.items() if k != "exp"}, secret, "HS256"),
+        "unknown user": signed({**claims, "id": str(uuid.uuid4())}),
+        "id not a uuid": signed({**claims, "id": "1 OR 1=1"}),
+        "no expiry": signed({k: v for k, v in claims.items() if k != "exp"}),
+        "an internal token": keys.internal_token("gateway", "auth"),
     }
 
 
-@pytest.mark.parametrize(
-    "kind",
-    [
-        "expired",
-        "another key",
-        "alg none",
-        "tampered role",
-        "garbage",
-        "random bytes",
-        "unknown user",
-        "id not a uuid",
-        "no expiry",
-    ],
-)
-async def test_bad_tokens_are_401(client, register, settings, kind):
+BAD_TOKEN_KINDS = [
+    "HS256 with the old JWT_SECRET",
+    "another Ed25519 key",
+    "another key under the real kid",
+    "the right key, an unknown kid",
+    "the right key, no kid",
+    "alg none",
+    "a service's internal key",
+    "expired",
+    "tampered role",
+    "garbage",
+    "random bytes",
+    "unknown user",
+    "id not a uuid",
+    "no expiry",
+    "an internal token",
+]
+
+
+@pytest.mark.parametrize("kind", BAD_TOKEN_KINDS)
+async def test_bad_tokens_are_401(client, register, keys, kind):
     token = (await register())["token"]
-    bad = bad_tokens(token, settings.jwt_secret.get_secret_value())[kind]
+    bad = bad_tokens(token, keys)[kind]
     for method, path in [("GET", "/api/profile"), ("POST", "/api/verify")]:
         response = await client.request(method, path, headers=bearer(bad))
         assert response.status_code == 401, (kind, path, response.text)
         assert response.json() == {"error": "Invalid token"}
+
+    response = await client.post("/api/verify", headers=bearer(token))
+    assert response.status_code == 200
+
+
+async def test_a_token_of_the_original_system_is_refused(client, register):
+    """Tokens the Express service issued (jsonwebtoken, HS256 with JWT_SECRET, {id, email,
+    role, iat, exp}) are no longer valid: the user logs in again (README)."""
+    user = (await register())["user"]
+    now = int(time.time())
+    original = jwt.encode(
+        {
+            "id": user["id"],
+            "email": user["email"],
+            "role": "customer",
+            "iat": now,
+            "exp": now + 7 * 86400,
+        },
+        "the-original-jwt-secret-of-the-express-service",
+        "HS256",
+    )
+    response = await client.get("/api/profile", headers=bearer(original))
+    assert response.status_code == 401
+    assert response.json() == {"error": "Invalid token"}
+
+
+async def test_a_token_is_signed_by_the_auth_services_key_and_names_it(client, register, keys):
+    token = (await register())["token"]
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == "EdDSA"
+    assert header["kid"] == thumbprint(keys.user_token_key.public_key())
+    claims = jwt.decode(token, keys.user_token_key.public_key(), algorithms=["EdDSA"])
+    assert set(claims) == {"id", "email", "role", "iat", "exp"}
 
 
 @pytest.mark.parametrize("header", ["Token abc", "abc.def.ghi", "Bearer", "Bearer   ", "Basic x"])
@@ -89,24 +131,6 @@ async def test_a_deleted_users_token_stops_working(client, register, engine):
         await connection.execute(text("DELETE FROM users"))
     response = await client.post("/api/verify", headers=bearer(token))
     assert response.status_code == 401
-
-
-async def test_a_token_of_the_original_system_is_accepted(client, register, settings):
-    """Tokens the Express service issued (jsonwebtoken, HS256, {id, email, role, iat, exp})."""
-    user = (await register())["user"]
-    now = int(time.time())
-    original = jwt.encode(
-        {
-            "id": user["id"],
-            "email": user["email"],
-            "role": "customer",
-            "iat": now,
-            "exp": now + 7 * 86400,
-        },
-        settings.jwt_secret.get_secret_value(),
-        "HS256",
-    )
-    assert (await client.get("/api/profile", headers=bearer(original))).status_code == 200
 
 
 @pytest.mark.parametrize(("expires_in", "seconds"), [("12h", 43200), ("900s", 900), ("30m", 1800)])

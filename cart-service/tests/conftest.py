@@ -16,9 +16,10 @@ from sqlalchemy import text
 from cart_service.config import CartSettings
 from cart_service.main import create_app
 from cart_service.models import Base
+from shared.keys import load_public_key_map
 from shared.service_fixtures import database_fixtures
-from shared.testing import bearer
-from shared.tokens import InvalidToken, decode_internal_token, issue_user_token
+from shared.testing import TestKeys, bearer
+from shared.tokens import InvalidToken, decode_internal_token
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 AUTH_URL = "http://auth.test"
@@ -55,7 +56,7 @@ def settings(make_settings):
 class Neighbours:
     """What the auth and product services know, and what the cart asked them."""
 
-    internal_secret: str
+    keys: TestKeys
     users: dict[str, dict] = field(default_factory=dict)
     products: dict[str, dict] = field(default_factory=dict)
     lookups: list[list[str]] = field(default_factory=list)
@@ -92,7 +93,11 @@ class Neighbours:
 
     def lookup(self, request: httpx.Request) -> httpx.Response:
         try:
-            decode_internal_token(request.headers.get("X-Internal-Token", ""), self.internal_secret)
+            decode_internal_token(
+                request.headers.get("X-Internal-Token", ""),
+                audience="product",
+                public_keys=load_public_key_map(self.keys.internal_public_keys()),
+            )
         except InvalidToken:
             return httpx.Response(401, json={"error": "Internal service token required"})
         ids = json.loads(request.content)["productIds"]
@@ -109,13 +114,14 @@ class Neighbours:
 
 
 @pytest.fixture
-def neighbours(secrets_):
-    fake = Neighbours(internal_secret=secrets_["INTERNAL_SERVICE_SECRET"])
+def neighbours(keys):
+    fake = Neighbours(keys=keys)
     with respx.mock(using="httpx", assert_all_called=False) as mock:
         mock.route(host="cart").pass_through()  # the test client itself
         mock.get(url__regex=rf"^{AUTH_URL}/api/internal/users/(?P<user_id>[^/]+)$").mock(
             side_effect=fake.user_status
         )
+        mock.get(f"{AUTH_URL}/.well-known/jwks.json").respond(json=keys.jwks())
         fake.lookup_route = mock.post(LOOKUP_URL).mock(side_effect=fake.lookup)
         fake.router = mock
         yield fake
@@ -166,7 +172,7 @@ def fill_cart(neighbours, add_to_cart):
 
 
 @pytest.fixture
-def make_user(neighbours, secrets_):
+def make_user(neighbours, keys):
     """A customer the auth service knows; returns (user id, Authorization headers)."""
 
     def make(role: str = "customer") -> tuple[str, dict[str, str]]:
@@ -177,13 +183,7 @@ def make_user(neighbours, secrets_):
             "isActive": True,
             "tokensValidAfter": 0,
         }
-        token = issue_user_token(
-            user_id=uuid.UUID(user_id),
-            email=f"{user_id[:8]}@example.com",
-            role=role,
-            secret=secrets_["JWT_SECRET"],
-            expires_in="1h",
-        )
+        token = keys.user_token(user_id, role=role)
         return user_id, bearer(token)
 
     return make

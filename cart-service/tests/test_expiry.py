@@ -11,7 +11,6 @@ from cart_service.carts import purge_expired_carts
 from cart_service.main import create_app
 from cart_service.state import CartState
 from shared.state import state_of
-from shared.tokens import issue_internal_token
 
 
 def parse(timestamp: str) -> datetime:
@@ -81,16 +80,15 @@ async def test_adding_to_an_expired_cart_starts_from_empty(
 
 
 async def test_an_expired_cart_cannot_be_checked_out(
-    add_to_cart, client, customer, neighbours, engine, settings
+    add_to_cart, client, customer, neighbours, engine, keys
 ):
     user_id, headers = customer
     await add_to_cart(headers, neighbours.add_product())
     await expire(engine, user_id)
-    token = issue_internal_token(
-        service="order", secret=settings.internal_service_secret.get_secret_value()
-    )
     response = await client.post(
-        "/api/internal/cart/checkout", json={"userId": user_id}, headers={"X-Internal-Token": token}
+        "/api/internal/cart/checkout",
+        json={"userId": user_id},
+        headers=keys.internal_headers("order", "cart"),
     )
     assert response.status_code == 404
     assert response.json() == {"error": "Cart is empty"}

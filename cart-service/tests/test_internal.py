@@ -4,21 +4,18 @@ import uuid
 from decimal import Decimal
 
 import httpx
+import jwt
 import pytest
 
 from shared.testing import bearer
-from shared.tokens import issue_internal_token, issue_user_token
 
 # A phone and two cases: 119.98.
 LINES = (("Phone", "100.00", 1), ("Case", "9.99", 2))
 
 
 @pytest.fixture
-def internal(settings):
-    token = issue_internal_token(
-        service="order", secret=settings.internal_service_secret.get_secret_value()
-    )
-    return {"X-Internal-Token": token}
+def internal(keys):
+    return keys.internal_headers("order", "cart")
 
 
 async def test_checkout_answers_the_users_cart_at_current_prices(
@@ -105,27 +102,28 @@ async def test_internal_bodies_are_validated(client, internal, body):
         assert response.json()["error"] == "Validation error"
 
 
-async def test_internal_routes_refuse_anonymous_and_user_tokens(
-    fill_cart, client, customer, make_user, settings, neighbours
+async def test_internal_routes_refuse_anonymous_user_and_forged_tokens(
+    fill_cart, client, customer, make_user, keys, neighbours
 ):
     user_id, headers = customer
     await fill_cart(headers, *LINES)
     _, admin_headers = make_user(role="admin")
     user_token = headers["Authorization"].removeprefix("Bearer ")
-    wrong_key = issue_internal_token(service="order", secret=settings.jwt_secret.get_secret_value())
     refused = [
         {},
         headers,
         admin_headers,
         {"X-Internal-Token": user_token},  # a user token in the internal header
-        {"X-Internal-Token": wrong_key},  # an internal token signed with the users' key
+        *(
+            {"X-Internal-Token": token}
+            for token in keys.forged_internal_tokens("order", "cart").values()
+        ),
+        # A user token signed with the order service's own key.
         bearer(
-            issue_user_token(
-                user_id=uuid.UUID(user_id),
-                email="x@example.com",
-                role="admin",
-                secret=settings.internal_service_secret.get_secret_value(),
-                expires_in="1h",
+            jwt.encode(
+                {"id": user_id, "email": "x@example.com", "role": "admin", "iat": 1, "exp": 2**40},
+                keys.internal_keys["order"],
+                algorithm="EdDSA",
             )
         ),
     ]

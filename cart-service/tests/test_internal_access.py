@@ -17,5 +17,5 @@ def test_every_internal_route_is_in_the_table(app):
 @pytest.mark.parametrize(
     "case", internal_access_cases(SERVICE), ids=lambda case: "-".join(map(str, case))
 )
-async def test_only_the_callers_in_the_table_are_answered(client, settings, case, caplog):
-    await assert_internal_access(client, settings, case, caplog)
+async def test_only_the_callers_in_the_table_are_answered(client, keys, case, caplog):
+    await assert_internal_access(client, keys, SERVICE, case, caplog)

@@ -1,7 +1,7 @@
 from alembic import context
 
-from order_service.config import get_settings
+from order_service.config import OrderSettings
 from order_service.models import Base
-from shared.migrations import run_migrations
+from shared.migrations import database_url_setting, run_migrations
 
-run_migrations(context, Base.metadata, lambda: get_settings().database_url)
+run_migrations(context, Base.metadata, database_url_setting(OrderSettings))

@@ -9,7 +9,7 @@ from order_service.outbox import deliver_outbox
 from order_service.placement import sweep_abandoned_placements
 from order_service.routes import admin_router, internal_router, router
 from order_service.state import open_state
-from shared.app import StatusSourceFactory
+from shared.app import StatusSourceFactory, UserTokenKeysFactory
 from shared.app import create_app as create_service_app
 from shared.workers import PeriodicWorker
 
@@ -18,8 +18,9 @@ def create_app(
     settings: OrderSettings | None = None,
     *,
     user_status_source: StatusSourceFactory | None = None,
+    user_token_keys: UserTokenKeysFactory | None = None,
 ) -> FastAPI:
-    """`user_status_source` replaces the auth service lookup (tests)."""
+    """`user_status_source` and `user_token_keys` replace asking the auth service (tests)."""
     settings = settings or get_settings()
     return create_service_app(
         name="order",
@@ -30,6 +31,7 @@ def create_app(
         database_url=settings.database_url,
         state=open_state,
         user_status_source=user_status_source,
+        user_token_keys=user_token_keys,
         metrics_hooks=[OUTBOX_FIGURES],
         workers=[
             PeriodicWorker("order-outbox", settings.outbox_interval, deliver_outbox),

@@ -16,8 +16,7 @@ from order_service.config import OrderSettings
 from order_service.main import create_app
 from order_service.models import Base
 from shared.service_fixtures import database_fixtures
-from shared.testing import bearer
-from shared.tokens import issue_user_token
+from shared.testing import TestKeys, bearer
 from shared.user_status import UserStatus
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
@@ -62,19 +61,13 @@ class Caller:
 class Users:
     """Plays the auth service's user status lookup: every token's user exists, active."""
 
-    secret: str
+    keys: TestKeys
     roles: dict[uuid.UUID, str] = field(default_factory=dict)
 
     def make(self, role: str = "customer") -> Caller:
         user_id = uuid.uuid4()
         self.roles[user_id] = role
-        token = issue_user_token(
-            user_id=user_id,
-            email=f"{user_id.hex[:8]}@example.com",
-            role=role,
-            secret=self.secret,
-            expires_in="1h",
-        )
+        token = self.keys.user_token(user_id, email=f"{user_id.hex[:8]}@example.com", role=role)
         return Caller(user_id, bearer(token))
 
     def source(self, app):
@@ -86,8 +79,8 @@ class Users:
 
 
 @pytest.fixture
-def users(settings):
-    return Users(settings.jwt_secret.get_secret_value())
+def users(keys):
+    return Users(keys)
 
 
 @pytest.fixture
@@ -225,20 +218,26 @@ def neighbours():
 
 
 @pytest.fixture
-async def app(settings, users, neighbours):
-    app = create_app(settings, user_status_source=users.source)
+async def app(settings, users, neighbours, keys):
+    app = create_app(
+        settings, user_status_source=users.source, user_token_keys=keys.user_token_keys
+    )
     async with LifespanManager(app):
         yield app
 
 
 @pytest.fixture
-def app_with(make_settings, users):
+def app_with(make_settings, users, keys):
     """Another instance of the service, with other settings: `async with app_with(X="1")
     as (app, client)`."""
 
     @asynccontextmanager
     async def app_with_(**overrides):
-        app = create_app(make_settings(**overrides), user_status_source=users.source)
+        app = create_app(
+            make_settings(**overrides),
+            user_status_source=users.source,
+            user_token_keys=keys.user_token_keys,
+        )
         async with LifespanManager(app):
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url="http://order") as client:

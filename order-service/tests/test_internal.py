@@ -7,16 +7,11 @@ import pytest
 
 from order_service.state import OrderState
 from shared.state import state_of
-from shared.tokens import issue_internal_token
 
 
 @pytest.fixture
-def internal(client, settings):
-    headers = {
-        "X-Internal-Token": issue_internal_token(
-            service="payment", secret=settings.internal_service_secret.get_secret_value()
-        )
-    }
+def internal(client, keys):
+    headers = keys.internal_headers("payment", "order")
 
     async def call(method: str, path: str, **kwargs):
         return await client.request(method, f"/api/internal{path}", headers=headers, **kwargs)
@@ -169,9 +164,17 @@ async def test_an_event_id_is_required(internal, placed):
     assert response.json()["details"] == [{"field": "eventId", "message": "Field required"}]
 
 
-async def test_internal_routes_refuse_a_users_token(client, placed, customer, admin):
+async def test_internal_routes_refuse_a_users_token_and_forged_ones(
+    client, placed, customer, admin, keys
+):
     order = await placed()
-    for headers in (customer.headers, admin.headers, {}):
+    forged = keys.forged_internal_tokens("payment", "order")
+    for headers in (
+        customer.headers,
+        admin.headers,
+        {},
+        *({"X-Internal-Token": token} for token in forged.values()),
+    ):
         for method, path, body in [
             ("GET", f"/api/internal/orders/{order['id']}", None),
             ("GET", "/api/internal/orders", None),

@@ -21,7 +21,6 @@ from payment_service.state import PaymentState
 from shared.service_fixtures import database_fixtures
 from shared.state import state_of
 from shared.testing import bearer
-from shared.tokens import issue_user_token
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 AUTH_URL = "http://auth.test"
@@ -350,13 +349,14 @@ class FakeWorld:
 
 
 @pytest.fixture
-def world():
+def world(keys):
     world = FakeWorld()
     with respx.mock(using="httpx", assert_all_called=False) as router:
         router.route(host="payment").pass_through()  # the app under test itself
         router.get(url__regex=rf"{AUTH_URL}/api/internal/users/(?P<user_id>[^/]+)").mock(
             side_effect=world.user_status
         )
+        router.get(f"{AUTH_URL}/.well-known/jwks.json").respond(json=keys.jwks())
         router.get(url__regex=rf"{ORDER_URL}/api/internal/orders/(?P<order_id>[^/]+)").mock(
             side_effect=world.get_order
         )
@@ -395,19 +395,13 @@ async def client(app):
 
 
 @pytest.fixture
-def login(world, secrets_):
+def login(world, keys):
     """A user of the given role; returns (user id, Authorization header)."""
 
     def login_(role: str = "customer") -> tuple[uuid.UUID, dict[str, str]]:
         user_id = uuid.uuid4()
         world.roles[str(user_id)] = role
-        token = issue_user_token(
-            user_id=user_id,
-            email=f"{user_id.hex[:8]}@example.com",
-            role=role,
-            secret=secrets_["JWT_SECRET"],
-            expires_in="1h",
-        )
+        token = keys.user_token(user_id, email=f"{user_id.hex[:8]}@example.com", role=role)
         return user_id, bearer(token)
 
     return login_

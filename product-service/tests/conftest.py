@@ -11,7 +11,6 @@ from product_service.main import create_app
 from product_service.models import Base
 from shared.service_fixtures import database_fixtures
 from shared.testing import bearer, delete_all
-from shared.tokens import issue_internal_token, issue_user_token
 from shared.user_status import UserStatus
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
@@ -44,7 +43,7 @@ def known_users() -> dict[uuid.UUID, UserStatus]:
 
 
 @pytest.fixture(scope="session")
-async def app(settings, known_users):
+async def app(settings, known_users, keys):
     def status_source(app):
         async def fetch(user_id: uuid.UUID) -> UserStatus | None:
             status = known_users.get(user_id)
@@ -54,7 +53,9 @@ async def app(settings, known_users):
 
         return fetch
 
-    app = create_app(settings, user_status_source=status_source)
+    app = create_app(
+        settings, user_status_source=status_source, user_token_keys=keys.user_token_keys
+    )
     async with LifespanManager(app):
         yield app
 
@@ -67,7 +68,7 @@ async def client(app):
 
 
 @pytest.fixture
-def make_token(known_users, secrets_):
+def make_token(known_users, keys):
     """A user token saying `role`, for a user the auth service knows: as that role and
     `active`, or as `status` says (another status, or an exception the lookup raises)."""
 
@@ -79,13 +80,7 @@ def make_token(known_users, secrets_):
     ) -> str:
         user_id = uuid.uuid4()
         known_users[user_id] = status or UserStatus(role=role, is_active=active)
-        return issue_user_token(
-            user_id=user_id,
-            email=f"{role}-{user_id.hex[:6]}@example.com",
-            role=role,
-            secret=secrets_["JWT_SECRET"],
-            expires_in="1h",
-        )
+        return keys.user_token(user_id, email=f"{role}-{user_id.hex[:6]}@example.com", role=role)
 
     return make
 
@@ -101,17 +96,15 @@ def customer_headers(make_token):
 
 
 @pytest.fixture
-def internal_headers(secrets_):
+def internal_headers(keys):
     """The order service's: the caller of stock checks and reservations."""
-    token = issue_internal_token(service="order", secret=secrets_["INTERNAL_SERVICE_SECRET"])
-    return {"X-Internal-Token": token}
+    return keys.internal_headers("order", "product")
 
 
 @pytest.fixture
-def cart_headers(secrets_):
+def cart_headers(keys):
     """The cart service's: the caller of the products lookup."""
-    token = issue_internal_token(service="cart", secret=secrets_["INTERNAL_SERVICE_SECRET"])
-    return {"X-Internal-Token": token}
+    return keys.internal_headers("cart", "product")
 
 
 IPHONE = {

@@ -7,7 +7,6 @@ import uuid
 import pytest
 
 from shared.testing import bearer
-from shared.tokens import issue_internal_token
 
 INTERNAL_ROUTES = [
     ("/api/internal/check-stock", {"items": [{"productId": str(uuid.uuid4()), "quantity": 1}]}),
@@ -23,20 +22,18 @@ INTERNAL_ROUTES = [
 
 @pytest.mark.parametrize(("path", "body"), INTERNAL_ROUTES, ids=lambda v: str(v)[:30])
 async def test_internal_routes_refuse_anyone_but_a_service(
-    client, admin_headers, customer_headers, secrets_, count_rows, path, body
+    client, admin_headers, customer_headers, keys, count_rows, path, body
 ):
-    user_token = admin_headers["Authorization"].removeprefix("Bearer ")
-    wrong_key = issue_internal_token(service="order", secret=secrets_["JWT_SECRET"])
+    forged = keys.forged_internal_tokens("order", "product")
     for headers in (
         {},
         admin_headers,
         customer_headers,
-        {"X-Internal-Token": user_token},
-        {"X-Internal-Token": wrong_key},
-        {"X-Internal-Token": "garbage"},
+        *({"X-Internal-Token": token} for token in forged.values()),
     ):
         response = await client.post(path, json=body, headers=headers)
         assert response.status_code == 401, (path, headers)
+        assert response.json() == {"error": response.json()["error"]}
     assert await count_rows("stock_reservations") == 0
 
 

@@ -4,11 +4,14 @@ It wires the request-id middleware (access log and request metrics), the error
 handlers, `/health`, `/ready` and `/metrics`, tracing when
 `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and a lifespan that opens what the service
 holds, typed (shared.state): the database engine and sessionmaker, the pooled client
-for calls to other services and the user status cache, plus whatever the service's
+for calls to other services, the auth service's public keys (fetched in the background
+from its JWKS, shared.user_token_keys) and the user status cache, plus whatever the service's
 own `state` factory adds (clients of its neighbours, payment providers). It closes
 them again at shutdown, after the workers have stopped.
 """
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -18,7 +21,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.types import Scope
 
 from shared import tracing
-from shared.auth_client import auth_service_status_source
+from shared.auth_client import auth_service_jwks, auth_service_status_source
 from shared.db import create_engine, create_sessionmaker
 from shared.errors import install_error_handlers
 from shared.health import health_router
@@ -39,6 +42,7 @@ from shared.settings import ServiceSettings
 from shared.state import DatabaseState, ServiceState, state_of
 from shared.text_guard import refuse_unstorable_text
 from shared.user_status import UserStatusCache, UserStatusSource
+from shared.user_token_keys import UserTokenKeys
 from shared.workers import PeriodicWorker
 
 # Given the service's state: startup and shutdown work (an admin to create, a client to close).
@@ -48,6 +52,8 @@ Hook = Callable[[Any], Awaitable[None]]
 StateFactory = Callable[[Any], Awaitable[ServiceState[Any]]]
 # Where the user status cache asks: given the sessionmaker (None without a database).
 StatusSourceFactory = Callable[[Any], UserStatusSource]
+# The keys user tokens are verified with, given the settings (the auth service: its own).
+UserTokenKeysFactory = Callable[[Any], UserTokenKeys]
 QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
@@ -73,6 +79,7 @@ def create_app(
     state: StateFactory = _same,
     user_status_source: StatusSourceFactory | None = None,
     user_status_ttl: float | None = None,
+    user_token_keys: UserTokenKeysFactory | None = None,
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     workers: Sequence[PeriodicWorker[Any]] = (),
@@ -85,13 +92,14 @@ def create_app(
     """`name` is the service's short name (logs, internal tokens, traces); `title` its
     health name ("Auth Service"). `state` builds the service's state from the base one
     (the base itself by default). `user_status_source` defaults to asking the auth
-    service. `workers` run in the background while the app runs, unless
-    `WORKERS_ENABLED=false` (tests run their jobs directly). Hooks, workers and scrape
-    hooks (`metrics_hooks`, see shared.metrics) are all given the service's state.
-    `serve_metrics=False` leaves `/metrics` out (a port the world reaches). `clock`
-    (monotonic seconds) is the user-status cache's: a test moves it (FakeClock).
-    `load_limits` bounds the requests worked on at once (shared.load_shedding); by
-    default one bound from the settings for all but the probes."""
+    service, `user_token_keys` to its JWKS. `workers` run in the background while the
+    app runs, unless `WORKERS_ENABLED=false` (tests run their jobs directly). Hooks,
+    workers and scrape hooks (`metrics_hooks`, see shared.metrics) are all given the
+    service's state. `serve_metrics=False` leaves `/metrics` out (a port the world
+    reaches). `clock` (monotonic seconds) is the user-status cache's: a test moves it
+    (FakeClock). `load_limits` bounds the requests worked on at once
+    (shared.load_shedding); by default one bound from the settings for all but the
+    probes."""
     configure_logging(name, settings.log_level)
     tracing.configure_tracing(name)
 
@@ -112,9 +120,20 @@ def create_app(
         sessionmaker = create_sessionmaker(engine) if engine is not None else None
         services = ServiceClient(
             service=name,
-            internal_secret=settings.internal_service_secret.get_secret_value(),
+            private_key=settings.internal_private_key,
+            audiences=settings.service_audiences(),
             timeout=settings.service_timeout,
         )
+        token_keys = (
+            user_token_keys(settings)
+            if user_token_keys
+            else UserTokenKeys(
+                source=auth_service_jwks(services, settings.auth_service_url),
+                refetch_interval=settings.jwks_refetch_interval,
+            )
+        )
+        # In the background: the auth service may come up after this one.
+        loading_keys = asyncio.create_task(token_keys.load_at_start())
         source = (
             user_status_source(sessionmaker)
             if user_status_source
@@ -127,11 +146,17 @@ def create_app(
                 settings=settings,
                 services=services,
                 user_status=user_status,
+                user_token_keys=token_keys,
                 engine=engine,
                 sessionmaker=sessionmaker,
             )
             if engine is not None and sessionmaker is not None
-            else ServiceState(settings=settings, services=services, user_status=user_status)
+            else ServiceState(
+                settings=settings,
+                services=services,
+                user_status=user_status,
+                user_token_keys=token_keys,
+            )
         )
         running: list[PeriodicWorker[Any]] = []
         service_state: ServiceState[Any] | None = None
@@ -152,6 +177,9 @@ def create_app(
             if service_state is not None:
                 for hook in reversed(on_shutdown):
                     await hook(service_state)
+            loading_keys.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loading_keys
             await services.aclose()
             if engine is not None:
                 await engine.dispose()

@@ -1,6 +1,8 @@
 """Who is calling: FastAPI dependencies for users, admins and internal callers.
 
-A user's JWT is verified locally (no network call per request). A token is not
+A user's JWT is verified locally, with the auth service's public keys
+(shared.user_token_keys: fetched once, again only for a new key; no network call per
+request). A token is not
 the last word on its holder, though: the user's current status and role come
 from a cache (shared.user_status), at most `USER_STATUS_TTL` seconds old (60 at
 most), filled from the auth service. So an admin who deactivates a user or
@@ -15,13 +17,15 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
-from shared.errors import Forbidden, Unauthorized
+from shared.auth_client import AUTH_UNAVAILABLE
+from shared.errors import Forbidden, ServiceUnavailable, Unauthorized
 from shared.http_client import INTERNAL_TOKEN_HEADER
 from shared.internal_access import may_call
 from shared.openapi import answers
 from shared.state import service_state
-from shared.tokens import InvalidToken, decode_internal_token, decode_user_token
+from shared.tokens import InvalidToken, decode_internal_token
 from shared.user_status import UserStatusCache
+from shared.user_token_keys import KeysUnavailable, UserTokenKeys
 
 
 @dataclass(frozen=True)
@@ -64,13 +68,15 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def authenticate(
-    token: str, *, secret: str, user_status: UserStatusCache
+    token: str, *, keys: UserTokenKeys, user_status: UserStatusCache
 ) -> AuthenticatedUser:
     """The user a token stands for, as they are now; `Unauthorized` otherwise."""
     try:
-        claims = decode_user_token(token, secret)
+        claims = await keys.decode(token)
     except InvalidToken:
         raise Unauthorized("Invalid token") from None
+    except KeysUnavailable:
+        raise ServiceUnavailable(AUTH_UNAVAILABLE) from None
     status = await user_status.get(claims.id)
     if status is None or claims.issued_at < status.tokens_valid_after:
         raise Unauthorized("Invalid token")
@@ -88,9 +94,7 @@ async def current_user(request: Request, _: DocumentedBearer = None) -> Authenti
     if token is None:
         raise Unauthorized("No token provided")
     state = service_state(request)
-    user = await authenticate(
-        token, secret=state.settings.jwt_secret.get_secret_value(), user_status=state.user_status
-    )
+    user = await authenticate(token, keys=state.user_token_keys, user_status=state.user_status)
     request.state.user = user
     return user
 
@@ -117,13 +121,18 @@ async def internal_caller(
     request: Request,
     _: Annotated[str | None, Security(internal_token_scheme)] = None,
 ) -> str:
-    """The name of the calling service; internal routes accept nothing else."""
+    """The name of the calling service, proven by its own key (a token for this service,
+    not expired); internal routes accept nothing else."""
     token = request.headers.get(INTERNAL_TOKEN_HEADER)
     if not token:
         raise Unauthorized("Internal service token required")
+    state = service_state(request)
     try:
-        secret = service_state(request).settings.internal_service_secret
-        return decode_internal_token(token, secret.get_secret_value())
+        return decode_internal_token(
+            token,
+            audience=state.services.service,
+            public_keys=state.settings.internal_public_keys,
+        )
     except InvalidToken:
         raise Unauthorized("Invalid internal service token") from None
 

@@ -1,13 +1,18 @@
 """The auth service, seen from every other service: a user's current status, from its
-internal `GET /api/internal/users/{id}` (docs/internal-api.md)."""
+internal `GET /api/internal/users/{id}` (docs/internal-api.md), and the public keys user
+tokens are verified with, from its `GET /.well-known/jwks.json`."""
 
 import uuid
+from typing import Any
 
 import httpx
 
 from shared.errors import ServiceUnavailable
 from shared.http_client import ServiceClient
 from shared.user_status import UserStatus, UserStatusSource
+from shared.user_token_keys import JwksSource
+
+JWKS_PATH = "/.well-known/jwks.json"
 
 AUTH_UNAVAILABLE = "Auth service unavailable"
 
@@ -32,5 +37,16 @@ def auth_service_status_source(client: ServiceClient, auth_service_url: str) -> 
             is_active=user["isActive"],
             tokens_valid_after=user.get("tokensValidAfter", 0),
         )
+
+    return fetch
+
+
+def auth_service_jwks(client: ServiceClient, auth_service_url: str) -> JwksSource:
+    """Fetches the auth service's JWKS (public: no internal token)."""
+
+    async def fetch() -> Any:
+        response = await client.request("GET", f"{auth_service_url}{JWKS_PATH}", internal=False)
+        response.raise_for_status()
+        return response.json()
 
     return fetch

@@ -3,13 +3,15 @@
 httpx API on the aiohttp transport (`httpx-aiohttp`): httpx's own connection
 pool degrades badly under concurrency (encode/httpx#3215), aiohttp's does not.
 Every call carries the current `X-Request-ID`; internal calls also carry a
-short-lived internal token.
+short-lived internal token, signed with this service's own key, for the service called.
 """
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from httpx_aiohttp import AiohttpTransport
 
 from shared.request_context import current_request_id
@@ -45,22 +47,35 @@ class ServiceClient:
         self,
         *,
         service: str,
-        internal_secret: str,
+        private_key: Ed25519PrivateKey,
+        audiences: Mapping[str, str],
         timeout: float,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
+        """`service` is this service's name (the tokens' `sub`), `private_key` its own key;
+        `audiences` maps where each neighbour is (its base URL) to its name."""
         self.service = service
-        self._internal_secret = internal_secret
+        self._private_key = private_key
+        self._audiences = {url.rstrip("/"): name for url, name in audiences.items()}
         self._http = create_http_client(timeout=timeout, transport=transport)
-        self._token: str | None = None
-        self._token_made_at = 0.0
+        self._tokens: dict[str, tuple[str, float]] = {}
 
-    def internal_token(self) -> str:
+    def audience_of(self, url: str) -> str:
+        """The name of the service `url` belongs to."""
+        for base, name in self._audiences.items():
+            if url == base or url.startswith(base + "/"):
+                return name
+        raise ValueError(f"{url} is no service of this system (an internal call must name one)")
+
+    def internal_token(self, audience: str) -> str:
         now = time.monotonic()
-        if self._token is None or now - self._token_made_at > _TOKEN_REUSE_SECONDS:
-            self._token = issue_internal_token(service=self.service, secret=self._internal_secret)
-            self._token_made_at = now
-        return self._token
+        token, made_at = self._tokens.get(audience, ("", 0.0))
+        if not token or now - made_at > _TOKEN_REUSE_SECONDS:
+            token = issue_internal_token(
+                service=self.service, audience=audience, private_key=self._private_key
+            )
+            self._tokens[audience] = (token, now)
+        return token
 
     async def request(
         self,
@@ -77,7 +92,7 @@ class ServiceClient:
         if request_id:
             outgoing["X-Request-ID"] = request_id
         if internal:
-            outgoing[INTERNAL_TOKEN_HEADER] = self.internal_token()
+            outgoing[INTERNAL_TOKEN_HEADER] = self.internal_token(self.audience_of(url))
         return await self._http.request(method, url, headers=outgoing, **kwargs)
 
     async def aclose(self) -> None:

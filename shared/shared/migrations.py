@@ -6,10 +6,24 @@ from collections.abc import Callable
 from logging.config import fileConfig
 
 from alembic.runtime.environment import EnvironmentContext
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import Connection, MetaData, pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.settings import database_url_for_asyncpg
+
+
+def database_url_setting(settings_class: type[BaseSettings]) -> Callable[[], str]:
+    """Reads the service's database URL setting alone (its variable, its default, `.env`):
+    a migration needs the database, not the service's keys."""
+    field = settings_class.model_fields["database_url"]
+
+    class DatabaseOnly(BaseSettings):
+        model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+        database_url: str = Field(default=field.default, validation_alias=field.validation_alias)
+
+    return lambda: DatabaseOnly().database_url
 
 
 def run_migrations(

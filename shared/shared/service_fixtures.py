@@ -6,8 +6,9 @@
 
 in the service's `tests/conftest.py` gives a throwaway database with the service's
 migrations applied (`database_url`, for the session), an engine on it (`engine`), every
-table emptied after each test (`_clean_tables`, autouse) and the session's JWT and
-internal secrets (`secrets_`). `postgres_url` comes from the root conftest.py.
+table emptied after each test (`_clean_tables`, autouse) and the service's keys
+(`secrets_`: its settings from the session's `keys`, shared.testing.TestKeys).
+`postgres_url` and `keys` come from the root conftest.py.
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -17,7 +18,7 @@ import pytest
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from shared.testing import migrated_database, random_secret, truncate_all
+from shared.testing import TestKeys, migrated_database, truncate_all
 
 
 def database_fixtures(
@@ -44,7 +45,7 @@ def database_fixtures(
         await clean(engine, metadata)
 
     @pytest.fixture(scope="session")
-    def secrets_() -> dict[str, str]:
-        return {"JWT_SECRET": random_secret(), "INTERNAL_SERVICE_SECRET": random_secret()}
+    def secrets_(keys: TestKeys) -> dict[str, str]:
+        return keys.settings_for(name)
 
     return database_url, engine, _clean_tables, secrets_

@@ -2,14 +2,26 @@
 
 Each service subclasses `ServiceSettings` in its own `config.py` and adds what
 only it reads (its database URL, its port, provider keys). The names are the
-original system's (`JWT_SECRET`, `AUTH_SERVICE_URL`, ...), so an existing
-`.env` keeps working.
+original system's (`JWT_EXPIRES_IN`, `AUTH_SERVICE_URL`, ...), so an existing
+`.env` keeps working; `JWT_SECRET` is gone: user tokens are signed by the auth service's
+private key alone (shared.tokens).
 """
 
+from functools import cached_property
+from pathlib import Path
 from typing import Literal, Self
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.keys import (
+    InvalidKey,
+    is_development_key,
+    load_private_key,
+    load_public_key_map,
+    read_setting,
+)
 
 # Secrets have no default in code. `make run` generates development secrets
 # into `.data/dev-secrets.env` when none are set. In production a service also
@@ -19,7 +31,10 @@ PLACEHOLDER_MARKERS = ("change-me", "change_me", "changeme", "your-super-secret"
 
 
 class ServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # A key or secret never appears in an error message (pydantic would show the input).
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     environment: Literal["development", "production", "test"] = Field(
         default="development", validation_alias=AliasChoices("ENVIRONMENT", "NODE_ENV")
@@ -32,9 +47,27 @@ class ServiceSettings(BaseSettings):
         default="asyncio", validation_alias="EVENT_LOOP"
     )
 
-    jwt_secret: SecretStr = Field(validation_alias="JWT_SECRET")
     jwt_expires_in: str = Field(default="7d", validation_alias="JWT_EXPIRES_IN")
-    internal_service_secret: SecretStr = Field(validation_alias="INTERNAL_SERVICE_SECRET")
+    # The auth service's public keys (user tokens) are fetched from it again at most this
+    # often (seconds), when a token names a key not seen yet (shared.user_token_keys).
+    jwks_refetch_interval: float = Field(
+        default=30.0, gt=0, validation_alias="JWKS_REFETCH_INTERVAL"
+    )
+    # This service's own identity in internal calls: its Ed25519 private key (PEM), that
+    # nobody else holds; and the public keys of the services that may call it, as a JSON
+    # object name -> PEM. Each as the value itself or as a file (`..._FILE`).
+    internal_private_key_text: SecretStr | None = Field(
+        default=None, validation_alias="INTERNAL_PRIVATE_KEY"
+    )
+    internal_private_key_file: Path | None = Field(
+        default=None, validation_alias="INTERNAL_PRIVATE_KEY_FILE"
+    )
+    internal_public_keys_text: str | None = Field(
+        default=None, validation_alias="INTERNAL_PUBLIC_KEYS"
+    )
+    internal_public_keys_file: Path | None = Field(
+        default=None, validation_alias="INTERNAL_PUBLIC_KEYS_FILE"
+    )
     # How stale the cached status and role of a user may be (seconds). An admin's
     # deactivation or demotion takes effect everywhere within this time.
     user_status_ttl: float = Field(default=30.0, gt=0, le=60, validation_alias="USER_STATUS_TTL")
@@ -90,6 +123,57 @@ class ServiceSettings(BaseSettings):
         return self.environment == "production"
 
     @model_validator(mode="after")
+    def _read_internal_keys(self) -> Self:
+        """Read (and check) the keys now: a service without them does not start."""
+        _ = self.internal_private_key, self.internal_public_keys
+        return self
+
+    @cached_property
+    def internal_private_key(self) -> Ed25519PrivateKey:
+        text = self.internal_private_key_text
+        pem = read_setting(
+            text.get_secret_value() if text else None,
+            self.internal_private_key_file,
+            "INTERNAL_PRIVATE_KEY",
+        )
+        if pem is None:
+            raise ValueError(
+                "INTERNAL_PRIVATE_KEY (or INTERNAL_PRIVATE_KEY_FILE) must be set: this "
+                "service's own Ed25519 key for its calls to other services "
+                "(`make run` generates one into .data/; docs/internal-api.md)"
+            )
+        try:
+            return load_private_key(pem)
+        except InvalidKey as exc:
+            raise ValueError(f"INTERNAL_PRIVATE_KEY: {exc}") from None
+
+    @cached_property
+    def internal_public_keys(self) -> dict[str, Ed25519PublicKey]:
+        """The public key of each service that may call this one, by its name."""
+        text = read_setting(
+            self.internal_public_keys_text, self.internal_public_keys_file, "INTERNAL_PUBLIC_KEYS"
+        )
+        if text is None:
+            raise ValueError(
+                "INTERNAL_PUBLIC_KEYS (or INTERNAL_PUBLIC_KEYS_FILE) must be set: the public "
+                'keys of the services that call this one, {"name": "-----BEGIN PUBLIC KEY..."}'
+            )
+        try:
+            return load_public_key_map(text)
+        except InvalidKey as exc:
+            raise ValueError(f"INTERNAL_PUBLIC_KEYS: {exc}") from None
+
+    def service_audiences(self) -> dict[str, str]:
+        """Where each service is -> its name, the audience of an internal token for it."""
+        return {
+            self.auth_service_url: "auth",
+            self.product_service_url: "product",
+            self.order_service_url: "order",
+            self.payment_service_url: "payment",
+            self.cart_service_url: "cart",
+        }
+
+    @model_validator(mode="after")
     def _refuse_weak_secrets_in_production(self) -> Self:
         if not self.is_production:
             return self
@@ -107,14 +191,24 @@ class ServiceSettings(BaseSettings):
                 f"{', '.join(weak)} must be a random value of at least {MIN_SECRET_LENGTH} "
                 "characters in production (e.g. `openssl rand -hex 32`), not a placeholder"
             )
+        development = [
+            name for name, key in self.keys_to_check().items() if is_development_key(key)
+        ]
+        if development:
+            raise ValueError(
+                f"{', '.join(development)} is a development key (docker-compose.yml, the "
+                "Kubernetes dev overlay): production needs its own "
+                "(`openssl genpkey -algorithm ed25519`)"
+            )
         return self
+
+    def keys_to_check(self) -> dict[str, Ed25519PrivateKey]:
+        """The private keys production must not take from the development files."""
+        return {"INTERNAL_PRIVATE_KEY": self.internal_private_key}
 
     def secrets_to_check(self) -> dict[str, str | None]:
         """The secrets that must be strong in production; services add their own."""
-        return {
-            "JWT_SECRET": self.jwt_secret.get_secret_value(),
-            "INTERNAL_SERVICE_SECRET": self.internal_service_secret.get_secret_value(),
-        }
+        return {}
 
 
 def database_url_for_asyncpg(url: str) -> str:

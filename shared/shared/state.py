@@ -1,10 +1,11 @@
 """What a running service holds, typed: one frozen dataclass per service.
 
 `create_app` opens what every service needs (settings, the pooled client for calls to
-other services, the user status cache and, with a database, the engine and the
-sessionmaker) into a `ServiceState` or `DatabaseState`; a service that holds more (the
-clients of its neighbours, its payment providers) declares a subclass in its `state.py`
-and builds it from that base (`create_app(state=...)`).
+other services, the user status cache, the keys user tokens are verified with and,
+with a database, the engine and the sessionmaker) into a `ServiceState` or
+`DatabaseState`; a service that holds more (the clients of its neighbours, its payment
+providers) declares a subclass in its `state.py` and builds it from that base
+(`create_app(state=...)`).
 
 Business code never reads `app.state`: routes get the state through a dependency
 (`state_dependency(OrderState)`), workers and scrape hooks are given it, and functions of
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from shared.http_client import ServiceClient
 from shared.settings import ServiceSettings
 from shared.user_status import UserStatusCache
+from shared.user_token_keys import UserTokenKeys
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings, covariant=True)
 StateT = TypeVar("StateT", bound="ServiceState[Any]")
@@ -35,6 +37,8 @@ class ServiceState(Generic[SettingsT]):
     services: ServiceClient
     # Users' current status and role, for the CurrentUser / AdminUser dependencies.
     user_status: UserStatusCache
+    # The auth service's public keys, that user tokens are verified with.
+    user_token_keys: UserTokenKeys
 
     def base(self) -> dict[str, Any]:
         """This state's fields as keyword arguments, to build a subclass's state from it."""

@@ -1,20 +1,29 @@
-"""Tokens, with PyJWT.
+"""Tokens, with PyJWT, all signed with Ed25519 (EdDSA).
 
-User tokens keep the original's shape (HS256 with `JWT_SECRET`, claims `id`,
-`email`, `role`, `iat`, `exp`) so tokens the original issued stay valid.
-Internal tokens are for service-to-service calls only: another key
-(`INTERNAL_SERVICE_SECRET`), their own audience, a one-minute life.
+User tokens keep the original's claims (`id`, `email`, `role`, `iat`, `exp`), but only
+the auth service can make one: it signs with its private key (`JWT_PRIVATE_KEY`), whose
+RFC 7638 thumbprint is the token's `kid`; everyone else verifies with the public keys
+the auth service publishes (`GET /.well-known/jwks.json`, shared.user_token_keys). A
+token of the original (HS256 with `JWT_SECRET`) is refused.
+
+Internal tokens are for service-to-service calls only: the calling service signs with
+its own private key (`INTERNAL_PRIVATE_KEY`), `sub` is its name, `aud` the service it
+calls, and they live a minute. The callee verifies `sub`'s signature with the public key
+it holds for that name (`INTERNAL_PUBLIC_KEYS`), so no service can pose as another.
 """
 
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-ALGORITHM = "HS256"
-INTERNAL_AUDIENCE = "ecommerce-internal"
+from shared.keys import thumbprint
+
+ALGORITHM = "EdDSA"
 INTERNAL_TOKEN_LIFETIME = timedelta(seconds=60)
 ROLES = frozenset({"customer", "admin"})
 
@@ -59,8 +68,22 @@ def parse_duration(value: str | int) -> timedelta:
     return timedelta(seconds=number * _UNIT_SECONDS[key])
 
 
+class UnknownKeyId(InvalidToken):
+    """A user token signed with a key this process does not know (yet): a new key of the
+    auth service, or a forgery."""
+
+    def __init__(self, kid: str) -> None:
+        super().__init__(f"unknown key id {kid!r}")
+        self.kid = kid
+
+
 def issue_user_token(
-    *, user_id: uuid.UUID, email: str, role: str, secret: str, expires_in: str
+    *,
+    user_id: uuid.UUID,
+    email: str,
+    role: str,
+    signing_key: Ed25519PrivateKey,
+    expires_in: str,
 ) -> str:
     now = datetime.now(UTC)
     claims = {
@@ -70,16 +93,39 @@ def issue_user_token(
         "iat": int(now.timestamp()),
         "exp": int((now + parse_duration(expires_in)).timestamp()),
     }
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    return jwt.encode(
+        claims,
+        signing_key,
+        algorithm=ALGORITHM,
+        headers={"kid": thumbprint(signing_key.public_key())},
+    )
 
 
-def decode_user_token(token: str, secret: str) -> UserClaims:
-    """The claims of a valid user token; `InvalidToken` for anything else (expired, forged,
-    `alg: none`, an internal token, garbage)."""
+def user_token_key_id(token: str) -> str:
+    """The `kid` of a token that claims to be signed the way user tokens are; `InvalidToken`
+    for any other (HS256, `alg: none`, no kid, garbage)."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    kid = header.get("kid")
+    if header.get("alg") != ALGORITHM or not isinstance(kid, str) or not kid:
+        raise InvalidToken("not a user token of this system")
+    return kid
+
+
+def decode_user_token(token: str, keys: Mapping[str, Ed25519PublicKey]) -> UserClaims:
+    """The claims of a valid user token, given the auth service's public keys by kid;
+    `UnknownKeyId` when its kid is none of them, `InvalidToken` for anything else (expired,
+    forged, `alg: none`, HS256, an internal token, garbage)."""
+    kid = user_token_key_id(token)
+    key = keys.get(kid)
+    if key is None:
+        raise UnknownKeyId(kid)
     try:
         claims = jwt.decode(
             token,
-            secret,
+            key,
             algorithms=[ALGORITHM],
             options={"require": ["id", "exp", "iat"]},
         )
@@ -97,27 +143,35 @@ def decode_user_token(token: str, secret: str) -> UserClaims:
     )
 
 
-def issue_internal_token(*, service: str, secret: str) -> str:
+def issue_internal_token(*, service: str, audience: str, private_key: Ed25519PrivateKey) -> str:
+    """A token that says `service` calls `audience`, signed with `service`'s own key."""
     now = datetime.now(UTC)
     claims = {
-        "iss": service,
-        "aud": INTERNAL_AUDIENCE,
+        "sub": service,
+        "aud": audience,
         "iat": int(now.timestamp()),
         "exp": int((now + INTERNAL_TOKEN_LIFETIME).timestamp()),
     }
-    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+    return jwt.encode(claims, private_key, algorithm=ALGORITHM)
 
 
-def decode_internal_token(token: str, secret: str) -> str:
-    """The calling service's name, if the token is a valid internal token."""
+def decode_internal_token(
+    token: str, *, audience: str, public_keys: Mapping[str, Ed25519PublicKey]
+) -> str:
+    """The calling service's name, if the token is signed with that service's key, is for
+    `audience` and has not expired."""
     try:
+        caller = jwt.decode(token, options={"verify_signature": False}).get("sub")
+        key = public_keys.get(caller) if isinstance(caller, str) else None
+        if key is None:
+            raise InvalidToken("not signed by a known service")
         claims = jwt.decode(
             token,
-            secret,
+            key,
             algorithms=[ALGORITHM],
-            audience=INTERNAL_AUDIENCE,
-            options={"require": ["iss", "aud", "exp", "iat"]},
+            audience=audience,
+            options={"require": ["sub", "aud", "exp", "iat"]},
         )
     except jwt.PyJWTError as exc:
         raise InvalidToken(str(exc)) from exc
-    return str(claims["iss"])
+    return str(claims["sub"])

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.testing import handed_over, listening_socket, random_secret
+from shared.testing import TestKeys, handed_over, listening_socket
 
 SAMPLE_SERVICE = Path(__file__).resolve().parent / "sample_service.py"
 
@@ -52,8 +52,7 @@ class ServiceProcess:
 def base_environment(**values: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG")}
     env.update(
-        JWT_SECRET=random_secret(),
-        INTERNAL_SERVICE_SECRET=random_secret(),
+        **TestKeys().settings_for("gateway"),
         PYTHONUNBUFFERED="1",
         **values,
     )

@@ -4,7 +4,8 @@ exactly as the real services are, for the tests that need a real process
 
 Settings (environment): SAMPLE_NAME, SAMPLE_PORT (or a handed-over LISTEN_FD),
 SAMPLE_DATABASE_URL (optional), SAMPLE_NEXT_URL (optional: the service
-`GET /api/products/{id}` calls), plus the usual JWT_SECRET and INTERNAL_SERVICE_SECRET.
+`GET /api/products/{id}` calls), plus the usual INTERNAL_PRIVATE_KEY and
+INTERNAL_PUBLIC_KEYS.
 """
 
 import asyncio
@@ -30,6 +31,10 @@ class SampleSettings(ServiceSettings):
     port: int = Field(default=0, validation_alias="SAMPLE_PORT")
     database_url: str | None = Field(default=None, validation_alias="SAMPLE_DATABASE_URL")
     next_url: str | None = Field(default=None, validation_alias="SAMPLE_NEXT_URL")
+
+    def service_audiences(self) -> dict[str, str]:
+        next_service = {self.next_url: "next"} if self.next_url else {}
+        return {**super().service_audiences(), **next_service}
 
 
 router = APIRouter()

@@ -15,7 +15,7 @@ from shared.logging import json_handler
 from shared.redaction import REDACTED, mask_phone, redact_text
 from shared.request_context import request_id_var
 from shared.settings import ServiceSettings
-from shared.testing import random_secret
+from shared.testing import TestKeys
 
 JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJpZCI6IjEyMyIsInJvbGUiOiJhZG1pbiJ9."
@@ -156,9 +156,7 @@ async def test_the_access_log_line_of_a_request(capsys, restore_root_logging):
     app = create_app(
         name="payment",
         title="Payment Service",
-        settings=ServiceSettings(
-            _env_file=None, JWT_SECRET=random_secret(), INTERNAL_SERVICE_SECRET=random_secret()
-        ),
+        settings=ServiceSettings(_env_file=None, **TestKeys().settings_for("payment")),
         routers=[router],
     )
     transport = httpx.ASGITransport(app=app)

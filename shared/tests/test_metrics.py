@@ -11,7 +11,7 @@ from shared.app import create_app
 from shared.db import SessionDep
 from shared.settings import ServiceSettings
 from shared.state import DatabaseState
-from shared.testing import random_secret
+from shared.testing import TestKeys
 
 ITEMS_SEEN = metrics.counter("test_items_seen_total", "Items read by the test app", ["kind"])
 QUEUE_DEPTH = metrics.gauge("test_queue_depth", "Set by a scrape hook")
@@ -20,8 +20,7 @@ QUEUE_DEPTH = metrics.gauge("test_queue_depth", "Set by a scrape hook")
 def _settings(**overrides) -> ServiceSettings:
     return ServiceSettings(
         _env_file=None,
-        JWT_SECRET=random_secret(),
-        INTERNAL_SERVICE_SECRET=random_secret(),
+        **TestKeys().settings_for("gateway"),
         DB_POOL_SIZE="3",
         **overrides,
     )

@@ -26,9 +26,10 @@ from fastapi import APIRouter
 from httpx_aiohttp import AiohttpTransport
 from shared.app import create_app
 from shared.settings import ServiceSettings
+from shared.testing import TestKeys
 app = create_app(
     name="probe", title="Probe", routers=[APIRouter()],
-    settings=ServiceSettings(_env_file=None, JWT_SECRET="x" * 40, INTERNAL_SERVICE_SECRET="y" * 40),
+    settings=ServiceSettings(_env_file=None, **TestKeys().settings_for("gateway")),
 )
 from opentelemetry import trace
 # FastAPI itself imports the OpenTelemetry API (a no-op without an SDK); nothing more.

@@ -17,6 +17,8 @@ import pytest
 from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Page, expect
 
+from scripts.stack import keys_directory
+from shared.keys import load_private_key, thumbprint
 from tests.conftest import ADMIN, SUCCESS_PHONE, Shop
 
 pytestmark = pytest.mark.e2e
@@ -253,6 +255,7 @@ async def test_an_ended_session_returns_to_sign_in_and_then_to_the_page(
         admin = (await client.post("/api/auth/login", json=ADMIN)).json()["user"]
     now = int(time.time())
     # A token of the admin's that has run out (as every token does, after JWT_EXPIRES_IN).
+    signing_key = load_private_key((keys_directory(stack.env) / "jwt-private.pem").read_text())
     expired = jwt.encode(
         {
             "id": admin["id"],
@@ -261,8 +264,9 @@ async def test_an_ended_session_returns_to_sign_in_and_then_to_the_page(
             "iat": now - 3600,
             "exp": now - 60,
         },
-        stack.env["JWT_SECRET"],
-        algorithm="HS256",
+        signing_key,
+        algorithm="EdDSA",
+        headers={"kid": thumbprint(signing_key.public_key())},
     )
     # Where the console keeps its session: the cookie of path /admin on this host.
     await page.context.add_cookies(

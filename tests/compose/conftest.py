@@ -33,8 +33,15 @@ ADMIN = {"email": "admin@example.com", "password": "compose-admin-password"}
 # Where the official images' variables and the project's settings may leak in from a
 # developer's shell: compose reads them, so the tests name their own.
 _COMPOSE_VARIABLES = (
-    "JWT_SECRET",
-    "INTERNAL_SERVICE_SECRET",
+    "JWT_PRIVATE_KEY",
+    "INTERNAL_PUBLIC_KEYS",
+    "AUTH_INTERNAL_PRIVATE_KEY",
+    "PRODUCT_INTERNAL_PRIVATE_KEY",
+    "CART_INTERNAL_PRIVATE_KEY",
+    "ORDER_INTERNAL_PRIVATE_KEY",
+    "PAYMENT_INTERNAL_PRIVATE_KEY",
+    "GATEWAY_INTERNAL_PRIVATE_KEY",
+    "ADMIN_CONSOLE_INTERNAL_PRIVATE_KEY",
     "MPESA_CALLBACK_SECRET",
     "POSTGRES_PASSWORD",
     "POSTGRES_USER",

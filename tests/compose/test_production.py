@@ -1,26 +1,53 @@
 """The production files (`-f docker-compose.yml -f docker-compose.prod.yml`): they start
-with secrets from the environment, refuse to start without them or with a placeholder,
-publish only the gateway and run no simulator."""
+with secrets and keys from the environment, refuse to start without them, with a
+placeholder or with a development key, publish only the gateway and run no simulator."""
 
 import json
 import secrets
 
 import httpx
 import pytest
+import yaml
 
+from shared.keys import private_pem
+from shared.testing import TestKeys
 from tests.compose.conftest import DEV_FILE, GATEWAY, PROD_FILE, running
 
-SECRETS = ("JWT_SECRET", "INTERNAL_SERVICE_SECRET", "MPESA_CALLBACK_SECRET", "POSTGRES_PASSWORD")
-# The seed README's example value, which people copy.
-PLACEHOLDER = "your-super-secret-jwt-key-change-in-production"
+IDENTITIES = ("AUTH", "PRODUCT", "CART", "ORDER", "PAYMENT", "GATEWAY", "ADMIN_CONSOLE")
+KEYS = ("JWT_PRIVATE_KEY", *(f"{name}_INTERNAL_PRIVATE_KEY" for name in IDENTITIES))
+SECRETS = (*KEYS, "INTERNAL_PUBLIC_KEYS", "MPESA_CALLBACK_SECRET", "POSTGRES_PASSWORD")
+
+
+def one_line(pem: str) -> str:
+    return pem.strip().replace("\n", "\\n")
 
 
 def production_secrets() -> dict[str, str]:
-    """The secrets, and the one setting production also requires (no * for CORS)."""
+    """The secrets and keys, and the one setting production also requires (no * for
+    CORS)."""
+    keys = TestKeys()
+    own = {
+        "JWT_PRIVATE_KEY": one_line(private_pem(keys.user_token_key)),
+        **{
+            f"{name}_INTERNAL_PRIVATE_KEY": one_line(
+                private_pem(keys.internal_keys[name.lower().replace("_", "-")])
+            )
+            for name in IDENTITIES
+        },
+    }
     return {
-        **{name: secrets.token_hex(32) for name in SECRETS},
+        **own,
+        "INTERNAL_PUBLIC_KEYS": keys.internal_public_keys(),
+        "MPESA_CALLBACK_SECRET": secrets.token_hex(32),
+        "POSTGRES_PASSWORD": secrets.token_hex(32),
         "CORS_ORIGINS": "https://shop.example.com",
     }
+
+
+def development_auth_key() -> str:
+    """The auth service's key as docker-compose.yml publishes it (for development)."""
+    written = yaml.safe_load(DEV_FILE.read_text())["x-keys"]["auth"]
+    return written.split(":-", 1)[1].rstrip("}")
 
 
 @pytest.mark.parametrize("missing", SECRETS)
@@ -32,14 +59,16 @@ def test_production_stops_before_starting_anything_without_a_secret(project_fact
     assert f"{missing} is missing a value" in result.stderr or missing in result.stderr
 
 
-def test_a_production_service_refuses_a_placeholder_secret(project_factory, built_images):
+def test_a_production_service_refuses_a_development_key(project_factory, built_images):
+    development = development_auth_key()
     project = project_factory(
-        [DEV_FILE, PROD_FILE], **{**production_secrets(), "JWT_SECRET": PLACEHOLDER}
+        [DEV_FILE, PROD_FILE],
+        **{**production_secrets(), "AUTH_INTERNAL_PRIVATE_KEY": development},
     )
     result = project.run("run", "--rm", "--no-deps", "auth-service", check=False, timeout=120)
     assert result.returncode != 0
-    assert "JWT_SECRET" in result.stdout + result.stderr
-    assert PLACEHOLDER not in result.stdout + result.stderr  # a secret is never printed
+    assert "INTERNAL_PRIVATE_KEY is a development key" in result.stdout + result.stderr
+    assert development.split("\\n")[1] not in result.stdout + result.stderr  # never printed
     project.down()
 
 
@@ -75,3 +104,6 @@ def test_production_starts_with_secrets_from_the_environment(project_factory, bu
                 headers={"Authorization": f"Bearer {registered.json()['token']}"},
             )
             assert profile.status_code == 200
+            # The keys user tokens are verified with, through the gateway.
+            keys = client.get("/.well-known/jwks.json")
+            assert keys.status_code == 200 and len(keys.json()["keys"]) == 1

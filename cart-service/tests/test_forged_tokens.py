@@ -1,0 +1,8 @@
+"""Only the auth service's key makes a user token the cart service takes."""
+
+from shared.testing import assert_only_the_auth_services_tokens_are_taken
+
+
+async def test_a_token_not_signed_by_the_auth_service_is_refused(client, keys, make_user):
+    user_id, _ = make_user()
+    await assert_only_the_auth_services_tokens_are_taken(client, keys, user_id, "GET", "/api/cart")

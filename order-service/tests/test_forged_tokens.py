@@ -1,0 +1,9 @@
+"""Only the auth service's key makes a user token the order service takes."""
+
+from shared.testing import assert_only_the_auth_services_tokens_are_taken
+
+
+async def test_a_token_not_signed_by_the_auth_service_is_refused(client, keys, customer):
+    await assert_only_the_auth_services_tokens_are_taken(
+        client, keys, customer.id, "GET", "/api/orders"
+    )
