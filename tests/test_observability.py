@@ -11,7 +11,6 @@ import uuid
 import httpx
 import pytest
 import uvicorn
-from asgi_lifespan import LifespanManager
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -24,7 +23,7 @@ from api_gateway.routing import UPSTREAMS, resolve
 from scripts.services import MPESA_SIMULATOR
 from shared.auth_client import JWKS_PATH
 from shared.metrics import read_samples
-from shared.testing import TestKeys
+from shared.testing import TestKeys, started
 
 # Ways one might try to reach a service's /metrics through the gateway.
 PROBES = (
@@ -97,7 +96,7 @@ async def test_the_gateway_metrics_are_its_own_and_never_a_services(recorder):
         **{f"{name}_SERVICE_URL": url for name in ("AUTH", "PRODUCT", "CART", "ORDER", "PAYMENT")},
     )
     app = create_gateway(settings)
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
             before = _samples((await client.get("/metrics")).text)

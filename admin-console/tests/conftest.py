@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from admin_console.config import ConsoleSettings
 from admin_console.main import create_app
+from shared.testing import started
 
 GATEWAY = "http://gateway.test"
 BROWSER_IP = "198.51.100.23"
@@ -65,7 +65,7 @@ def fake_gateway() -> FakeGateway:
 
 @pytest.fixture
 async def make_console(fake_gateway, keys) -> Callable:
-    started = []
+    running = []
 
     async def make(**overrides) -> httpx.AsyncClient:
         settings = ConsoleSettings(
@@ -77,18 +77,18 @@ async def make_console(fake_gateway, keys) -> Callable:
             },
         )
         app = create_app(settings, api_transport=httpx.MockTransport(fake_gateway.handle))
-        manager = LifespanManager(app)
+        manager = started(app)
         await manager.__aenter__()
         client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
             base_url="http://console.test",
             headers={"X-Real-IP": BROWSER_IP},
         )
-        started.append((manager, client))
+        running.append((manager, client))
         return client
 
     yield make
-    for manager, client in reversed(started):
+    for manager, client in reversed(running):
         await client.aclose()
         await manager.__aexit__(None, None, None)
 

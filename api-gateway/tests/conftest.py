@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 import uvicorn
-from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -23,7 +22,7 @@ from starlette.routing import Route
 from api_gateway.config import GatewaySettings
 from api_gateway.main import create_app
 from shared.keys import load_public_key_map
-from shared.testing import FakeClock, TestKeys
+from shared.testing import FakeClock, TestKeys, started
 from shared.tokens import InvalidToken, decode_internal_token
 
 SERVICES = ("auth", "product", "cart", "order", "payment", "console")
@@ -174,24 +173,24 @@ def make_settings(fake_services, keys: TestKeys):
 @pytest.fixture
 async def make_client(make_settings):
     """Starts a gateway with the given settings; returns an HTTP client to it."""
-    started = []
+    running = []
 
     async def make(
         client_ip: str = CLIENT_IP, clock: FakeClock | None = None, **overrides
     ) -> httpx.AsyncClient:
         """`clock`: the user-status cache's, moved by the test (real time otherwise)."""
         app = create_app(make_settings(**overrides), **({"clock": clock} if clock else {}))
-        manager = LifespanManager(app)
+        manager = started(app)
         await manager.__aenter__()
         transport = httpx.ASGITransport(
             app=app, client=(client_ip, 40000), raise_app_exceptions=False
         )
         client = httpx.AsyncClient(transport=transport, base_url="http://gateway")
-        started.append((manager, client))
+        running.append((manager, client))
         return client
 
     yield make
-    for manager, client in reversed(started):
+    for manager, client in reversed(running):
         await client.aclose()
         await manager.__aexit__(None, None, None)
 

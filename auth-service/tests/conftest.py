@@ -2,12 +2,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from auth_service.config import AuthSettings
 from auth_service.main import create_app
 from auth_service.models import Base
 from shared.service_fixtures import database_fixtures
+from shared.testing import started
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery"
@@ -36,7 +36,7 @@ def settings(make_settings):
 @pytest.fixture
 async def app(settings):
     app = create_app(settings)
-    async with LifespanManager(app):
+    async with started(app):
         yield app
 
 

@@ -1,13 +1,13 @@
 import httpx
-from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 
 from auth_service.main import create_app
+from shared.testing import started
 
 
 async def start_and_stop(settings) -> None:
     app = create_app(settings)
-    async with LifespanManager(app):
+    async with started(app):
         pass
 
 
@@ -25,7 +25,7 @@ async def test_the_admin_is_created_once_across_restarts(make_settings, engine):
     assert await admins(engine) == [("owner@shop.co.ke", "admin")]
 
     app = create_app(settings)
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://auth") as client:
             # The first password stays: a restart with another ADMIN_PASSWORD changes nothing.
@@ -44,7 +44,7 @@ async def test_without_admin_settings_nobody_is_created(make_settings, engine):
 async def test_an_existing_customer_is_never_promoted_by_the_bootstrap(make_settings, engine):
     """Someone who registered the admin's email first must not become admin."""
     app = create_app(make_settings())
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://auth") as client:
             await client.post(

@@ -2,11 +2,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from pydantic import ValidationError
 
 from auth_service.main import create_app
-from shared.testing import assert_migrations_match_models, refused_port
+from shared.testing import assert_migrations_match_models, refused_port, started
 
 SERVICE_DIR = Path(__file__).resolve().parents[1]
 
@@ -27,7 +26,7 @@ async def test_ready_checks_the_database(client, make_settings):
 
 
 async def answers_503_without_its_database(app) -> None:
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://auth") as down:
             response = await down.get("/ready")

@@ -4,7 +4,6 @@ halves (`GET /.well-known/jwks.json`), and it can be rotated."""
 import httpx
 import jwt
 import pytest
-from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -15,7 +14,7 @@ from pydantic import ValidationError
 
 from auth_service.main import create_app
 from shared.keys import generate_private_key, private_pem, public_pem, thumbprint
-from shared.testing import bearer
+from shared.testing import bearer, started
 
 
 @pytest.fixture
@@ -26,7 +25,7 @@ def auth_app(make_settings):
         class Running:
             async def __aenter__(self) -> httpx.AsyncClient:
                 self.app = create_app(make_settings(**overrides))
-                self.lifespan = LifespanManager(self.app)
+                self.lifespan = started(self.app)
                 await self.lifespan.__aenter__()
                 transport = httpx.ASGITransport(app=self.app, raise_app_exceptions=False)
                 self.client = httpx.AsyncClient(transport=transport, base_url="http://auth")

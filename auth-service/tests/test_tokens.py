@@ -136,13 +136,13 @@ async def test_a_deleted_users_token_stops_working(client, register, engine):
 @pytest.mark.parametrize(("expires_in", "seconds"), [("12h", 43200), ("900s", 900), ("30m", 1800)])
 async def test_jwt_expires_in_is_honoured(make_settings, expires_in, seconds):
     import httpx
-    from asgi_lifespan import LifespanManager
 
     from auth_service.main import create_app
+    from shared.testing import started
 
     settings = make_settings(JWT_EXPIRES_IN=expires_in)
     app = create_app(settings)
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://auth") as client:
             response = await client.post(

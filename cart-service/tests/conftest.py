@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
-from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 
 from cart_service.config import CartSettings
@@ -18,7 +17,7 @@ from cart_service.main import create_app
 from cart_service.models import Base
 from shared.keys import load_public_key_map
 from shared.service_fixtures import database_fixtures
-from shared.testing import TestKeys, bearer
+from shared.testing import TestKeys, bearer, started
 from shared.tokens import InvalidToken, decode_internal_token
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
@@ -130,7 +129,7 @@ def neighbours(keys):
 @pytest.fixture
 async def app(settings, neighbours):
     app = create_app(settings)
-    async with LifespanManager(app):
+    async with started(app):
         yield app
 
 

@@ -4,13 +4,13 @@ purge deletes expired carts."""
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 
 from cart_service.carts import purge_expired_carts
 from cart_service.main import create_app
 from cart_service.state import CartState
 from shared.state import state_of
+from shared.testing import started
 
 
 def parse(timestamp: str) -> datetime:
@@ -42,7 +42,7 @@ async def test_every_change_moves_the_expiry_forward(
 async def test_the_expiry_is_a_setting(make_settings, make_user, neighbours):
     app = create_app(make_settings(CART_EXPIRY_DAYS="2"))
     _, headers = make_user()
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://cart") as client:
             cart = (await client.get("/api/cart", headers=headers)).json()["cart"]

@@ -6,10 +6,9 @@ from decimal import Decimal
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from cart_service.main import create_app
-from shared.testing import refused_port
+from shared.testing import refused_port, started
 
 
 async def test_a_price_change_is_shown_and_flagged_on_its_line(
@@ -159,7 +158,7 @@ async def test_an_unreachable_product_service_on_a_real_port_is_503(
     with refused_port() as port:
         app = create_app(make_settings(PRODUCT_SERVICE_URL=f"http://127.0.0.1:{port}"))
         _, headers = make_user()
-        async with LifespanManager(app):
+        async with started(app):
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url="http://cart") as client:
                 read = await client.get("/api/cart", headers=headers)
@@ -192,7 +191,7 @@ async def test_a_slow_product_service_leaves_reads_with_stored_prices(
     app = create_app(make_settings(CART_PRICE_REFRESH_TIMEOUT="0.2", SERVICE_TIMEOUT="0.3"))
     _, headers = make_user()
     product_id = neighbours.add_product(price="10.00")
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://cart") as client:
             body = {"productId": product_id, "quantity": 2}

@@ -9,14 +9,13 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
-from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 
 from order_service.config import OrderSettings
 from order_service.main import create_app
 from order_service.models import Base
 from shared.service_fixtures import database_fixtures
-from shared.testing import TestKeys, bearer
+from shared.testing import TestKeys, bearer, started
 from shared.user_status import UserStatus
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
@@ -222,7 +221,7 @@ async def app(settings, users, neighbours, keys):
     app = create_app(
         settings, user_status_source=users.source, user_token_keys=keys.user_token_keys
     )
-    async with LifespanManager(app):
+    async with started(app):
         yield app
 
 
@@ -238,7 +237,7 @@ def app_with(make_settings, users, keys):
             user_status_source=users.source,
             user_token_keys=keys.user_token_keys,
         )
-        async with LifespanManager(app):
+        async with started(app):
             transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
             async with httpx.AsyncClient(transport=transport, base_url="http://order") as client:
                 yield app, client

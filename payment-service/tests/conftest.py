@@ -10,7 +10,6 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 import respx
-from asgi_lifespan import LifespanManager
 
 from payment_service import mpesa_status_poller
 from payment_service.config import PaymentSettings
@@ -20,7 +19,7 @@ from payment_service.outbox import deliver_outbox
 from payment_service.state import PaymentState
 from shared.service_fixtures import database_fixtures
 from shared.state import state_of
-from shared.testing import bearer
+from shared.testing import bearer, started
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 AUTH_URL = "http://auth.test"
@@ -383,7 +382,7 @@ def world(keys):
 @pytest.fixture
 async def app(settings, world):
     app = create_app(settings)
-    async with LifespanManager(app):
+    async with started(app):
         yield app
 
 

@@ -5,11 +5,11 @@ from contextlib import asynccontextmanager
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 
 from payment_service.main import create_app
 from payment_service.models import OutboxMessage, ProviderEvent
 from shared.metrics import sample
+from shared.testing import started
 
 
 @pytest.fixture
@@ -162,7 +162,7 @@ async def callback_client(make_settings, peer: str, **settings):
     app = create_app(make_settings(MPESA_CALLBACK_ALLOWED_IPS=ALLOWED_IPS, **settings))
     path = f"/api/webhook/mpesa/{make_settings().mpesa_callback_secret.get_secret_value()}"
     body = {"Body": {"stkCallback": {"CheckoutRequestID": "x", "ResultCode": 1}}}
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app, client=(peer, 40000))
         async with httpx.AsyncClient(transport=transport, base_url="http://payment") as client:
 

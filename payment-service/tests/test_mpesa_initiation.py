@@ -77,14 +77,14 @@ async def test_the_stk_push_body_is_darajas_exactly(api, login, world, process_t
 
 async def test_a_till_uses_buy_goods_and_its_till_number(make_settings, world, login):
     import httpx
-    from asgi_lifespan import LifespanManager
 
     from payment_service.main import create_app
+    from shared.testing import started
 
     app = create_app(
         make_settings(MPESA_TRANSACTION_TYPE="CustomerBuyGoodsOnline", MPESA_PARTY_B="5551234")
     )
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://payment") as client:
             user_id, headers = login()
@@ -353,12 +353,12 @@ async def test_the_token_is_refreshed_before_it_expires(app, api, login, world):
 
 async def test_mpesa_not_configured_is_a_503(make_settings, world, login):
     import httpx
-    from asgi_lifespan import LifespanManager
 
     from payment_service.main import create_app
+    from shared.testing import started
 
     app = create_app(make_settings(MPESA_CONSUMER_KEY=""))
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://payment") as client:
             user_id, headers = login()

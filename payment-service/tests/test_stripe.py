@@ -76,12 +76,12 @@ async def test_a_payment_intent_for_the_order_total_in_minor_units(api, login, w
 
 async def test_payment_method_types_replace_automatic_ones(make_settings, world, login):
     import httpx
-    from asgi_lifespan import LifespanManager
 
     from payment_service.main import create_app
+    from shared.testing import started
 
     app = create_app(make_settings(STRIPE_PAYMENT_METHOD_TYPES="card,link"))
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://payment") as client:
             user_id, headers = login()
@@ -109,12 +109,12 @@ async def test_the_originals_usd_example_is_refused_by_a_kes_store(api, login, w
 
 async def test_without_a_secret_key_stripe_is_503(make_settings, world, login):
     import httpx
-    from asgi_lifespan import LifespanManager
 
     from payment_service.main import create_app
+    from shared.testing import started
 
     app = create_app(make_settings(STRIPE_SECRET_KEY=None))
-    async with LifespanManager(app):
+    async with started(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://payment") as client:
             user_id, headers = login()

@@ -3,14 +3,13 @@ from pathlib import Path
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from sqlalchemy import text
 
 from product_service.config import ProductSettings
 from product_service.main import create_app
 from product_service.models import Base
 from shared.service_fixtures import database_fixtures
-from shared.testing import bearer, delete_all
+from shared.testing import bearer, delete_all, started
 from shared.user_status import UserStatus
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
@@ -56,7 +55,7 @@ async def app(settings, known_users, keys):
     app = create_app(
         settings, user_status_source=status_source, user_token_keys=keys.user_token_keys
     )
-    async with LifespanManager(app):
+    async with started(app):
         yield app
 
 

@@ -19,6 +19,7 @@ import jwt
 import pytest
 from alembic import command
 from alembic.config import Config
+from asgi_lifespan import LifespanManager
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, iter_route_contexts
@@ -389,3 +390,16 @@ async def assert_only_the_auth_services_tokens_are_taken(
         response = await client.request(method, path, headers=bearer(token))
         assert response.status_code == 401, (why, response.text)
         assert response.json() == {"error": "Invalid token"}, why
+
+
+# asgi-lifespan gives an app 5 s to start or stop. A loaded machine (a CI runner; argon2
+# hashing an admin's password, a first database connection) may need more: the test would
+# then fail for the machine's speed, not for the code.
+APP_LIFESPAN_TIMEOUT = 60.0
+
+
+def started(app: Any) -> LifespanManager:
+    """`async with started(app):` the app's startup has run, and its shutdown runs at the end."""
+    return LifespanManager(
+        app, startup_timeout=APP_LIFESPAN_TIMEOUT, shutdown_timeout=APP_LIFESPAN_TIMEOUT
+    )

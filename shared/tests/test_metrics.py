@@ -3,7 +3,6 @@ method and status, latency, the database pool, and figures the service declares.
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI
 
 from shared import metrics
@@ -11,7 +10,7 @@ from shared.app import create_app
 from shared.db import SessionDep
 from shared.settings import ServiceSettings
 from shared.state import DatabaseState
-from shared.testing import TestKeys
+from shared.testing import TestKeys, started
 
 ITEMS_SEEN = metrics.counter("test_items_seen_total", "Items read by the test app", ["kind"])
 QUEUE_DEPTH = metrics.gauge("test_queue_depth", "Set by a scrape hook")
@@ -58,7 +57,7 @@ async def client_for(postgres_url):
 
     async def make(hooks=()) -> httpx.AsyncClient:
         app = _app(postgres_url, hooks)
-        manager = LifespanManager(app)
+        manager = started(app)
         await manager.__aenter__()
         managers.append(manager)
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://items")
