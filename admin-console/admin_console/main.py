@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import RedirectResponse, Response
 
-from admin_console import routes
+from admin_console import order_routes, product_routes, routes
 from admin_console.config import ConsoleSettings, get_settings
 from admin_console.exceptions import ApiError, CsrfRefused, SignInRequired
 from admin_console.gateway_client import SERVICE_NAME
@@ -158,6 +158,7 @@ def create_app(
     app.include_router(routes.probes)
     app.include_router(metrics_router(console_state))
     app.mount(f"{BASE}/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(routes.router)
-    app.include_router(routes.forms)
+    for pages in (routes, order_routes, product_routes):
+        app.include_router(pages.router)
+        app.include_router(pages.forms)
     return app
