@@ -1,4 +1,4 @@
-"""The examples of the gateway's OpenAPI document (api_docs.py): the requests of the seed
+"""The examples of the gateway's OpenAPI document (openapi_merge.py): the requests of the seed
 README's "Example API Usage" (John Doe buys an iPhone 15 Pro), with real ids where the
 README has placeholders, and the answers this system gives them (recorded from a running
 stack). Kept here, in code: nothing is read from outside the project at run time."""

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from api_gateway.api_docs import ApiDocs, gateway_path, merge_documents
+from api_gateway.api_docs import ApiDocs
+from api_gateway.openapi_merge import gateway_path, merge_documents
 from shared.testing import refused_port
 
 

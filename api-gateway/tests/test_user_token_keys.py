@@ -5,7 +5,7 @@ import asyncio
 
 import jwt
 
-from api_gateway.api_docs import gateway_path
+from api_gateway.openapi_merge import gateway_path
 from shared.keys import generate_private_key, jwks, thumbprint
 from shared.testing import bearer
 from shared.tokens import issue_user_token
