@@ -105,7 +105,10 @@ class ConcurrencyLimiter:
                 self.release()  # handed a slot in the same instant: pass it on
             else:
                 waiter.cancel()
-                self._waiting.remove(waiter)
+                # A release since the cancellation may have dropped it already (it skips
+                # the done ones).
+                if waiter in self._waiting:
+                    self._waiting.remove(waiter)
             if isinstance(exc, TimeoutError):
                 self._refuse("waited too long")
             raise

@@ -102,6 +102,25 @@ async def test_a_request_cancelled_as_it_is_handed_a_slot_passes_the_slot_on():
     assert limiter.in_flight == 0
 
 
+async def test_a_slot_released_after_a_waiter_was_cancelled_but_before_it_ran_goes_on():
+    # A timed-out or cancelled wait cancels the waiter's future at once; the waiting task
+    # runs later. A release in between skips that future: the task must not fail on it
+    # (seen as "ValueError: ... not in deque", a 500, under the compose scale test).
+    limiter = ConcurrencyLimiter(1, 5, max_wait=30)
+    await limiter.acquire()
+    first = asyncio.create_task(limiter.acquire())
+    second = asyncio.create_task(limiter.acquire())
+    await asyncio.sleep(0)
+    first.cancel()  # its waiter is cancelled now, the task not yet resumed ...
+    limiter.release()  # ... when the holder leaves: the slot goes to `second`
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await second
+    assert (limiter.in_flight, limiter.waiting) == (1, 0)
+    limiter.release()
+    assert limiter.in_flight == 0
+
+
 async def test_the_middleware_refuses_with_the_error_shape_and_never_the_probes():
     entered = asyncio.Event()
     release = asyncio.Event()
