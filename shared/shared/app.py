@@ -132,8 +132,10 @@ def create_app(
                 refetch_interval=settings.jwks_refetch_interval,
             )
         )
-        # In the background: the auth service may come up after this one.
-        loading_keys = asyncio.create_task(token_keys.load_at_start())
+        # In the background: the auth service may come up after this one; then again every
+        # JWKS_REFRESH_INTERVAL in every process (not a worker: WORKERS_ENABLED=false on a
+        # replica must not leave it with a key the auth service no longer publishes).
+        loading_keys = asyncio.create_task(token_keys.keep_fresh(settings.jwks_refresh_interval))
         source = (
             user_status_source(sessionmaker)
             if user_status_source

@@ -53,6 +53,11 @@ class ServiceSettings(BaseSettings):
     jwks_refetch_interval: float = Field(
         default=30.0, gt=0, validation_alias="JWKS_REFETCH_INTERVAL"
     )
+    # Seconds between two fetches of the auth service's JWKS in every process: a key it no
+    # longer publishes stops verifying within this time (the JWKS' own max-age is 300).
+    jwks_refresh_interval: float = Field(
+        default=300.0, gt=0, validation_alias="JWKS_REFRESH_INTERVAL"
+    )
     # This service's own identity in internal calls: its Ed25519 private key (PEM), that
     # nobody else holds; and the public keys of the services that may call it, as a JSON
     # object name -> PEM. Each as the value itself or as a file (`..._FILE`).

@@ -2,8 +2,9 @@
 with.
 
 They come from the auth service's `GET /.well-known/jwks.json`: fetched at start (in the
-background, retried for a while: the auth service may start after us), and fetched again
-when a token names a kid we do not know: a new key after a rotation. Never per request:
+background, retried for a while: the auth service may start after us), again every
+`JWKS_REFRESH_INTERVAL` seconds (a key no longer published stops verifying), and when a
+token names a kid we do not know: a new key after a rotation. Never per request:
 at most one such fetch per `JWKS_REFETCH_INTERVAL` seconds, and concurrent requests that
 need one share it (a single flight). A forger who sends tokens with made-up kids therefore
 costs the auth service one request per interval, not one per token.
@@ -93,6 +94,21 @@ class UserTokenKeys:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
         logger.error("user token keys: no JWKS after %d attempts; asking again on demand", attempts)
+
+    async def keep_fresh(
+        self,
+        every: float,
+        *,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        """The first fetch (load_at_start), then one every `every` seconds for as long as
+        the process runs: a key the auth service stops publishing (retired, or leaked and
+        removed) stops verifying here within that time, even if no token names a new kid.
+        `sleep` is injectable: tests do not wait."""
+        await self.load_at_start()
+        while True:
+            await sleep(every)
+            await self.refresh()
 
     async def _fetch_once(self) -> bool:
         """One fetch at a time: a caller who comes while one is under way waits for it."""

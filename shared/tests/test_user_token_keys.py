@@ -101,6 +101,38 @@ async def test_a_retired_key_stops_verifying_once_the_jwks_drops_it(client, auth
         await keys.decode(old_token)
 
 
+async def test_a_key_no_longer_published_stops_verifying_at_the_next_periodic_fetch(
+    client, auth_service
+):
+    """No token names a new kid, yet a key the auth service removed (leaked, retired)
+    stops verifying: every process fetches the JWKS again every JWKS_REFRESH_INTERVAL."""
+    state, route = auth_service
+    keys = UserTokenKeys(source=auth_service_jwks(client, AUTH_URL), clock=FakeClock())
+    ticks: asyncio.Queue[None] = asyncio.Queue()
+    proceed = asyncio.Event()
+
+    async def one_interval(seconds: float) -> None:
+        assert seconds == 300
+        ticks.put_nowait(None)
+        await proceed.wait()
+        proceed.clear()
+
+    leaked = state["published"][0]
+    leaked_token = token_signed_by(leaked)
+    fresh = asyncio.create_task(keys.keep_fresh(300, sleep=one_interval))
+    await ticks.get()  # loaded at start, now waiting for the interval
+    assert (await keys.decode(leaked_token)).email == "a@b.c"
+    state["published"] = [generate_private_key()]  # the auth service drops the leaked key
+    proceed.set()
+    await ticks.get()  # the interval passed: fetched again, waiting for the next
+    with pytest.raises(InvalidToken):
+        await keys.decode(leaked_token)
+    assert route.call_count == 2
+    fresh.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await fresh
+
+
 async def test_without_any_key_no_token_can_be_judged(client):
     with respx.mock(using="httpx") as mock:
         route = mock.get(JWKS_URL).respond(503, json={"error": "Service unavailable"})
