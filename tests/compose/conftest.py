@@ -215,12 +215,18 @@ def built_images(project_factory) -> dict[str, float]:
 
 @contextmanager
 def running(project: ComposeProject, *up_args: str, figure: str) -> Iterator[ComposeProject]:
-    """The project up (healthy) for the block, then `down --volumes`, whatever happens."""
+    """The project up (healthy) for the block, then `down --volumes`, whatever happens.
+    Every container's log is kept in .test-output/compose/<dev|prod|scale>.log: a failure
+    seen through the gateway is explained by a service's log, which `down` deletes."""
     project.down()  # what an interrupted earlier run left
     try:
         record_figure(figure, round(project.up(*up_args), 1))
         yield project
     finally:
+        logs = project.run("logs", "--no-color", "--timestamps", check=False)
+        OUTPUT.mkdir(parents=True, exist_ok=True)
+        name = figure.removesuffix("_up_wait_seconds")
+        (OUTPUT / f"{name}.log").write_text(logs.stdout + logs.stderr)
         project.down()
 
 
