@@ -82,6 +82,8 @@ class ComposeProject:
     env: dict[str, str]
     name: str = PROJECT
     extra_up: list[str] = field(default_factory=list)
+    # Where `down` first saves every container's log (down -v deletes them).
+    logs_file: Path | None = None
 
     def base_command(self) -> list[str]:
         command = [*self.command, "--project-name", self.name, "--project-directory", str(ROOT)]
@@ -124,6 +126,10 @@ class ComposeProject:
         return time.monotonic() - started
 
     def down(self) -> None:
+        if self.logs_file is not None and self.run("ps", "--all", "--quiet").stdout.strip():
+            logs = self.run("logs", "--no-color", "--timestamps", check=False)
+            self.logs_file.parent.mkdir(parents=True, exist_ok=True)
+            self.logs_file.write_text(logs.stdout + logs.stderr)
         self.run("down", "--volumes", "--remove-orphans", "--timeout", "20", check=False)
 
     def container_ids(self, service: str) -> list[str]:
@@ -216,17 +222,15 @@ def built_images(project_factory) -> dict[str, float]:
 @contextmanager
 def running(project: ComposeProject, *up_args: str, figure: str) -> Iterator[ComposeProject]:
     """The project up (healthy) for the block, then `down --volumes`, whatever happens.
-    Every container's log is kept in .test-output/compose/<dev|prod|scale>.log: a failure
-    seen through the gateway is explained by a service's log, which `down` deletes."""
+    Every container's log is kept in .test-output/compose/<dev|prod|scale>.log (by the
+    first `down`, a test's or this one's): a failure seen through the gateway is
+    explained by a service's log."""
     project.down()  # what an interrupted earlier run left
+    project.logs_file = OUTPUT / f"{figure.removesuffix('_up_wait_seconds')}.log"
     try:
         record_figure(figure, round(project.up(*up_args), 1))
         yield project
     finally:
-        logs = project.run("logs", "--no-color", "--timestamps", check=False)
-        OUTPUT.mkdir(parents=True, exist_ok=True)
-        name = figure.removesuffix("_up_wait_seconds")
-        (OUTPUT / f"{name}.log").write_text(logs.stdout + logs.stderr)
         project.down()
 
 
