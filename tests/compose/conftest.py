@@ -5,13 +5,16 @@ with the repository's own compose files, used through the gateway on localhost:5
 what is missing first (`python -m scripts.containers`: the engine, Compose, base images).
 The stacks run as the Compose project `ecommerce-compose-test`, never `ecommerce`, so
 that `down -v` cannot touch a developer's own `make up` data; they publish the seed's
-ports (5000, 3001-3005, 3010), which must be free. Figures (image sizes, build and
+ports (5000, 3001-3005, 3010), which must be free; two runs on one machine take turns
+(a lock file in the temporary directory). Figures (image sizes, build and
 start times) and the flow's transcript land in `.test-output/compose/`.
 """
 
+import fcntl
 import json
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -160,7 +163,21 @@ class ComposeProject:
 
 
 @pytest.fixture(scope="session")
-def docker_setup() -> tuple[list[str], dict[str, str]]:
+def one_run_per_machine() -> Iterator[None]:
+    """The project name, the published ports and the image tags are the machine's: a
+    second run (another checkout) would `down` this one's stacks. It waits here instead."""
+    path = Path(tempfile.gettempdir()) / f"{PROJECT}.lock"
+    with path.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"\n>> another compose test run holds {path}: waiting for it", flush=True)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture(scope="session")
+def docker_setup(one_run_per_machine) -> tuple[list[str], dict[str, str]]:
     try:
         return set_up()
     except SetupError as error:
