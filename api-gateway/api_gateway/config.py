@@ -20,7 +20,7 @@ class GatewaySettings(ServiceSettings):
     upstream_max_concurrency: int = Field(
         default=64, ge=1, validation_alias="UPSTREAM_MAX_CONCURRENCY"
     )
-    upstream_max_queue: int = Field(default=192, ge=0, validation_alias="UPSTREAM_MAX_QUEUE")
+    upstream_max_queue: int = Field(default=1024, ge=0, validation_alias="UPSTREAM_MAX_QUEUE")
     # Largest request body forwarded (bytes); larger is 413.
     max_body_size: int = Field(default=1_048_576, gt=0, validation_alias="MAX_BODY_SIZE")
 

@@ -121,7 +121,7 @@ class ServiceSettings(BaseSettings):
         default=64, ge=1, validation_alias="MAX_CONCURRENT_REQUESTS"
     )
     max_queued_requests: int = Field(default=192, ge=0, validation_alias="MAX_QUEUED_REQUESTS")
-    max_queue_wait: float = Field(default=0.5, gt=0, validation_alias="MAX_QUEUE_WAIT")
+    max_queue_wait: float = Field(default=0.6, gt=0, validation_alias="MAX_QUEUE_WAIT")
 
     @property
     def is_production(self) -> bool:
