@@ -10,7 +10,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.keys import InvalidKey, is_development_key, load_private_key, read_setting
+from shared.keys import (
+    is_development_key,
+    private_key_setting,
+)
 
 
 class ConsoleSettings(BaseSettings):
@@ -82,20 +85,12 @@ class ConsoleSettings(BaseSettings):
     @cached_property
     def internal_private_key(self) -> Ed25519PrivateKey:
         text = self.internal_private_key_text
-        pem = read_setting(
+        return private_key_setting(
             text.get_secret_value() if text else None,
             self.internal_private_key_file,
             "INTERNAL_PRIVATE_KEY",
+            what="the console's own Ed25519 key (`make run` generates one into .data/)",
         )
-        if pem is None:
-            raise ValueError(
-                "INTERNAL_PRIVATE_KEY (or INTERNAL_PRIVATE_KEY_FILE) must be set: the "
-                "console's own Ed25519 key (`make run` generates one into .data/)"
-            )
-        try:
-            return load_private_key(pem)
-        except InvalidKey as exc:
-            raise ValueError(f"INTERNAL_PRIVATE_KEY: {exc}") from None
 
     @property
     def is_production(self) -> bool:

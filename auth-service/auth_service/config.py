@@ -5,7 +5,13 @@ from typing import Self
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import Field, SecretStr, model_validator
 
-from shared.keys import InvalidKey, load_private_key, load_public_keys, read_setting, thumbprint
+from shared.keys import (
+    InvalidKey,
+    load_public_keys,
+    private_key_setting,
+    read_setting,
+    thumbprint,
+)
 from shared.settings import ServiceSettings
 
 
@@ -43,19 +49,13 @@ class AuthSettings(ServiceSettings):
     @cached_property
     def jwt_signing_key(self) -> Ed25519PrivateKey:
         text = self.jwt_private_key_text
-        pem = read_setting(
-            text.get_secret_value() if text else None, self.jwt_private_key_file, "JWT_PRIVATE_KEY"
+        return private_key_setting(
+            text.get_secret_value() if text else None,
+            self.jwt_private_key_file,
+            "JWT_PRIVATE_KEY",
+            what="the Ed25519 key user tokens are signed with (`openssl genpkey -algorithm "
+            "ed25519`; `make run` generates one into .data/)",
         )
-        if pem is None:
-            raise ValueError(
-                "JWT_PRIVATE_KEY (or JWT_PRIVATE_KEY_FILE) must be set: the Ed25519 key user "
-                "tokens are signed with (`openssl genpkey -algorithm ed25519`; `make run` "
-                "generates one into .data/)"
-            )
-        try:
-            return load_private_key(pem)
-        except InvalidKey as exc:
-            raise ValueError(f"JWT_PRIVATE_KEY: {exc}") from None
 
     @cached_property
     def jwt_public_keys(self) -> dict[str, Ed25519PublicKey]:

@@ -126,6 +126,21 @@ def read_setting(value: str | None, file: Path | None, name: str) -> str | None:
     return value or None
 
 
+def private_key_setting(
+    value: str | None, file: Path | None, name: str, *, what: str
+) -> Ed25519PrivateKey:
+    """The Ed25519 private key a setting holds (`NAME`, or the file `NAME_FILE` names);
+    `ValueError` naming the setting when it is missing (`what` says what the key is for)
+    or not such a key."""
+    pem = read_setting(value, file, name)
+    if pem is None:
+        raise ValueError(f"{name} (or {name}_FILE) must be set: {what}")
+    try:
+        return load_private_key(pem)
+    except InvalidKey as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
 def generate_private_key() -> Ed25519PrivateKey:
     return Ed25519PrivateKey.generate()
 

@@ -18,8 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.keys import (
     InvalidKey,
     is_development_key,
-    load_private_key,
     load_public_key_map,
+    private_key_setting,
     read_setting,
 )
 
@@ -136,21 +136,13 @@ class ServiceSettings(BaseSettings):
     @cached_property
     def internal_private_key(self) -> Ed25519PrivateKey:
         text = self.internal_private_key_text
-        pem = read_setting(
+        return private_key_setting(
             text.get_secret_value() if text else None,
             self.internal_private_key_file,
             "INTERNAL_PRIVATE_KEY",
+            what="this service's own Ed25519 key for its calls to other services "
+            "(`make run` generates one into .data/; docs/internal-api.md)",
         )
-        if pem is None:
-            raise ValueError(
-                "INTERNAL_PRIVATE_KEY (or INTERNAL_PRIVATE_KEY_FILE) must be set: this "
-                "service's own Ed25519 key for its calls to other services "
-                "(`make run` generates one into .data/; docs/internal-api.md)"
-            )
-        try:
-            return load_private_key(pem)
-        except InvalidKey as exc:
-            raise ValueError(f"INTERNAL_PRIVATE_KEY: {exc}") from None
 
     @cached_property
     def internal_public_keys(self) -> dict[str, Ed25519PublicKey]:
