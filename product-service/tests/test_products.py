@@ -1,6 +1,7 @@
 """Create, read, update and soft-delete products: the original's routes and bodies, the
 validation that names the field, and who may write."""
 
+import re
 import uuid
 
 import pytest
@@ -142,6 +143,46 @@ async def test_create_validation_names_the_field(client, admin_headers, count_ro
     assert payload["error"] == "Validation error"
     assert field in [detail["field"] for detail in payload["details"]], payload
     assert await count_rows("products") == 0
+
+
+# Each URL with what the server does with it, which must be what the document's pattern says
+# (a generated client and the server agree on what an image URL is).
+IMAGE_URLS = [
+    ("https://cdn.example.com/lamp.jpg", True),
+    ("http://localhost:8080/a.png", True),
+    ("https://img.example.co.ke/p/1.jpg?w=400&h=300#top", True),
+    ("http://a.example/046*", True),
+    ("https://example.com/a%20b.jpg", True),
+    ("https://example.com/a b.jpg", False),
+    (" https://example.com/a.jpg", False),
+    ("https://example.com/a.jpg\n", False),
+    ("https://exa_mple.com/a.jpg", False),
+    ("https://example.com/<script>", False),
+    ("ftp://example.com/a.jpg", False),
+    ("https://", False),
+]
+
+
+async def test_the_server_takes_exactly_the_image_urls_its_document_describes(
+    client, admin_headers
+):
+    document = (await client.get("/openapi.json")).json()
+    schema = document["components"]["schemas"]["ProductCreate"]["properties"]["imageUrl"]
+    pattern = next(option for option in schema["anyOf"] if "pattern" in option)["pattern"]
+    without_sku = {key: value for key, value in IPHONE.items() if key != "sku"}
+    for url, valid in IMAGE_URLS:
+        assert (re.search(pattern, url) is not None and "\n" not in url) is valid, url
+        response = await client.post(
+            "/api/products",
+            json={**without_sku, "imageUrl": url, "images": [url]},
+            headers=admin_headers,
+        )
+        assert response.status_code == (201 if valid else 400), (url, response.text)
+        if valid:
+            assert response.json()["product"]["images"] == [url]
+        else:
+            fields = {detail["field"] for detail in response.json()["details"]}
+            assert fields == {"imageUrl", "images.0"}, response.text
 
 
 async def test_name_and_price_are_required(client, admin_headers):
