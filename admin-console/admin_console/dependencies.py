@@ -50,11 +50,11 @@ class AdminApi(ShopApi):
             raise
 
 
-def admin_api(request: Request, token: SessionToken) -> AdminApi:
+async def admin_api(request: Request, token: SessionToken) -> AdminApi:
     return AdminApi(request, token)
 
 
-def anonymous_api(request: Request) -> ShopApi:
+async def anonymous_api(request: Request) -> ShopApi:
     return ShopApi(
         console_state(request).gateway,
         console_settings(request).gateway_url,

@@ -59,7 +59,7 @@ def sign_in_url(next_path: str | None = None, reason: str | None = None) -> str:
     return url + ("?" + "&".join(query) if query else "")
 
 
-def session_token(request: Request) -> str:
+async def session_token(request: Request) -> str:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise SignInRequired(current_path(request))

@@ -22,7 +22,7 @@ from starlette.types import Scope
 
 from shared import tracing
 from shared.auth_client import auth_service_jwks, auth_service_status_source
-from shared.db import create_engine, create_sessionmaker
+from shared.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.http_client import ServiceClient
@@ -118,6 +118,7 @@ def create_app(
         if engine is not None:
             tracing.instrument_engine(engine)
         sessionmaker = create_sessionmaker(engine) if engine is not None else None
+        read_sessionmaker = create_read_sessionmaker(engine) if engine is not None else None
         services = ServiceClient(
             service=name,
             private_key=settings.internal_private_key,
@@ -151,8 +152,9 @@ def create_app(
                 user_token_keys=token_keys,
                 engine=engine,
                 sessionmaker=sessionmaker,
+                read_sessionmaker=read_sessionmaker,
             )
-            if engine is not None and sessionmaker is not None
+            if engine is not None and sessionmaker is not None and read_sessionmaker is not None
             else ServiceState(
                 settings=settings,
                 services=services,

@@ -1,6 +1,12 @@
 """Async SQLAlchemy: the declarative base, the engine, and one session per
 request whose transaction commits when the route returns and rolls back when it
-raises, so a refused request leaves nothing half-written."""
+raises, so a refused request leaves nothing half-written.
+
+A read (GET, HEAD) gets a session without a transaction instead: each statement runs on
+its own (PostgreSQL's autocommit), so a one-query read is one round trip to the database,
+not three (BEGIN, the query, COMMIT). Each statement still sees one consistent snapshot;
+two statements of the same read may see different ones, as two requests would. Such a
+session refuses to write (`ReadOnlySession`)."""
 
 import uuid
 from collections.abc import AsyncIterator
@@ -9,7 +15,7 @@ from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Depends, Request
-from sqlalchemy import CursorResult, DateTime, MetaData, Result, func, text
+from sqlalchemy import CursorResult, DateTime, MetaData, Result, event, func, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -18,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from shared.settings import database_url_for_asyncpg
 from shared.state import database_state
@@ -81,8 +87,35 @@ def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+class ReadOnlySession(Session):
+    """The sync half of a read's session: an ORM write in a read is a bug, refused loudly
+    rather than committed statement by statement."""
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _refuse_writes(session: Session, *_: Any) -> None:
+    raise RuntimeError("a read's session may not write: writes need a transaction")
+
+
+def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Sessions for reads: no BEGIN/COMMIT around their statements (the module's doc)."""
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"),
+        expire_on_commit=False,
+        sync_session_class=ReadOnlySession,
+    )
+
+
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with database_state(request).sessionmaker() as session, session.begin():
+    state = database_state(request)
+    if request.method in READ_METHODS:
+        async with state.read_sessionmaker() as session:
+            yield session
+        return
+    async with state.sessionmaker() as session, session.begin():
         yield session
 
 

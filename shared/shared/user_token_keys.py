@@ -10,6 +10,12 @@ need one share it (a single flight). A forger who sends tokens with made-up kids
 costs the auth service one request per interval, not one per token.
 
 The auth service itself verifies with its own keys (no fetch).
+
+A token once verified is remembered (up to `VERIFIED_TOKENS` of them) until it expires: an
+Ed25519 signature check costs about 60 µs, and a client sends the same token with every
+request. A remembered token still stops verifying the moment its key is no longer held
+(`refresh`), and the user's current status is judged per request all the same
+(shared.user_status).
 """
 
 import asyncio
@@ -21,7 +27,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from shared.keys import keys_of_jwks
-from shared.tokens import UnknownKeyId, UserClaims, decode_user_token
+from shared.tokens import UnknownKeyId, UserClaims, decode_user_token, user_token_key_id
 
 logger = logging.getLogger(__name__)
 
@@ -29,6 +35,8 @@ logger = logging.getLogger(__name__)
 JwksSource = Callable[[], Awaitable[Any]]
 # With no key at all (the auth service was not up when we started), try again this soon.
 _RETRY_WITHOUT_KEYS = 1.0
+# Tokens remembered as verified; beyond this, the oldest are forgotten first.
+VERIFIED_TOKENS = 10_000
 
 
 class KeysUnavailable(Exception):
@@ -47,8 +55,12 @@ class UserTokenKeys:
         source: JwksSource | None = None,
         refetch_interval: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._keys: dict[str, Ed25519PublicKey] = dict(keys or {})
+        self._wall_clock = wall_clock
+        # token -> (its claims, the kid it was verified with); insertion-ordered (FIFO).
+        self._verified: dict[str, tuple[UserClaims, str]] = {}
         self._source = source
         self._refetch_interval = refetch_interval
         self._clock = clock
@@ -62,13 +74,26 @@ class UserTokenKeys:
     async def decode(self, token: str) -> UserClaims:
         """`InvalidToken` for a token that is not valid; `KeysUnavailable` when the keys
         could never be fetched (no token can be judged then)."""
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            claims, kid = remembered
+            if kid in self._keys and claims.expires_at > self._wall_clock():
+                return claims
+            del self._verified[token]
         try:
-            return decode_user_token(token, self._keys)
+            claims = decode_user_token(token, self._keys)
         except UnknownKeyId:
             await self.refresh()
             if not self._keys:
                 raise KeysUnavailable from None
-            return decode_user_token(token, self._keys)
+            claims = decode_user_token(token, self._keys)
+        self._remember(token, claims)
+        return claims
+
+    def _remember(self, token: str, claims: UserClaims) -> None:
+        if len(self._verified) >= VERIFIED_TOKENS:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (claims, user_token_key_id(token))
 
     async def refresh(self) -> None:
         """Fetch the keys again, unless this was asked less than the interval ago (the fetch

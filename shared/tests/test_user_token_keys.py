@@ -187,3 +187,48 @@ def test_rfc_7638_thumbprint_of_an_ed25519_key():
     assert thumbprint(Ed25519PublicKey.from_public_bytes(x)) == (
         "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
     )
+
+
+async def test_a_token_is_verified_once_then_remembered_until_it_expires(
+    client, auth_service, monkeypatch
+):
+    """The signature check is done once per token; past the token's expiry, or once its key
+    is gone, the token is judged afresh (and refused)."""
+    import shared.user_token_keys as module
+
+    checks = []
+    real_decode = module.decode_user_token
+
+    def counting_decode(token, keys):
+        checks.append(token)
+        return real_decode(token, keys)
+
+    monkeypatch.setattr(module, "decode_user_token", counting_decode)
+    state, _ = auth_service
+    now = [1_000.0]
+    keys = UserTokenKeys(
+        source=auth_service_jwks(client, AUTH_URL), clock=FakeClock(), wall_clock=lambda: now[0]
+    )
+    await keys.load_at_start()
+    token = token_signed_by(state["published"][0])
+    claims = await keys.decode(token)
+    for _ in range(5):
+        assert await keys.decode(token) == claims
+    assert len(checks) == 1
+
+    now[0] = claims.expires_at  # the moment it expires: no longer taken from memory
+    await keys.decode(token)  # (PyJWT's own clock is the real one: still valid to it)
+    assert len(checks) == 2
+
+
+async def test_the_remembered_tokens_are_bounded(client, auth_service, monkeypatch):
+    import shared.user_token_keys as module
+
+    monkeypatch.setattr(module, "VERIFIED_TOKENS", 3)
+    state, _ = auth_service
+    keys = UserTokenKeys(source=auth_service_jwks(client, AUTH_URL))
+    await keys.load_at_start()
+    tokens = [token_signed_by(state["published"][0]) for _ in range(5)]
+    for token in tokens:
+        await keys.decode(token)
+    assert list(keys._verified) == tokens[2:]
