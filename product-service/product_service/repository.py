@@ -92,14 +92,25 @@ def catalogue_count_statement(query: CatalogueQuery) -> Select[int]:
     return select(func.count()).select_from(Product).where(*_conditions(query))
 
 
+def catalogue_page_with_count_statement(
+    query: CatalogueQuery, *, offset: int, limit: int
+) -> Select[Product, int]:
+    """The page, each row with the number of all matches: the count is an uncorrelated
+    subquery, which PostgreSQL runs once (an InitPlan), so page and count are one round
+    trip, each still with its own plan (the page walks the index and stops at `limit`)."""
+    total = catalogue_count_statement(query).scalar_subquery().label("total")
+    return catalogue_statement(query, offset=offset, limit=limit).add_columns(total)
+
+
 async def list_products(
     session: AsyncSession, query: CatalogueQuery, *, offset: int, limit: int
 ) -> tuple[list[Product], int]:
-    total = await session.scalar(catalogue_count_statement(query)) or 0
-    if offset >= total:  # past the last page: no need to walk the index
-        return [], total
-    products = await session.scalars(catalogue_statement(query, offset=offset, limit=limit))
-    return list(products), total
+    statement = catalogue_page_with_count_statement(query, offset=offset, limit=limit)
+    rows = (await session.execute(statement)).all()
+    if rows:
+        return [product for product, _ in rows], rows[0][1]
+    # An empty page (nothing matches, or past the last page) carries no count: ask for it.
+    return [], await session.scalar(catalogue_count_statement(query)) or 0
 
 
 async def get_product(session: AsyncSession, product_id: uuid.UUID) -> Product | None:

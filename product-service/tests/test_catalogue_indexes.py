@@ -7,6 +7,7 @@ from sqlalchemy import text
 from product_service.repository import (
     CatalogueQuery,
     catalogue_count_statement,
+    catalogue_page_with_count_statement,
     catalogue_statement,
 )
 
@@ -76,6 +77,13 @@ async def test_every_filter_and_sort_uses_an_index(big_catalogue, engine):
         plan = await _plan(engine, catalogue_statement(query, offset=offset, limit=20))
         if index not in plan or "Seq Scan" in plan:
             failures.append(f"{query} offset {offset}: expected {index}\n{plan}")
+    # What the service runs: the page with the count as a subquery run once (InitPlan),
+    # each part with its own plan.
+    for query, offset, index in CASES:
+        statement = catalogue_page_with_count_statement(query, offset=offset, limit=20)
+        plan = await _plan(engine, statement)
+        if index not in plan or "InitPlan" not in plan:
+            failures.append(f"page and count: {query} offset {offset}: expected {index}\n{plan}")
     count_plan = await _plan(engine, catalogue_count_statement(CatalogueQuery(search="zebra")))
     if "ix_products_name_trgm" not in count_plan or "Seq Scan" in count_plan:
         failures.append(f"count of a search\n{count_plan}")
