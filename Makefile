@@ -37,7 +37,7 @@ compose-test: install ## Build the images, run the system in Docker Compose and 
 	@$(RUN) python -m scripts.containers
 	@$(RUN) pytest -m compose -s tests/compose
 
-bench: install ## Measure the gateway against direct calls (needs wrk)
+bench: install ## Measure every route directly and through the gateway, checkout, M-Pesa, memory; writes docs/benchmarks.md (needs wrk)
 	@command -v wrk >/dev/null 2>&1 || $(MAKE) --no-print-directory .install-wrk
 	@$(RUN) python -m scripts.bench
 

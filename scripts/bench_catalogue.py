@@ -278,8 +278,8 @@ def main() -> int:
                 alone = sequential(client, path, process.pid)
                 loaded = None
                 if has_wrk:
-                    wrk(base + path, {}, 2)  # warm-up
-                    loaded = wrk(base + path, {}, DURATION)
+                    wrk(base + path, duration=2)  # warm-up
+                    loaded = wrk(base + path, duration=DURATION)
                 rows.append((label, path, alone, loaded))
         print_table(rows, has_wrk)
         asyncio.run(explain(url, cases))
@@ -315,8 +315,8 @@ def print_table(rows, has_wrk: bool) -> None:
     )
     for label, _, alone, loaded in rows:
         load_cells = (
-            f"{loaded['rps']:>12.0f} | {loaded['p50']:>7.2f} ms | {loaded['p99']:>7.2f} ms | "
-            f"{loaded['non2xx']:>7}"
+            f"{loaded.rps:>12.0f} | {loaded.p50:>7.2f} ms | {loaded.p99:>7.2f} ms | "
+            f"{loaded.non2xx:>7}"
             if loaded
             else f"{'-':>12} | {'-':>10} | {'-':>10} | {'-':>7}"
         )

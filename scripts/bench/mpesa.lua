@@ -1,0 +1,40 @@
+-- POST /api/payments/mpesa, each request a pending order of its own (a second initiation
+-- of an order answers 409 while the first is in flight): the threads share the pool out
+-- (thread n takes every n-th line). "forward" walks it from the first line, "backward"
+-- from the last (the warm-up: the measured run's orders stay untouched).
+-- wrk -s mpesa.lua <url> -- <pool file> <phone number> <forward|backward> <wrk threads>
+-- The pool file: "<token> <order id>" a line.
+local threads = 0
+local pool = {}
+local position = 0
+local phone = ""
+
+function setup(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
+
+function init(args)
+  local all = {}
+  for line in io.lines(args[1]) do
+    local token, order = line:match("^(%S+) (%S+)$")
+    if token then all[#all + 1] = {token, order} end
+  end
+  if args[3] == "backward" then
+    local reversed = {}
+    for i = #all, 1, -1 do reversed[#reversed + 1] = all[i] end
+    all = reversed
+  end
+  local step = tonumber(args[4])
+  for i = id, #all, step do pool[#pool + 1] = all[i] end
+  phone = args[2]
+end
+
+function request()
+  position = position % #pool + 1
+  local token, order = pool[position][1], pool[position][2]
+  return wrk.format("POST", "/api/payments/mpesa", {
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer " .. token,
+  }, string.format('{"orderId":"%s","phoneNumber":"%s"}', order, phone))
+end
