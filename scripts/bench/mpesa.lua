@@ -9,9 +9,31 @@ local pool = {}
 local position = 0
 local phone = ""
 
+-- Answers counted by status, printed by done() as "statuses: 201=480 503=2" (wrk.py).
+statuses = {}  -- a global: done() reads it with thread:get
+local all_threads = {}
+
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+end
+
+function done(summary, latency, requests)
+  local total = {}
+  for _, thread in ipairs(all_threads) do
+    for status, count in pairs(thread:get("statuses")) do
+      total[status] = (total[status] or 0) + count
+    end
+  end
+  local parts = {}
+  for status, count in pairs(total) do parts[#parts + 1] = status .. "=" .. count end
+  table.sort(parts)
+  io.write("statuses: " .. table.concat(parts, " ") .. "\n")
+end
+
 function setup(thread)
   threads = threads + 1
   thread:set("id", threads)
+  all_threads[#all_threads + 1] = thread
 end
 
 function init(args)

@@ -2,7 +2,7 @@
 
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 CONNECTIONS = 32
@@ -22,6 +22,8 @@ class WrkResult:
     # Requests that got no answer within the client's timeout, or no connection.
     unanswered: int
     seconds: float  # how long wrk says it ran
+    # Answers by status, when the script counts them (checkout.lua, mpesa.lua).
+    statuses: dict[int, int] = field(default_factory=dict)
 
     @property
     def ok_per_second(self) -> float:
@@ -64,7 +66,23 @@ def parse(output: str) -> WrkResult:
         errors=errors.group(1).strip() if errors else "",
         unanswered=socket_errors.get("timeout", 0) + socket_errors.get("connect", 0),
         seconds=_seconds(done.group(2)),
+        statuses={
+            int(status): int(count)
+            for status, count in re.findall(r"(\d{3})=(\d+)", _line(output, "statuses:"))
+        },
     )
+
+
+def _line(output: str, prefix: str) -> str:
+    for line in output.splitlines():
+        if line.startswith(prefix):
+            return line
+    return ""
+
+
+def statuses_text(statuses: dict[int, int]) -> str:
+    """{201: 480, 503: 2} -> "201: 480, 503: 2"."""
+    return ", ".join(f"{status}: {count:,}" for status, count in sorted(statuses.items()))
 
 
 def wrk(
