@@ -28,6 +28,7 @@ WRK_OUTPUT = """Running 10s test @ http://127.0.0.1:5000/api/products?limit=10
 Requests/sec:    467.05
 Transfer/sec:    165.76KB
 statuses: 200=4663 503=12
+example 503: {"error": "Service busy, retry later"}
 """
 
 
@@ -56,17 +57,18 @@ def test_wrk_output_is_read_into_figures():
     assert figures.seconds == pytest.approx(10.01)
     assert figures.ok_per_second == pytest.approx((4675 - 12) / 10.01)
     assert figures.statuses == {200: 4663, 503: 12}
+    assert figures.examples == {503: '{"error": "Service busy, retry later"}'}
 
 
 def test_wrk_output_without_errors_nor_non_2xx():
     lines = [
         line
         for line in WRK_OUTPUT.splitlines()
-        if not line.startswith(("  Socket errors", "  Non-2xx", "statuses"))
+        if not line.startswith(("  Socket errors", "  Non-2xx", "statuses", "example"))
     ]
     figures = parse("\n".join(lines))
     assert (figures.non2xx, figures.unanswered, figures.errors) == (0, 0, "")
-    assert figures.statuses == {}
+    assert figures.statuses == {} and figures.examples == {}
 
 
 def test_wrk_output_without_figures_is_an_error():
@@ -234,3 +236,17 @@ def test_the_chart_is_svg_with_two_bars_a_route_and_the_targets():
     assert len(targets) == 5 + 2 + 1
     widths = {float(r.get("width", 0)) for r in bars}
     assert max(widths) <= chart.WIDTH - chart.LABEL_WIDTH
+
+
+def test_the_first_answer_of_each_failing_status_is_shown():
+    with_answers = full_report()
+    assert with_answers.mpesa is not None
+    failing = dataclasses.replace(
+        with_answers.mpesa.result,
+        statuses={200: 1400, 409: 100},
+        examples={409: '{"error":"A payment for this order is already in `progress`"}'},
+    )
+    with_answers.mpesa = dataclasses.replace(with_answers.mpesa, result=failing)
+    text = report.document(with_answers)
+    assert "| 150 | 10.0 | 50.0 | 200: 1,400, 409: 100 |" in text
+    assert '- 409: `{"error":"A payment for this order is already in \'progress\'"}`' in text

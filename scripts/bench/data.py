@@ -3,6 +3,7 @@ into the product service's throwaway database, as scripts/bench_catalogue.py doe
 checkout product, a customer with a cart of two lines, the buyers and their orders."""
 
 import asyncio
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -184,13 +185,23 @@ def place_orders(gateway: str, users: list[User], product: dict, count: int) -> 
         "shippingAddress": ADDRESS,
     }
 
+    run = uuid.uuid4().hex[:8]
+
     def place(chunk: list[int]) -> list[dict]:
         placed = []
         with httpx.Client(base_url=gateway, timeout=60) as client:
             for n in chunk:
-                response = client.post(
-                    "/api/orders", json=body, headers=users[n % len(users)].authorization
-                )
+                # Its own Idempotency-Key: sent again after a 503 (the stack shedding load
+                # on a busy machine), it is never a second order.
+                headers = {
+                    **users[n % len(users)].authorization,
+                    "Idempotency-Key": f"bench-pool-{run}-{n}",
+                }
+                for attempt in range(10):
+                    response = client.post("/api/orders", json=body, headers=headers)
+                    if response.status_code not in (502, 503, 504) or attempt == 9:
+                        break
+                    time.sleep(float(response.headers.get("Retry-After", "1")))
                 response.raise_for_status()
                 placed.append(response.json()["order"])
         return placed

@@ -9,25 +9,37 @@ local pool = {}
 local position = 0
 local phone = ""
 
--- Answers counted by status, printed by done() as "statuses: 201=480 503=2" (wrk.py).
-statuses = {}  -- a global: done() reads it with thread:get
+-- Answers counted by status, printed by done() as "statuses: 201=480 503=2", and the
+-- first body of each status but 2xx as "example 503: {...}" (wrk.py reads both).
+statuses = {}  -- globals: done() reads them with thread:get
+examples = {}
 local all_threads = {}
 
 function response(status, headers, body)
   statuses[status] = (statuses[status] or 0) + 1
+  if status >= 300 and examples[status] == nil then
+    examples[status] = string.sub(string.gsub(body or "", "%s+", " "), 1, 300)
+  end
 end
 
 function done(summary, latency, requests)
   local total = {}
+  local bodies = {}
   for _, thread in ipairs(all_threads) do
     for status, count in pairs(thread:get("statuses")) do
       total[status] = (total[status] or 0) + count
+    end
+    for status, body in pairs(thread:get("examples")) do
+      bodies[status] = bodies[status] or body
     end
   end
   local parts = {}
   for status, count in pairs(total) do parts[#parts + 1] = status .. "=" .. count end
   table.sort(parts)
   io.write("statuses: " .. table.concat(parts, " ") .. "\n")
+  for status, body in pairs(bodies) do
+    io.write("example " .. status .. ": " .. body .. "\n")
+  end
 end
 
 function setup(thread)

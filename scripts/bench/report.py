@@ -217,6 +217,24 @@ def routes_table(report: Report) -> list[str]:
     return _table(header, rows, {2, 3, 4, 5, 6})
 
 
+BACKTICK, QUOTE = "`", "'"
+
+
+def example_lines(result: WrkResult) -> list[str]:
+    """The first answer of each status but 2xx, as the service wrote it."""
+    if not result.examples:
+        return []
+    return [
+        "",
+        "The first answer of each status other than 2xx:",
+        "",
+        *(
+            f"- {status}: `{body.replace(BACKTICK, QUOTE)}`"
+            for status, body in sorted(result.examples.items())
+        ),
+    ]
+
+
 def checkout_lines(checkout: Checkout) -> list[str]:
     r = checkout.result
     lines = [
@@ -253,7 +271,7 @@ def checkout_lines(checkout: Checkout) -> list[str]:
             "an order whose placement is cut after its stock was reserved is released by "
             "the order service's sweeper (ORDER_PLACEMENT_GRACE, 120 s, then its next run).",
         ]
-    return lines
+    return lines + example_lines(r)
 
 
 def mpesa_lines(mpesa: Mpesa) -> list[str]:
@@ -275,6 +293,7 @@ def mpesa_lines(mpesa: Mpesa) -> list[str]:
             ],
             {0, 1, 2},
         ),
+        *example_lines(r),
     ]
 
 

@@ -102,6 +102,24 @@ def machine() -> str:
     )
 
 
+async def _postgres(url: str) -> str:
+    engine = create_async_engine(database_url_for_asyncpg(url))
+    try:
+        async with engine.connect() as connection:
+            version = await connection.scalar(text("SHOW server_version"))
+            limit = await connection.scalar(text("SHOW max_connections"))
+            used = await connection.scalar(text("SELECT count(*) FROM pg_stat_activity"))
+        return f"PostgreSQL {version} (max_connections {limit}, {used} in use at the start)"
+    finally:
+        await engine.dispose()
+
+
+def postgres(url: str) -> str:
+    """Its version and how many of its connections others already hold: past
+    max_connections the services answer 503 (a shared machine's, not the stack's)."""
+    return asyncio.run(_postgres(url))
+
+
 def commit() -> str:
     def git(*args: str) -> str:
         return subprocess.run(
@@ -364,6 +382,9 @@ def main() -> int:
         f"machine: {result.machine}; commit {result.commit}; parts: {', '.join(sorted(PARTS))}"
     )
     server = find_or_start_postgres()
+    database = postgres(server.url("postgres"))
+    result.machine += "; " + database
+    progress(database)
     environment = stack_environment(
         server.url("postgres"),
         "bench",

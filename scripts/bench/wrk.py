@@ -24,6 +24,8 @@ class WrkResult:
     seconds: float  # how long wrk says it ran
     # Answers by status, when the script counts them (checkout.lua, mpesa.lua).
     statuses: dict[int, int] = field(default_factory=dict)
+    # The first body of each status but 2xx (the same scripts).
+    examples: dict[int, str] = field(default_factory=dict)
 
     @property
     def ok_per_second(self) -> float:
@@ -69,6 +71,10 @@ def parse(output: str) -> WrkResult:
         statuses={
             int(status): int(count)
             for status, count in re.findall(r"(\d{3})=(\d+)", _line(output, "statuses:"))
+        },
+        examples={
+            int(status): body.strip()
+            for status, body in re.findall(r"^example (\d{3}): (.*)$", output, re.MULTILINE)
         },
     )
 
