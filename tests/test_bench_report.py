@@ -93,6 +93,8 @@ def test_a_service_process_is_named_after_its_package():
     assert process_name(["/usr/bin/python3", "-c", "from multiprocessing.spawn import x"]) == (
         "worker"
     )
+    tracker = ["python3", "-c", "from multiprocessing.resource_tracker import main;main(5)"]
+    assert process_name(tracker) == "resource tracker"
 
 
 def full_report() -> Report:

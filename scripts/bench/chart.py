@@ -76,7 +76,7 @@ def svg(report: Report) -> str:
         * 1.08
     )
     plot = WIDTH - LABEL_WIDTH - RIGHT_MARGIN
-    height = TOP + len(bars) * (2 * BAR + GROUP_GAP) + 40
+    height = TOP + len(bars) * (2 * BAR + GROUP_GAP) + 56
 
     def x(value: float) -> float:
         return LABEL_WIDTH + plot * value / top
@@ -90,7 +90,7 @@ def svg(report: Report) -> str:
         f'<text x="{WIDTH / 2}" y="38" text-anchor="middle" fill="#555">'
         f"{escape(report.load)}</text>",
     ]
-    bottom = height - 30
+    bottom = height - 46
     for tick in _ticks(top):
         out.append(
             f'<line x1="{x(tick):.1f}" y1="{TOP - 6}" x2="{x(tick):.1f}" y2="{bottom}" '

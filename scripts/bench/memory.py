@@ -49,8 +49,9 @@ def process_name(command: list[str]) -> str:
     """`python -m product_service` -> product_service; anything else: its first words."""
     if "-m" in command[:-1]:
         return command[command.index("-m") + 1]
-    if "-c" in command and "multiprocessing" in " ".join(command):
-        return "worker"
+    joined = " ".join(command)
+    if "-c" in command and "multiprocessing" in joined:
+        return "resource tracker" if "resource_tracker" in joined else "worker"
     return " ".join(Path(part).name if i == 0 else part for i, part in enumerate(command[:3]))
 
 
