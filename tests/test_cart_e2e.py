@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 
+from tests.conftest import wait_until
+
 pytestmark = pytest.mark.e2e
 
 ADMIN = {"email": "admin@shop.example.com", "password": "admin-password-123"}
@@ -99,12 +101,18 @@ def test_a_customer_fills_changes_and_clears_a_cart_at_catalogue_prices(gateway)
     assert below_one.status_code == 400
     assert below_one.json() == {"error": "Quantity must be at least 1"}
 
-    # The admin lowers the phone's price: the cart shows it and says so.
+    # The admin lowers the phone's price: the cart shows it (once the price the cart
+    # service remembers is CART_PRICE_MAX_AGE old, 1 s) and says so.
     repriced = gateway.put(
         f"/api/products/{phone['id']}", json={"price": "140000.00"}, headers=admin
     )
     assert repriced.status_code == 200, repriced.text
-    cart = gateway.get("/api/cart", headers=customer).json()["cart"]
+
+    def repriced_cart():
+        cart = gateway.get("/api/cart", headers=customer).json()["cart"]
+        return cart if cart["items"][0]["price"] == "140000.00" else None
+
+    cart = wait_until(repriced_cart, timeout=5, what="the new price in the cart")
     phone_now = cart["items"][0]
     assert phone_now["price"] == "140000.00" and phone_now["priceChanged"] is True
     assert phone_now["previousPrice"] == "150000.00" and phone_now["subtotal"] == "420000.00"
@@ -114,8 +122,12 @@ def test_a_customer_fills_changes_and_clears_a_cart_at_catalogue_prices(gateway)
     # The admin withdraws the case: its line is unavailable and out of the totals.
     withdrawn = gateway.delete(f"/api/products/{case['id']}", headers=admin)
     assert withdrawn.status_code == 200, withdrawn.text
-    cart = gateway.get("/api/cart", headers=customer).json()["cart"]
-    assert cart["items"][1]["unavailable"] is True
+
+    def withdrawn_cart():
+        cart = gateway.get("/api/cart", headers=customer).json()["cart"]
+        return cart if cart["items"][1]["unavailable"] else None
+
+    cart = wait_until(withdrawn_cart, timeout=5, what="the withdrawn line in the cart")
     assert cart["totalAmount"] == "420000.00" and cart["itemCount"] == 3
 
     # Remove it, then clear the cart.

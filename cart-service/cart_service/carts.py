@@ -137,10 +137,17 @@ def render_cart(cart: Cart, items: Sequence[CartItem], catalogue: Catalogue | No
 
 
 async def get(state: CartState, user_id: uuid.UUID) -> CartOut:
-    """The user's cart (created empty on first use), at current prices if possible."""
-    async with _transaction(state) as session:
-        cart = await _open_cart(session, state.settings, user_id)
-        items = await repository.list_items(session, cart.id)
+    """The user's cart (created empty on first use), at current prices if possible. A cart
+    that exists and has not expired is read without a transaction (two queries, a round
+    trip each); creating one, or emptying an expired one, takes the transaction."""
+    async with state.read_sessionmaker() as session:
+        cart = await repository.get_cart(session, user_id)
+        current = cart is not None and cart.expires_at > _now()
+        items = await repository.list_items(session, cart.id) if cart and current else None
+    if cart is None or items is None:
+        async with _transaction(state) as session:
+            cart = await _open_cart(session, state.settings, user_id)
+            items = await repository.list_items(session, cart.id)
     return render_cart(cart, items, await _refresh(state, items))
 
 
@@ -300,9 +307,10 @@ async def _lookup(state: CartState, product_ids: Sequence[uuid.UUID]) -> Catalog
 
 
 async def _refresh(state: CartState, items: Sequence[CartItem]) -> Catalogue | None:
-    """For a read: current prices if the product service answers soon, else None."""
+    """For a read: recent prices (at most CART_PRICE_MAX_AGE old) if the product service
+    answers soon, else None."""
     try:
-        return await state.products.lookup(
+        return await state.products.lookup_recent(
             [item.product_id for item in items], timeout=state.settings.price_refresh_timeout
         )
     except ProductServiceUnavailable:

@@ -18,6 +18,9 @@ class CartSettings(ServiceSettings):
     price_refresh_timeout: float = Field(
         default=2.0, gt=0, le=30, validation_alias="CART_PRICE_REFRESH_TIMEOUT"
     )
+    # A cart read shows prices looked up at most this many seconds ago (0: always asks the
+    # product service). Changes (add, update) always ask: they check the stock.
+    price_max_age: float = Field(default=1.0, ge=0, le=60, validation_alias="CART_PRICE_MAX_AGE")
     # Seconds between two runs of the purge of expired carts.
     purge_interval: float = Field(default=3600, gt=0, validation_alias="CART_PURGE_INTERVAL")
 

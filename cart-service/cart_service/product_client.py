@@ -6,12 +6,17 @@ The lookup rather than the public `GET /api/products/{id}`: one call answers eve
 of a cart (a cart of 30 lines is one request, not 30), it tells an inactive product from
 an unknown one (`isActive`; the public route answers 404 for both) and it gives the
 stock, which the cart checks quantities against.
+
+What it answered is remembered for `max_age` seconds (CART_PRICE_MAX_AGE, default 1):
+a cart read (`lookup_recent`) takes products from there, so that a client reading its
+cart again and again does not cost a lookup each time. A change always asks (`lookup`).
 """
 
 import asyncio
 import logging
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import httpx
 from pydantic import ValidationError
@@ -25,6 +30,8 @@ logger = logging.getLogger(__name__)
 LOOKUP_PATH = "/api/internal/products/lookup"
 # The lookup answers at most this many ids per call.
 LOOKUP_BATCH_SIZE = 100
+# Products remembered at most; beyond, the oldest are forgotten first.
+REMEMBERED_PRODUCTS = 10_000
 
 
 # Every id asked for: the product, or None when the product service does not know it.
@@ -32,9 +39,36 @@ Catalogue = dict[uuid.UUID, CatalogueProduct | None]
 
 
 class ProductClient:
-    def __init__(self, services: ServiceClient, base_url: str) -> None:
+    def __init__(
+        self,
+        services: ServiceClient,
+        base_url: str,
+        *,
+        max_age: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._services = services
         self._url = base_url.rstrip("/")
+        self._max_age = max_age
+        self._clock = clock
+        # product id -> (when it was looked up, what the product service answered)
+        self._recent: dict[uuid.UUID, tuple[float, CatalogueProduct | None]] = {}
+
+    async def lookup_recent(self, product_ids: Iterable[uuid.UUID], *, timeout: float) -> Catalogue:
+        """For a read: products looked up less than `max_age` seconds ago as they were
+        then, the others asked now (`lookup`)."""
+        now = self._clock()
+        catalogue: Catalogue = {}
+        missing = []
+        for product_id in dict.fromkeys(product_ids):
+            remembered = self._recent.get(product_id)
+            if remembered is not None and now - remembered[0] < self._max_age:
+                catalogue[product_id] = remembered[1]
+            else:
+                missing.append(product_id)
+        if missing:
+            catalogue.update(await self.lookup(missing, timeout=timeout))
+        return catalogue
 
     async def lookup(self, product_ids: Iterable[uuid.UUID], *, timeout: float) -> Catalogue:
         """The current state of these products, by id (None for an id the product service
@@ -55,7 +89,18 @@ class ProductClient:
         catalogue: Catalogue = {}
         for answer in answers:
             catalogue.update(answer)
+        self._remember(catalogue)
         return catalogue
+
+    def _remember(self, catalogue: Catalogue) -> None:
+        if self._max_age <= 0:
+            return
+        now = self._clock()
+        for product_id, product in catalogue.items():
+            self._recent.pop(product_id, None)  # re-inserted last: the newest
+            if len(self._recent) >= REMEMBERED_PRODUCTS:
+                del self._recent[next(iter(self._recent))]
+            self._recent[product_id] = (now, product)
 
     async def _lookup_batch(self, ids: list[uuid.UUID], *, timeout: float) -> Catalogue:
         try:

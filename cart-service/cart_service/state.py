@@ -14,5 +14,7 @@ class CartState(DatabaseState[CartSettings]):
 
 
 async def open_state(base: DatabaseState[CartSettings]) -> CartState:
-    products = ProductClient(base.services, base.settings.product_service_url)
+    products = ProductClient(
+        base.services, base.settings.product_service_url, max_age=base.settings.price_max_age
+    )
     return CartState(**base.base(), products=products)

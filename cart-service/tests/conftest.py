@@ -39,6 +39,8 @@ def make_settings(database_url, secrets_):
             "WORKERS_ENABLED": "false",
             "AUTH_SERVICE_URL": AUTH_URL,
             "PRODUCT_SERVICE_URL": PRODUCT_URL,
+            # Every read asks the product service (the tests of recent prices set their own).
+            "CART_PRICE_MAX_AGE": "0",
             **secrets_,
         }
         return CartSettings(_env_file=None, **{**values, **overrides})

@@ -2,13 +2,17 @@
 when the product service is down, reads still answer and changes are 503."""
 
 import asyncio
+import uuid
 from decimal import Decimal
 
 import httpx
 import pytest
 
 from cart_service.main import create_app
-from shared.testing import refused_port, started
+from cart_service.product_client import ProductClient
+from shared.http_client import ServiceClient
+from shared.keys import load_private_key
+from shared.testing import FakeClock, refused_port, started
 
 
 async def test_a_price_change_is_shown_and_flagged_on_its_line(
@@ -211,3 +215,62 @@ async def test_a_slow_product_service_leaves_reads_with_stored_prices(
             )
             assert added.status_code == 503
             assert added.json() == {"error": "Product service unavailable"}
+
+
+async def test_reads_show_prices_at_most_max_age_old_and_changes_always_ask(
+    make_settings, neighbours, customer, db_rows
+):
+    """CART_PRICE_MAX_AGE: a client reading its cart again and again costs one lookup per
+    max age, not one per read; a price change shows once it is that old, and a change of
+    the cart asks the product service at once (it checks the stock)."""
+    app = create_app(make_settings(CART_PRICE_MAX_AGE="60"))
+    async with started(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://cart") as client:
+            _, headers = customer
+            phone = neighbours.add_product(name="Phone", price="100.00")
+            added = await client.post(
+                "/api/cart/items", json={"productId": phone, "quantity": 1}, headers=headers
+            )
+            assert added.status_code == 200, added.text
+            asked = len(neighbours.lookups)
+            for _ in range(5):
+                cart = (await client.get("/api/cart", headers=headers)).json()["cart"]
+                assert cart["items"][0]["price"] == "100.00"
+            assert len(neighbours.lookups) == asked  # the add's answer is recent enough
+
+            neighbours.products[phone]["price"] = "90.00"
+            line = cart["items"][0]
+            updated = await client.put(
+                f"/api/cart/items/{line['id']}", json={"quantity": 2}, headers=headers
+            )
+            assert len(neighbours.lookups) == asked + 1
+            assert updated.json()["cart"]["items"][0]["price"] == "90.00"
+            cart = (await client.get("/api/cart", headers=headers)).json()["cart"]
+            assert cart["items"][0]["price"] == "90.00" and cart["totalAmount"] == "180.00"
+
+
+async def test_a_remembered_product_is_asked_again_once_max_age_has_passed(neighbours, keys):
+    clock = FakeClock()
+    settings = keys.settings_for("cart")
+    services = ServiceClient(
+        service="cart",
+        private_key=load_private_key(settings["INTERNAL_PRIVATE_KEY"]),
+        audiences={"http://product.test": "product"},
+        timeout=5,
+    )
+    products = ProductClient(services, "http://product.test", max_age=1.0, clock=clock)
+    phone = neighbours.add_product(name="Phone", price="100.00")
+    phone_id = uuid.UUID(phone)
+    try:
+        first = await products.lookup_recent([phone_id], timeout=5)
+        neighbours.products[phone]["price"] = "90.00"
+        clock.advance(0.9)
+        assert (await products.lookup_recent([phone_id], timeout=5))[phone_id] == first[phone_id]
+        assert len(neighbours.lookups) == 1
+        clock.advance(0.2)
+        later = await products.lookup_recent([phone_id], timeout=5)
+        assert later[phone_id].price == Decimal("90.00")
+        assert len(neighbours.lookups) == 2
+    finally:
+        await services.aclose()

@@ -134,3 +134,25 @@ def test_a_service_cannot_pose_as_another():
         decode_internal_token(posing, audience="product", public_keys=SERVICES)
     own = issue_internal_token(service="cart", audience="product", private_key=CART)
     assert decode_internal_token(own, audience="product", public_keys=SERVICES) == "cart"
+
+
+def test_a_remembered_internal_token_holds_only_while_its_key_is_the_callers(monkeypatch):
+    """Verified once, then remembered; a caller whose key was replaced (a rotation, at the
+    restart that loads it) is refused the old token at once, and another audience is
+    judged afresh."""
+    import shared.tokens as tokens
+
+    token = issue_internal_token(service="order", audience="product", private_key=ORDER)
+    assert decode_internal_token(token, audience="product", public_keys=SERVICES) == "order"
+    calls = []
+    real_decode = tokens.jwt.decode
+    monkeypatch.setattr(
+        tokens.jwt, "decode", lambda *a, **k: calls.append(1) or real_decode(*a, **k)
+    )
+    assert decode_internal_token(token, audience="product", public_keys=SERVICES) == "order"
+    assert calls == []  # remembered: no decoding, no signature check
+    rotated = {**SERVICES, "order": generate_private_key().public_key()}
+    with pytest.raises(InvalidToken):
+        decode_internal_token(token, audience="product", public_keys=rotated)
+    with pytest.raises(InvalidToken):
+        decode_internal_token(token, audience="cart", public_keys=SERVICES)
