@@ -82,26 +82,35 @@ async def reserve(
         metrics.reservation_refused("out_of_stock")
         raise OutOfStock(details=details)  # rolls back every take and the claim
 
-    await repository.add_reservation_items(
-        session,
-        [
-            StockReservationItem(
-                order_id=order_id,
-                product_id=product_id,
-                position=position,
-                quantity=quantity,
-                unit_price=taken[product_id].price,
-                product_name=taken[product_id].name,
-            )
-            for position, (product_id, quantity) in enumerate(wanted.items())
-        ],
-    )
+    lines = [
+        StockReservationItem(
+            order_id=order_id,
+            product_id=product_id,
+            position=position,
+            quantity=quantity,
+            unit_price=taken[product_id].price,
+            product_name=taken[product_id].name,
+        )
+        for position, (product_id, quantity) in enumerate(wanted.items())
+    ]
+    await repository.add_reservation_items(session, lines)
     logger.info(
         "stock reserved", extra={"orderId": str(order_id), "lines": len(wanted), "by": caller}
     )
-    reservation = await repository.get_reservation(session, order_id)
-    assert reservation is not None
-    return reservation_response(reservation)
+    # Answered from what was just written, not read back: the products' rows stay locked
+    # until the commit, and every round trip before it holds up the next order for them.
+    return ReserveResponse(
+        order_id=order_id,
+        items=[
+            ReservedItem(
+                product_id=line.product_id,
+                name=line.product_name,
+                price=line.unit_price,
+                quantity=line.quantity,
+            )
+            for line in lines
+        ],
+    )
 
 
 async def _existing_reservation(
