@@ -11,6 +11,9 @@ class ProductSettings(ServiceSettings):
         default="postgresql+asyncpg://postgres@127.0.0.1:5432/ecommerce_product",
         validation_alias="PRODUCT_DATABASE_URL",
     )
+    # Seconds an anonymous catalogue read (list, search, one product) may be reused by a
+    # browser or the gateway's cache (Cache-Control: public, max-age); 0: revalidate.
+    catalogue_max_age: int = Field(default=1, ge=0, le=300, validation_alias="CATALOGUE_MAX_AGE")
 
 
 @lru_cache

@@ -2,22 +2,27 @@
 
 import logging
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from pydantic import BeforeValidator, StringConstraints, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, StringConstraints, WithJsonSchema
+from starlette.responses import Response
 
 from product_service import catalogue
 from product_service.exceptions import ProductNotFound
 from product_service.models import Product
 from product_service.repository import CatalogueQuery
 from product_service.schemas import MAX_STOCK, Sort
+from product_service.state import ProductState
 from shared.auth import AuthenticatedUser, optional_user
 from shared.db import SessionDep
 from shared.errors import BadRequest, ServiceUnavailable
+from shared.http_cache import cacheable_json
 from shared.openapi import answers
 from shared.schemas import MONEY_PATTERN, parse_money
+from shared.state import state_of
 
 logger = logging.getLogger(__name__)
 
@@ -97,3 +102,18 @@ async def catalogue_query(
 
 
 CatalogueQueryDep = Annotated[CatalogueQuery, Depends(catalogue_query)]
+
+
+def catalogue_answer(request: Request) -> Callable[[BaseModel], Response]:
+    """How a catalogue read is answered: JSON with an ETag, public for CATALOGUE_MAX_AGE
+    seconds to anonymous callers (the gateway's cache and browsers may keep it), private
+    to a token's holder, 304 when the client has it already (shared.http_cache)."""
+    max_age = state_of(request.app, ProductState).settings.catalogue_max_age
+
+    def answer(content: BaseModel) -> Response:
+        return cacheable_json(request, content, max_age=max_age)
+
+    return answer
+
+
+CatalogueAnswer = Annotated[Callable[[BaseModel], Response], Depends(catalogue_answer)]

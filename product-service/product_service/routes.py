@@ -2,9 +2,15 @@
 restock, and the internal stock routes of docs/internal-api.md)."""
 
 from fastapi import APIRouter, status
+from starlette.responses import Response
 
 from product_service import catalogue, reservations, stock
-from product_service.dependencies import CatalogueQueryDep, ValidProduct, VisibleProduct
+from product_service.dependencies import (
+    CatalogueAnswer,
+    CatalogueQueryDep,
+    ValidProduct,
+    VisibleProduct,
+)
 from product_service.schemas import (
     CheckStockRequest,
     CheckStockResponse,
@@ -34,22 +40,26 @@ router = APIRouter(prefix="/api", tags=["product"])
 internal_router = APIRouter(prefix="/api/internal", tags=["internal"])
 
 
+# Catalogue reads carry an ETag and Cache-Control (public to anonymous callers): see
+# dependencies.catalogue_answer.
 @router.get("/products", response_model=ProductList)
 async def list_products(
-    query: CatalogueQueryDep, page: PageDep, session: SessionDep
-) -> ProductList:
+    query: CatalogueQueryDep, page: PageDep, session: SessionDep, answer: CatalogueAnswer
+) -> Response:
     products, total = await catalogue.list_products(session, query, page)
-    return ProductList(
-        products=[ProductOut.model_validate(p) for p in products],
-        total_pages=page.total_pages(total),
-        current_page=page.page,
-        total_products=total,
+    return answer(
+        ProductList(
+            products=[ProductOut.model_validate(p) for p in products],
+            total_pages=page.total_pages(total),
+            current_page=page.page,
+            total_products=total,
+        )
     )
 
 
 @router.get("/products/{product_id}", response_model=ProductEnvelope)
-async def get_product(product: VisibleProduct) -> ProductEnvelope:
-    return ProductEnvelope(product=product)
+async def get_product(product: VisibleProduct, answer: CatalogueAnswer) -> Response:
+    return answer(ProductEnvelope(product=product))
 
 
 @router.post("/products", status_code=status.HTTP_201_CREATED, response_model=MessageWithProduct)
