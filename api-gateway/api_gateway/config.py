@@ -45,6 +45,20 @@ class GatewaySettings(ServiceSettings):
     # scraper sits beside it (docker-compose.prod.yml); Kubernetes scrapes the pod while
     # the Ingress passes only /api and /health.
     metrics_enabled: bool = Field(default=True, validation_alias="METRICS_ENABLED")
+    # The cache of anonymous reads (api_gateway/response_cache.py): answers a service marked
+    # `Cache-Control: public, max-age=N` with N <= GATEWAY_CACHE_MAX_AGE seconds are kept
+    # (per gateway process), at most GATEWAY_CACHE_MAX_ENTRIES answers and
+    # GATEWAY_CACHE_MAX_BYTES bytes of bodies, least recently used out first.
+    gateway_cache_enabled: bool = Field(default=True, validation_alias="GATEWAY_CACHE_ENABLED")
+    gateway_cache_max_entries: int = Field(
+        default=1024, ge=1, validation_alias="GATEWAY_CACHE_MAX_ENTRIES"
+    )
+    gateway_cache_max_bytes: int = Field(
+        default=16 * 1024 * 1024, ge=1, validation_alias="GATEWAY_CACHE_MAX_BYTES"
+    )
+    gateway_cache_max_age: int = Field(
+        default=5, ge=1, le=60, validation_alias="GATEWAY_CACHE_MAX_AGE"
+    )
     # Comma-separated origins allowed by CORS; "*" for any (refused in production).
     cors_origins: str = Field(default="*", validation_alias="CORS_ORIGINS")
 

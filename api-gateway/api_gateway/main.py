@@ -3,6 +3,7 @@ proxy route (routes.py), the merged API docs, CORS and the security headers."""
 
 import time
 from collections.abc import Callable
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -10,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api_gateway import api_docs
 from api_gateway.config import GatewaySettings, get_settings
 from api_gateway.load_limits import upstream_limits
+from api_gateway.response_cache import ResponseCache
 from api_gateway.routes import PROXIED_METHODS, proxy
 from api_gateway.security_headers import SecurityHeadersMiddleware
 from api_gateway.state import GatewayState, close_gateway_state, open_gateway_state
@@ -20,19 +22,30 @@ from shared.state import state_of
 def create_app(
     settings: GatewaySettings | None = None, *, clock: Callable[[], float] = time.monotonic
 ) -> FastAPI:
-    """`clock`: the user-status cache's (a test moves it instead of sleeping)."""
+    """`clock`: the user-status cache's and the response cache's (a test moves it instead
+    of sleeping)."""
     settings = settings or get_settings()
+    response_cache = (
+        ResponseCache(
+            max_entries=settings.gateway_cache_max_entries,
+            max_bytes=settings.gateway_cache_max_bytes,
+            max_age=settings.gateway_cache_max_age,
+            clock=clock,
+        )
+        if settings.gateway_cache_enabled
+        else None
+    )
     app = create_service_app(
         name="gateway",
         title="API Gateway",
         description="The single entry point of the shop's API.",
         settings=settings,
         routers=[],
-        state=open_gateway_state,
+        state=partial(open_gateway_state, response_cache=response_cache),
         on_shutdown=[close_gateway_state],
         serve_metrics=settings.metrics_enabled,
         clock=clock,
-        load_limits=upstream_limits(settings),
+        load_limits=upstream_limits(settings, response_cache),
     )
     app.router.add_route(
         "/api/{path:path}", proxy, methods=PROXIED_METHODS, include_in_schema=False

@@ -2,9 +2,10 @@
 forwarded.
 
 Per request, once the service's bound let it in (load_limits.py): resolve the route (404
-for unknown and internal paths), limit the rate per client IP, check the token and the
-user's current status on protected routes (401/403 before any service sees the request),
-forward (proxy.py).
+for unknown and internal paths), limit the rate per client IP, answer from the cache of
+anonymous reads when it can (response_cache.py), check the token and the user's current
+status on protected routes (401/403 before any service sees the request), forward
+(proxy.py).
 """
 
 from starlette.requests import Request
@@ -50,6 +51,13 @@ async def proxy(request: Request) -> Response:
             if not result.allowed:
                 raise TooManyRequests(headers=rate_headers)
 
+    cache = state.response_cache
+    if cache is not None:
+        stored = cache.answer(request.scope)
+        if stored is not None:
+            stored.headers.update(rate_headers)
+            return stored
+
     if route.access is not Access.PUBLIC:
         token = bearer_token(request)
         if token is None:
@@ -59,15 +67,21 @@ async def proxy(request: Request) -> Response:
             raise Forbidden("Access denied. Admin only.")
 
     body = await read_body(request, settings.max_body_size)
-    response = await forward(
-        request,
-        sent_route,
-        transport=state.upstream,
-        base_url=state.upstream_urls[route.upstream.service],
-        body=body,
-        headers=upstream_headers(request, ip, trusted_peer),
-        timeout=settings.upstream_timeout,
-    )
+    generation = cache.begin(request.scope) if cache is not None else 0
+    response: Response | None = None
+    try:
+        response = await forward(
+            request,
+            sent_route,
+            transport=state.upstream,
+            base_url=state.upstream_urls[route.upstream.service],
+            body=body,
+            headers=upstream_headers(request, ip, trusted_peer),
+            timeout=settings.upstream_timeout,
+        )
+    finally:
+        if cache is not None:
+            cache.end(request.scope, response, generation)
     for name, value in rate_headers.items():
         response.headers[name] = value
     return response

@@ -1,6 +1,6 @@
 """What the running gateway holds (shared.state): no database; the proxy's own connection
-pool, the rate limiter, who may set X-Forwarded-For, where each service is, and the
-merged API docs."""
+pool, the rate limiter, the cache of anonymous reads, who may set X-Forwarded-For, where
+each service is, and the merged API docs."""
 
 from dataclasses import dataclass
 
@@ -10,6 +10,7 @@ from httpx_aiohttp import AiohttpTransport
 from api_gateway.api_docs import ApiDocs, http_fetch
 from api_gateway.config import GatewaySettings
 from api_gateway.rate_limit import RateLimiter, make_storage
+from api_gateway.response_cache import ResponseCache
 from api_gateway.routing import RateClass
 from shared.client_address import Network
 from shared.state import ServiceState
@@ -22,6 +23,7 @@ UPSTREAM_CONNECTIONS = 512
 class GatewayState(ServiceState[GatewaySettings]):
     upstream: httpx.AsyncBaseTransport
     rate_limiter: RateLimiter | None  # None: RATE_LIMIT_ENABLED=false
+    response_cache: ResponseCache | None  # None: GATEWAY_CACHE_ENABLED=false
     trusted_proxies: list[Network]
     service_urls: dict[str, str]
     # Where the proxy forwards: the services, and the admin console (not in the API docs).
@@ -29,7 +31,10 @@ class GatewayState(ServiceState[GatewaySettings]):
     api_docs: ApiDocs
 
 
-async def open_gateway_state(base: ServiceState[GatewaySettings]) -> GatewayState:
+async def open_gateway_state(
+    base: ServiceState[GatewaySettings], response_cache: ResponseCache | None = None
+) -> GatewayState:
+    """`response_cache`: made with the app (the load limiter asks it too)."""
     settings = base.settings
     service_urls = settings.service_urls()
     rate_limiter = (
@@ -53,6 +58,7 @@ async def open_gateway_state(base: ServiceState[GatewaySettings]) -> GatewayStat
             )
         ),
         rate_limiter=rate_limiter,
+        response_cache=response_cache,
         trusted_proxies=settings.trusted_proxy_networks,
         service_urls=service_urls,
         upstream_urls={**service_urls, "console": settings.admin_console_url},
