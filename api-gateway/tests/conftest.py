@@ -99,6 +99,10 @@ def _fake_app(fake: FakeServices) -> Starlette:
 
             return StreamingResponse(chunks(), media_type="application/octet-stream")
         response = JSONResponse(record, headers={"X-Upstream": "yes"})
+        # Caching headers asked for by the test (tests/test_response_cache.py).
+        for param, header in (("cc", "Cache-Control"), ("vary", "Vary"), ("etag", "ETag")):
+            if param in request.query_params:
+                response.headers[header] = request.query_params[param]
         if request.url.path.endswith("/set-cookie"):
             response.set_cookie("session", "user-a-secret")
             response.set_cookie("theme", "dark")
