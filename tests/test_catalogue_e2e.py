@@ -166,3 +166,43 @@ def test_the_gateway_never_reaches_the_internal_stock_routes(gateway, admin_toke
             headers=auth(admin_token),
         )
         assert response.status_code == 404
+
+
+def test_anonymous_reads_are_cached_by_the_gateway_and_writes_are_seen_at_once(
+    gateway, admin_token
+):
+    """The product service marks anonymous reads public for a second; the gateway answers
+    the next ones itself (`Age`: the service never sends one) until a write through it."""
+    tag = uuid.uuid4().hex[:8]
+    body = {**seed_readme_iphone(tag), "description": f"Latest iPhone {tag}"}
+    created = gateway.post("/api/products", json=body, headers=auth(admin_token))
+    product_id = created.json()["product"]["id"]
+    path = f"/api/products/{product_id}"
+    first = gateway.get(path)
+    assert first.headers["cache-control"] == "public, max-age=1"
+    etag = first.headers["etag"]
+    second = gateway.get(path)
+    assert "age" in second.headers  # from the gateway's cache
+    assert second.headers["etag"] == etag and second.content == first.content
+    not_modified = gateway.get(path, headers={"If-None-Match": etag})
+    assert not_modified.status_code == 304 and not_modified.content == b""
+
+    # An admin's read is never the cached one, nor cached: it names inactive products too.
+    as_admin = gateway.get(path, headers=auth(admin_token))
+    assert "age" not in as_admin.headers
+    assert as_admin.headers["cache-control"] == "private, no-store"
+
+    updated = gateway.put(path, json={"stock": 7}, headers=auth(admin_token))
+    assert updated.status_code == 200, updated.text
+    after = gateway.get(path)
+    assert "age" not in after.headers
+    assert after.json()["product"]["stock"] == 7
+    assert after.headers["etag"] != etag
+    listed = gateway.get("/api/products", params={"search": tag})
+    assert listed.json()["products"][0]["stock"] == 7
+    assert gateway.get(path, headers={"If-None-Match": etag}).status_code == 200
+
+    deleted = gateway.delete(path, headers=auth(admin_token))
+    assert deleted.status_code == 200
+    assert gateway.get(path).status_code == 404
+    assert gateway.get("/api/products", params={"search": tag}).json()["totalProducts"] == 0

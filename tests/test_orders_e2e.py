@@ -55,7 +55,9 @@ def create_product(gateway: httpx.Client, *, stock: int, price: int = 150000, na
 
 
 def stock_of(gateway: httpx.Client, product_id: str) -> int:
-    response = gateway.get(f"/api/products/{product_id}")
+    """The stock now: an order's change reaches the gateway's cache of anonymous reads only
+    when it expires (up to CATALOGUE_MAX_AGE later), so this asks past it (no-cache)."""
+    response = gateway.get(f"/api/products/{product_id}", headers={"Cache-Control": "no-cache"})
     assert response.status_code == 200, response.text
     return response.json()["product"]["stock"]
 
