@@ -24,6 +24,8 @@ Bounded in entries and in bytes of bodies, least recently used out first. One pe
 gateway process.
 """
 
+import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -121,17 +123,16 @@ class ResponseCache:
         self.bytes = 0
         self._entries: OrderedDict[CacheKey, Entry] = OrderedDict()
         self._generations: dict[str, int] = {}
+        # The answers being fetched, by key: the future the leading request's scope sets.
+        self._fetching: dict[CacheKey, tuple[asyncio.Future[None], Scope]] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def _fresh(self, request: _Request) -> Entry | None:
         entry = self._entries.get(request.key)
-        if entry is None:
-            return None
-        if not entry.fresh(self.clock()):
-            self._drop(request.key)
-            return None
+        if entry is None or not entry.fresh(self.clock()):
+            return None  # a stale one stays until replaced: its key is worth one fetch
         if entry.accept_encoding is not None and entry.accept_encoding != request.accept_encoding:
             return None
         return entry
@@ -164,6 +165,36 @@ class ResponseCache:
         response.raw_headers = [*entry.headers, age]
         return response
 
+    async def answer_after_fetch(self, scope: Scope, timeout: float) -> Response | None:
+        """A miss on a stale entry: when another request is already fetching this answer
+        (the entry just expired, and every client asks at once), wait for it and answer
+        what it stored,
+        rather than send the service one request per client. None: forward this one
+        (then it leads: call `fetched` once it is answered, whatever happened)."""
+        request = _cacheable_request(scope)
+        if request is None or not request.may_use_stored or request.key not in self._entries:
+            return None  # only what was stored (and is stale now) is fetched once for all
+        fetching = self._fetching.get(request.key)
+        if fetching is None:
+            future = asyncio.get_running_loop().create_future()
+            self._fetching[request.key] = (future, scope)
+            return None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(fetching[0])
+        return self.answer(scope)  # None when it was not stored: forward this one too
+
+    def fetched(self, scope: Scope) -> None:
+        """The request that led the fetch of its answer is done: its waiters go on."""
+        request = _cacheable_request(scope)
+        if request is None:
+            return
+        fetching = self._fetching.get(request.key)
+        if fetching is not None and fetching[1] is scope:
+            del self._fetching[request.key]
+            if not fetching[0].done():
+                fetching[0].set_result(None)
+
     # Around a forwarded request: `begin` before it is sent (it returns the generation to
     # hand to `end`), `end` once it is answered (None: it failed, 503 or 504).
 
@@ -190,6 +221,8 @@ class ResponseCache:
         entry = self._storable(request, response)
         if entry is not None:
             self._put(request.key, entry)
+        else:
+            self._drop(request.key)  # the stale one: its key no longer makes stored answers
 
     def invalidate(self, service: str) -> None:
         """Every entry of the service out, and answers fetched before now not stored."""

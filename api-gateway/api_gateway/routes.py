@@ -14,7 +14,7 @@ from starlette.responses import Response
 from api_gateway.client_ip import console_vouched_ip
 from api_gateway.exceptions import TooManyRequests
 from api_gateway.proxy import forward, read_body, upstream_headers
-from api_gateway.routing import Access, resolve
+from api_gateway.routing import Access, Route, resolve
 from api_gateway.state import GatewayState
 from shared.auth import authenticate, bearer_token
 from shared.client_address import client_ip, is_trusted
@@ -54,10 +54,30 @@ async def proxy(request: Request) -> Response:
     cache = state.response_cache
     if cache is not None:
         stored = cache.answer(request.scope)
+        if stored is None:
+            # Another request is fetching this answer: wait for it rather than ask again.
+            stored = await cache.answer_after_fetch(request.scope, settings.upstream_timeout)
         if stored is not None:
             stored.headers.update(rate_headers)
             return stored
+    try:
+        response = await _checked_and_forwarded(request, state, route, sent_route, ip, trusted_peer)
+    finally:
+        if cache is not None:
+            cache.fetched(request.scope)
+    for name, value in rate_headers.items():
+        response.headers[name] = value
+    return response
 
+
+async def _checked_and_forwarded(
+    request: Request,
+    state: GatewayState,
+    route: Route,
+    sent_route: Route,
+    ip: str,
+    trusted_peer: bool,
+) -> Response:
     if route.access is not Access.PUBLIC:
         token = bearer_token(request)
         if token is None:
@@ -66,7 +86,9 @@ async def proxy(request: Request) -> Response:
         if route.access is Access.ADMIN and not user.is_admin:
             raise Forbidden("Access denied. Admin only.")
 
+    settings = state.settings
     body = await read_body(request, settings.max_body_size)
+    cache = state.response_cache
     generation = cache.begin(request.scope) if cache is not None else 0
     response: Response | None = None
     try:
@@ -82,6 +104,4 @@ async def proxy(request: Request) -> Response:
     finally:
         if cache is not None:
             cache.end(request.scope, response, generation)
-    for name, value in rate_headers.items():
-        response.headers[name] = value
     return response

@@ -257,6 +257,23 @@ async def test_answers_from_the_cache_need_no_slot_of_the_services_bound(
     assert (await slow).status_code == 200
 
 
+async def test_when_an_answer_expires_one_request_fetches_it_for_all(
+    cached_gateway, fake_services, clock
+):
+    url = cacheable("/api/products/slow")
+    fake_services.slow_seconds = 0.3
+    await cached_gateway.get(url)
+    clock.advance(1)  # stale: every client asks again at once
+    answers = await asyncio.gather(*(cached_gateway.get(url) for _ in range(8)))
+    assert [a.status_code for a in answers] == [200] * 8
+    assert len({a.content for a in answers}) == 1
+    assert reached(fake_services, "/api/products/slow") == 2
+    # What was never stored is not waited for: each request goes to the service.
+    uncached = cacheable("/api/products/slow", cc="no-store")
+    await asyncio.gather(*(cached_gateway.get(uncached) for _ in range(3)))
+    assert reached(fake_services, "/api/products/slow") == 5
+
+
 def _answer(body: bytes, cc: str = PUBLIC) -> Response:
     response = Response(body)
     response.raw_headers = [
