@@ -11,7 +11,9 @@ query as sent.
 A hit is answered from here, with `Age` and the stored `ETag` and `Cache-Control`, or
 `304` when `If-None-Match` names the stored tag: no body read, no headers built for the
 service, no connection to it (routes.py). A request that says `Cache-Control: no-cache`
-(a reload) or `no-store` goes to the service.
+(a reload) or `no-store` goes to the service. When a stored answer expires, the first
+request for it fetches it again and those that come meanwhile wait for that one (the
+service sees one request per answer and max-age, not one per waiting client).
 
 An unsafe request (POST, PUT, PATCH, DELETE) forwarded to a service drops every entry of
 that service, before it is sent and again once it is answered (RFC 9111 §4.4): the next
