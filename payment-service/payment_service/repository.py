@@ -137,7 +137,10 @@ async def payment_figures(
         .group_by(*keys)
         .order_by(*keys)
     )
-    return list(rows.tuples())
+    return [
+        (provider, status, currency, count, amount, refunded)
+        for provider, status, currency, count, amount, refunded in rows
+    ]
 
 
 async def payments_of_order(
@@ -181,7 +184,7 @@ async def claim_due_payments(
         .returning(Payment.id, Payment.external_reference, Payment.created_at)
         .execution_options(synchronize_session=False)
     )
-    return list(rows.tuples())
+    return [(payment_id, reference, created_at) for payment_id, reference, created_at in rows]
 
 
 async def lock_abandoned_initiations(
