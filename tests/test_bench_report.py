@@ -252,3 +252,25 @@ def test_the_first_answer_of_each_failing_status_is_shown():
     text = report.document(with_answers)
     assert "| 150 | 10.0 | 50.0 | 200: 1,400, 409: 100 |" in text
     assert '- 409: `{"error":"A payment for this order is already in \'progress\'"}`' in text
+
+
+def test_cpu_per_request_by_process_and_its_summary():
+    from scripts.bench.cpu import per_request, summary
+
+    before = {"api_gateway": 10.0, "product_service": 20.0, "postgres": 5.0, "auth_service": 1.0}
+    after = {"api_gateway": 10.5, "product_service": 21.0, "postgres": 5.2, "auth_service": 1.0}
+    used = per_request(before, after, requests=1000)
+    assert used == pytest.approx({"api_gateway": 500, "product_service": 1000, "postgres": 200})
+    assert summary(used) == "product_service 1,000 + api_gateway 500 + postgres 200 = 1,700"
+    assert per_request(before, after, requests=0) == {}
+
+
+def test_cpu_snapshot_reads_this_machines_processes():
+    import os
+
+    from scripts.bench.cpu import snapshot
+
+    # The supervisor's own CPU time counts under its name; PostgreSQL's as one.
+    taken = snapshot(os.getpid())
+    assert taken["scripts.stack (supervisor)"] > 0
+    assert "postgres" in taken

@@ -3,6 +3,7 @@ README's "Performance" section (between its two markers)."""
 
 from dataclasses import dataclass, field
 
+from scripts.bench.cpu import summary
 from scripts.bench.memory import LIMIT_MIB, MIB, ProcessMemory
 from scripts.bench.wrk import WrkResult, statuses_text
 
@@ -17,6 +18,8 @@ class RouteRun:
     route: str
     where: str  # GATEWAY, or the service answering directly
     result: WrkResult
+    # Microseconds of CPU per request, by process (scripts/bench/cpu.py).
+    cpu: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Checkout:
     settled_units: int | None = None
     settled_stock: int | None = None
     settled_after: float | None = None  # seconds after the run
+    # Microseconds of CPU per order, by process (scripts/bench/cpu.py).
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def per_second(self) -> float:
@@ -211,9 +216,19 @@ def routes_table(report: Report) -> list[str]:
                 f"{r.p99:.1f}",
                 f"{r.non2xx:,}",
                 ratio,
+                summary(run.cpu),
             ]
         )
-    header = ["route", "where", "req/s", "p50 ms", "p99 ms", "non-2xx", "gateway/direct"]
+    header = [
+        "route",
+        "where",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "non-2xx",
+        "gateway/direct",
+        "CPU µs per request, by process",
+    ]
     return _table(header, rows, {2, 3, 4, 5, 6})
 
 
@@ -261,6 +276,8 @@ def checkout_lines(checkout: Checkout) -> list[str]:
         + ("=" if checkout.exact_at_once else "≠")
         + f" {checkout.stock_after:,}.",
     ]
+    if checkout.cpu:
+        lines += ["", f"CPU µs per order, by process: {summary(checkout.cpu)}."]
     if checkout.settled_units is not None and checkout.settled_stock is not None:
         lines += [
             "",

@@ -40,7 +40,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from scripts.bench import chart, data, report
+from scripts.bench import chart, cpu, data, report
 from scripts.bench.memory import stack_memory
 from scripts.bench.wrk import (
     CLIENT_TIMEOUT,
@@ -164,18 +164,25 @@ def start_stack(environment: StackEnvironment) -> subprocess.Popen[str]:
     return process
 
 
-def measure(label: str, url: str, **options: object) -> WrkResult:
-    """A warm-up, then the measured run."""
+def measure(
+    label: str, url: str, supervisor: int, **options: object
+) -> tuple[WrkResult, dict[str, float]]:
+    """A warm-up, then the measured run, with the CPU each process spent per request."""
     wrk(url, duration=WARMUP, **options)  # type: ignore[arg-type]
+    before = cpu.snapshot(supervisor)
     result = wrk(url, duration=DURATION, **options)  # type: ignore[arg-type]
+    used = cpu.per_request(before, cpu.snapshot(supervisor), result.requests)
     progress(
         f"  {label}: {result.rps:,.0f} req/s, p50 {result.p50:.1f} ms, p99 {result.p99:.1f} ms"
         + (f", {result.non2xx:,} non-2xx" if result.non2xx else "")
+        + f"; CPU µs/request {cpu.summary(used)}"
     )
-    return result
+    return result, used
 
 
-def run_routes(env: StackEnvironment, customer: data.User, catalogue: data.Catalogue):
+def run_routes(
+    env: StackEnvironment, customer: data.User, catalogue: data.Catalogue, supervisor: int
+):
     gateway = env.url("gateway")
     auth, product, cart = env.url("auth"), env.url("product"), env.url("cart")
     by_id = f"/api/products/{catalogue.product_id}"
@@ -214,8 +221,8 @@ def run_routes(env: StackEnvironment, customer: data.User, catalogue: data.Catal
     ]
     runs = []
     for route, where, url, headers, script in routes:
-        result = measure(f"{route}, {where}", url, headers=headers, script=script)
-        runs.append(report.RouteRun(route, where, result))
+        result, used = measure(f"{route}, {where}", url, supervisor, headers=headers, script=script)
+        runs.append(report.RouteRun(route, where, result, used))
     return runs
 
 
@@ -235,7 +242,9 @@ def stock_in_database(env: StackEnvironment, product_id: str) -> int:
     return asyncio.run(_stock(env.env["PRODUCT_DATABASE_URL"], product_id))
 
 
-def run_checkout(env: StackEnvironment, buyers: list[data.User], product: dict, work: Path):
+def run_checkout(
+    env: StackEnvironment, buyers: list[data.User], product: dict, work: Path, supervisor: int
+):
     gateway = env.url("gateway")
     tokens = work / "buyers.txt"
     tokens.write_text("".join(f"{buyer.token}\n" for buyer in buyers))
@@ -243,9 +252,11 @@ def run_checkout(env: StackEnvironment, buyers: list[data.User], product: dict, 
     options = dict(connections=CHECKOUT_CONNECTIONS, script=HERE / "checkout.lua")
     arguments = (str(tokens), product["id"], product["name"])
     wrk(f"{gateway}/api/orders", duration=WARMUP, script_args=(*arguments, "warm-up"), **options)
+    cpu_before = cpu.snapshot(supervisor)
     result = wrk(
         f"{gateway}/api/orders", duration=DURATION, script_args=(*arguments, "run"), **options
     )
+    cpu_after = cpu.snapshot(supervisor)
     ended = time.monotonic()
     time.sleep(2)  # the requests wrk left in flight end
     orders = [order for buyer in buyers for order in data.orders_of(gateway, buyer)]
@@ -259,6 +270,7 @@ def run_checkout(env: StackEnvironment, buyers: list[data.User], product: dict, 
         stock_before=before,
         units=data.units_ordered(orders, product["id"]),
         stock_after=stock_in_database(env, product["id"]),
+        cpu=cpu.per_request(cpu_before, cpu_after, result.requests - result.non2xx),
     )
     progress(
         f"  checkout: {checkout.per_second:,.0f} orders/s, p50 {result.p50:.1f} ms, "
@@ -420,10 +432,12 @@ def main() -> int:
             work = Path(folder)
             if "direct" in PARTS:
                 progress("routes, direct and through the gateway")
-                result.routes = run_routes(environment, customer, catalogue)
+                result.routes = run_routes(environment, customer, catalogue, process.pid)
             if "checkout" in PARTS:
                 progress("checkout: POST /api/orders")
-                result.checkout, checkout_ended = run_checkout(environment, buyers, product, work)
+                result.checkout, checkout_ended = run_checkout(
+                    environment, buyers, product, work, process.pid
+                )
             if "mpesa" in PARTS:
                 progress("M-Pesa initiation: POST /api/payments/mpesa")
                 result.mpesa = run_mpesa(environment, buyers, product, work)
