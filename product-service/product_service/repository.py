@@ -171,6 +171,16 @@ async def take_stock(session: AsyncSession, product_id: uuid.UUID, quantity: int
     return Taken(name=row.name, price=row.price) if row else None
 
 
+async def names_and_prices(
+    session: AsyncSession, product_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, Taken]:
+    """Name and price of each product that exists (active or not: the take decides)."""
+    rows = await session.execute(
+        select(Product.id, Product.name, Product.price).where(Product.id.in_(set(product_ids)))
+    )
+    return {row.id: Taken(name=row.name, price=row.price) for row in rows}
+
+
 async def return_stock(session: AsyncSession, product_id: uuid.UUID, quantity: int) -> None:
     await session.execute(
         update(Product)

@@ -52,10 +52,31 @@ async def reserve(
 
     The reservation row is claimed first (its key is the order id), so of two identical
     calls only one takes stock; the other waits for it and answers what it recorded. A
-    refusal rolls everything back, the claim included: a later retry may try again."""
+    refusal rolls everything back, the claim included: a later retry may try again.
+
+    The lines are written before the stock is taken, and the stock is taken last: a
+    product's row stays locked from its take to the commit, and every order of that
+    product waits meanwhile, so nothing but the commit comes in between."""
     wanted = merge_items(items)
     if not await repository.claim_reservation(session, order_id, caller):
         return await _existing_reservation(session, order_id, wanted)
+
+    # Name and price as they are now (no lock): what the lines record, unless the take
+    # below finds them changed.
+    known = await repository.names_and_prices(session, list(wanted))
+    lines = [
+        StockReservationItem(
+            order_id=order_id,
+            product_id=product_id,
+            position=position,
+            quantity=quantity,
+            unit_price=known[product_id].price,
+            product_name=known[product_id].name,
+        )
+        for position, (product_id, quantity) in enumerate(wanted.items())
+        if product_id in known
+    ]
+    await repository.add_reservation_items(session, lines)
 
     taken: dict[uuid.UUID, repository.Taken] = {}
     short: list[uuid.UUID] = []
@@ -80,25 +101,21 @@ async def reserve(
         ]
         logger.info("reservation refused", extra={"orderId": str(order_id), "short": len(details)})
         metrics.reservation_refused("out_of_stock")
-        raise OutOfStock(details=details)  # rolls back every take and the claim
+        raise OutOfStock(details=details)  # rolls back every take, the lines and the claim
 
-    lines = [
-        StockReservationItem(
-            order_id=order_id,
-            product_id=product_id,
-            position=position,
-            quantity=quantity,
-            unit_price=taken[product_id].price,
-            product_name=taken[product_id].name,
-        )
-        for position, (product_id, quantity) in enumerate(wanted.items())
-    ]
-    await repository.add_reservation_items(session, lines)
+    # A price or name changed between the read and the take: the line records the take's.
+    changed = False
+    for line in lines:
+        now = taken[line.product_id]
+        if (line.unit_price, line.product_name) != (now.price, now.name):
+            line.unit_price, line.product_name = now.price, now.name
+            changed = True
+    if changed:
+        await session.flush()
     logger.info(
         "stock reserved", extra={"orderId": str(order_id), "lines": len(wanted), "by": caller}
     )
-    # Answered from what was just written, not read back: the products' rows stay locked
-    # until the commit, and every round trip before it holds up the next order for them.
+    # Answered from what was just written, not read back (the rows are still locked).
     return ReserveResponse(
         order_id=order_id,
         items=[

@@ -339,3 +339,39 @@ async def test_refused_reservations_are_counted_by_reason(client, reserve, relea
     assert await refused("out_of_stock") - before["out_of_stock"] == 1
     assert await refused("mismatch") - before["mismatch"] == 1
     assert await refused("released") - before["released"] == 1
+
+
+async def test_a_price_changed_between_the_read_and_the_take_is_the_one_recorded(
+    reserve, create_product, engine, monkeypatch
+):
+    """The lines are written from a read made before the stock is taken (so that the rows
+    stay locked only until the commit); a change in between is caught by the take."""
+    from decimal import Decimal
+
+    from product_service import repository
+
+    phone = await create_product(name="Phone", price="150000.00", stock=5)
+    read = repository.names_and_prices
+
+    async def stale_read(session, product_ids):
+        known = await read(session, product_ids)
+        return {pid: repository.Taken(name="Old phone", price=Decimal("1.00")) for pid in known}
+
+    monkeypatch.setattr(repository, "names_and_prices", stale_read)
+    order_id = uuid.uuid4()
+    response = await reserve(order_id, (phone["id"], 1))
+    assert response.status_code == 200, response.text
+    assert response.json()["items"] == [
+        {"productId": phone["id"], "name": "Phone", "price": "150000.00", "quantity": 1}
+    ]
+    async with engine.connect() as connection:
+        row = (
+            await connection.execute(
+                text(
+                    "SELECT product_name, unit_price FROM stock_reservation_items"
+                    " WHERE order_id = :id"
+                ),
+                {"id": order_id},
+            )
+        ).one()
+    assert (row.product_name, row.unit_price) == ("Phone", Decimal("150000.00"))
