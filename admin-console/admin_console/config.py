@@ -31,6 +31,8 @@ class ConsoleSettings(BaseSettings):
     )
     port: int = Field(default=3006, validation_alias="ADMIN_CONSOLE_PORT")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    # Worker processes serving the port (shared.server).
+    web_concurrency: int = Field(default=1, ge=1, le=64, validation_alias="WEB_CONCURRENCY")
 
     # The public API the pages are made of.
     gateway_url: str = Field(default="http://127.0.0.1:5000", validation_alias="GATEWAY_URL")

@@ -63,6 +63,19 @@ class GatewaySettings(ServiceSettings):
     cors_origins: str = Field(default="*", validation_alias="CORS_ORIGINS")
 
     @model_validator(mode="after")
+    def _refuse_memory_rate_limits_in_several_workers(self) -> Self:
+        # Counters in memory are each process's own: N workers would let a client make
+        # N times its limit.
+        if self.web_concurrency > 1 and self.rate_limit_enabled and not self.redis_url:
+            raise ValueError(
+                f"WEB_CONCURRENCY={self.web_concurrency} needs REDIS_URL for the rate "
+                "limits: in memory each worker process would count on its own, and a "
+                "client could make WEB_CONCURRENCY times its limit (set REDIS_URL, or "
+                "WEB_CONCURRENCY=1, or RATE_LIMIT_ENABLED=false)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_any_origin_in_production(self) -> Self:
         if self.is_production and "*" in self.cors_origin_list:
             raise ValueError(

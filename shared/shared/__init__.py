@@ -15,3 +15,12 @@
 - entrypoint:      a container's start: migrations when asked, then the service
 - healthcheck:     a container's health probe without curl
 """
+
+import sys
+
+# httpx imports its command-line client (`httpx._main`: rich, click, pygments, ~5 MiB
+# resident) whenever those are installed, and they are: the development tools
+# (schemathesis) bring them. No process of ours runs that client; marking the module
+# absent makes `import httpx` skip it (httpx then gives a stub `httpx.main`). Here
+# because every service process imports `shared` before httpx.
+sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ them again at shutdown, after the workers have stopped.
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -43,7 +44,7 @@ from shared.state import DatabaseState, ServiceState, state_of
 from shared.text_guard import refuse_unstorable_text
 from shared.user_status import UserStatusCache, UserStatusSource
 from shared.user_token_keys import UserTokenKeys
-from shared.workers import PeriodicWorker
+from shared.workers import PeriodicWorker, runs_periodic_workers
 
 # Given the service's state: startup and shutdown work (an admin to create, a client to close).
 Hook = Callable[[Any], Awaitable[None]]
@@ -55,6 +56,8 @@ StatusSourceFactory = Callable[[Any], UserStatusSource]
 # The keys user tokens are verified with, given the settings (the auth service: its own).
 UserTokenKeysFactory = Callable[[Any], UserTokenKeys]
 QUIET_PATHS = frozenset({"/health", "/ready", "/metrics"})
+
+logger = logging.getLogger(__name__)
 
 
 def _is_quiet(scope: Scope) -> bool:
@@ -169,10 +172,18 @@ def create_app(
             app.state.service = service_state
             for hook in on_startup:
                 await hook(service_state)
-            if settings.workers_enabled:
-                for worker in workers:
-                    worker.start(service_state)
-                    running.append(worker)
+            # One process of the service runs them (WEB_CONCURRENCY: worker 0).
+            if settings.workers_enabled and workers:
+                if runs_periodic_workers():
+                    for worker in workers:
+                        worker.start(service_state)
+                        running.append(worker)
+                    logger.info(
+                        "periodic workers started",
+                        extra={"workers": [worker.name for worker in workers]},
+                    )
+                else:
+                    logger.info("periodic workers run in worker process 0, not here")
             yield
         finally:
             # Stop taking new background work first, then finish what is in flight.

@@ -46,6 +46,9 @@ class ServiceSettings(BaseSettings):
     event_loop: Literal["asyncio", "uvloop"] = Field(
         default="asyncio", validation_alias="EVENT_LOOP"
     )
+    # Worker processes serving the port (shared.server); each has its own database pool
+    # of DB_POOL_SIZE connections. Only the first runs the periodic workers.
+    web_concurrency: int = Field(default=1, ge=1, le=64, validation_alias="WEB_CONCURRENCY")
 
     jwt_expires_in: str = Field(default="7d", validation_alias="JWT_EXPIRES_IN")
     # The auth service's public keys (user tokens) are fetched from it again at most this

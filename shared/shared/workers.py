@@ -1,27 +1,37 @@
 """Background work inside a service: a task run every few seconds (deliver the
 outbox, expire unpaid orders, ask M-Pesa about open payments).
 
-Each run must be safe with several replicas of the service running the same
-task at once: take rows with `SELECT ... FOR UPDATE SKIP LOCKED`, or otherwise
-make sure two runners never act on the same row. A failing run is logged and
+With WEB_CONCURRENCY=N worker processes (shared.server), only the first one runs them
+(`runs_periodic_workers`): N processes of one service would otherwise run each task N
+times as often. Each run must still be safe with several replicas of the service
+running the same task at once: take rows with `SELECT ... FOR UPDATE SKIP LOCKED`, or
+otherwise make sure two runners never act on the same row. A failing run is logged and
 the next one tries again; shutdown waits for the run in progress to finish.
 """
 
 import asyncio
 import contextlib
 import logging
+import os
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from shared.db import is_database_unavailable
+from shared.server import WORKER_INDEX
 
 logger = logging.getLogger(__name__)
 
 StateT = TypeVar("StateT", contravariant=True)
 # A run of the work: given the service's state (shared.state), returns anything (a count).
 Job = Callable[[StateT], Awaitable[object]]
+
+
+def runs_periodic_workers() -> bool:
+    """Whether this process runs its service's periodic workers: the only process of the
+    service, or worker 0 of several (WEB_CONCURRENCY)."""
+    return os.environ.get(WORKER_INDEX, "0") == "0"
 
 
 @dataclass

@@ -3,13 +3,14 @@ exactly as the real services are, for the tests that need a real process
 (graceful shutdown, tracing across processes): `python sample_service.py`.
 
 Settings (environment): SAMPLE_NAME, SAMPLE_PORT (or a handed-over LISTEN_FD),
-SAMPLE_DATABASE_URL (optional), SAMPLE_NEXT_URL (optional: the service
-`GET /api/products/{id}` calls), plus the usual INTERNAL_PRIVATE_KEY and
+WEB_CONCURRENCY, SAMPLE_DATABASE_URL (optional), SAMPLE_NEXT_URL (optional: the
+service `GET /api/products/{id}` calls), plus the usual INTERNAL_PRIVATE_KEY and
 INTERNAL_PUBLIC_KEYS.
 """
 
 import asyncio
 import logging
+import os
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -66,6 +67,12 @@ async def leaf(session: SessionDep) -> dict:
 ticks = 0
 
 
+@router.get("/ticks")
+async def ticks_here() -> dict:
+    """Which worker process answered, and how often its periodic worker has run."""
+    return {"pid": os.getpid(), "ticks": ticks}
+
+
 async def _tick(state: ServiceState[SampleSettings]) -> None:
     global ticks
     ticks += 1
@@ -92,4 +99,10 @@ def create_app() -> FastAPI:
 
 if __name__ == "__main__":
     settings = SampleSettings()
-    serve("sample_service:create_app", name=settings.name, host="127.0.0.1", port=settings.port)
+    serve(
+        "sample_service:create_app",
+        name=settings.name,
+        host="127.0.0.1",
+        port=settings.port,
+        workers=settings.web_concurrency,
+    )
