@@ -6,6 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from order_service.lifecycle import Actor
 from order_service.models import OutboxMessage
 from shared import metrics
+from shared.db import after_commit
 
 ORDERS_CREATED = metrics.counter("orders_created_total", "Orders placed (their stock reserved)")
 ORDERS_CANCELLED = metrics.counter(
@@ -21,8 +22,8 @@ OUTBOX_FIGURES = metrics.outbox_hook(OutboxMessage)
 
 
 def order_created(session: AsyncSession) -> None:
-    metrics.after_commit(session, ORDERS_CREATED.inc)
+    after_commit(session, ORDERS_CREATED.inc)
 
 
 def order_cancelled(session: AsyncSession, actor: Actor) -> None:
-    metrics.after_commit(session, ORDERS_CANCELLED.labels(reason=actor.value).inc)
+    after_commit(session, ORDERS_CANCELLED.labels(reason=actor.value).inc)

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from payment_service.lifecycle import PaymentStatus, Provider
 from payment_service.models import OutboxMessage, Payment
 from shared import metrics
+from shared.db import after_commit
 
 PAYMENTS = metrics.counter(
     "payments_total",
@@ -66,7 +67,7 @@ OUTBOX_FIGURES = metrics.outbox_hook(OutboxMessage)
 def payment_status(session: AsyncSession, payment: Payment) -> None:
     """The payment has just entered `payment.status`."""
     counter = PAYMENTS.labels(provider=payment.provider, status=payment.status)
-    metrics.after_commit(session, counter.inc)
+    after_commit(session, counter.inc)
 
 
 def reconciliation_query(result: str) -> None:
@@ -74,7 +75,7 @@ def reconciliation_query(result: str) -> None:
 
 
 def reconciliation(session: AsyncSession, outcome: str) -> None:
-    metrics.after_commit(session, MPESA_RECONCILIATIONS.labels(outcome=outcome).inc)
+    after_commit(session, MPESA_RECONCILIATIONS.labels(outcome=outcome).inc)
 
 
 def webhook_rejected(provider: str, reason: str) -> None:

@@ -23,7 +23,6 @@ from starlette.types import Scope
 
 from shared import tracing
 from shared.auth_client import auth_service_jwks, auth_service_status_source
-from shared.db import create_engine, create_read_sessionmaker, create_sessionmaker
 from shared.errors import install_error_handlers
 from shared.health import health_router
 from shared.http_client import ServiceClient
@@ -108,20 +107,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = (
-            create_engine(
+        engine, sessionmaker, read_sessionmaker = None, None, None
+        if database_url:
+            # Here: only a service with a database loads SQLAlchemy (~20 MiB a process).
+            from shared.db import create_engine, create_read_sessionmaker, create_sessionmaker
+
+            engine = create_engine(
                 database_url,
                 pool_size=settings.db_pool_size,
                 max_overflow=settings.db_max_overflow,
                 pre_ping=settings.db_pool_pre_ping,
             )
-            if database_url
-            else None
-        )
-        if engine is not None:
             tracing.instrument_engine(engine)
-        sessionmaker = create_sessionmaker(engine) if engine is not None else None
-        read_sessionmaker = create_read_sessionmaker(engine) if engine is not None else None
+            sessionmaker = create_sessionmaker(engine)
+            read_sessionmaker = create_read_sessionmaker(engine)
         services = ServiceClient(
             service=name,
             private_key=settings.internal_private_key,
@@ -225,7 +224,7 @@ def create_app(
             QUIET_PATHS,
         ),
     )
-    install_error_handlers(app)
+    install_error_handlers(app, database=bool(database_url))
     app.include_router(health_router(title))
     if serve_metrics:
         app.include_router(metrics_router(_state, metrics_hooks))

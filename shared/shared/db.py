@@ -1,33 +1,37 @@
 """Async SQLAlchemy: the declarative base, the engine, and one session per
 request whose transaction commits when the route returns and rolls back when it
-raises, so a refused request leaves nothing half-written.
+raises, so a refused request leaves nothing half-written; `after_commit`, what runs
+once a transaction has committed (a metric counted).
 
 A read (GET, HEAD) gets a session without a transaction instead: each statement runs on
 its own (PostgreSQL's autocommit), so a one-query read is one round trip to the database,
 not three (BEGIN, the query, COMMIT). Each statement still sees one consistent snapshot;
 two statements of the same read may see different ones, as two requests would. Such a
-session refuses to write (`ReadOnlySession`)."""
+session refuses to write (`ReadOnlySession`).
 
+Imported by the services with a database only: the gateway and the admin console never
+load SQLAlchemy (shared.database_errors)."""
+
+import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
-import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy import CursorResult, DateTime, MetaData, Result, event, func, text
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
 from shared.settings import database_url_for_asyncpg
 from shared.state import database_state
+
+logger = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -124,50 +128,6 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-# SQLSTATEs of a database that is gone, going or not yet back: connection exceptions
-# (class 08), shutdown by an operator or a crash, "starting up", too many connections.
-_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300"})
-
-
-def is_database_unavailable(exc: BaseException) -> bool:
-    """Whether an error means the database could not be reached or lost the connection
-    (a 503 to retry), rather than a refused statement."""
-    for current in _causes(exc):
-        if isinstance(current, DBAPIError) and current.connection_invalidated:
-            return True
-        if isinstance(current, PoolTimeout | OSError | asyncpg.exceptions.InterfaceError):
-            return True
-        if isinstance(current, asyncpg.exceptions.ConnectionDoesNotExistError):
-            return True
-        sqlstate = getattr(current, "sqlstate", None)
-        if isinstance(sqlstate, str) and (
-            sqlstate.startswith("08") or sqlstate in _UNAVAILABLE_SQLSTATES
-        ):
-            return True
-    return False
-
-
-def _causes(exc: BaseException) -> list[BaseException]:
-    """The error and its causes: SQLAlchemy wraps asyncpg's errors, which wrap the socket's."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and all(current is not seen for seen in chain):
-        chain.append(current)
-        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
-    return chain
-
-
-def connection_was_lost(exc: BaseException) -> bool:
-    """Whether the statement failed because its connection had died (SQLAlchemy saw a
-    disconnect and discarded the pool's older connections): a read may be run again on a
-    fresh one (shared.read_retry)."""
-    return any(
-        (isinstance(cause, DBAPIError) and cause.connection_invalidated)
-        or isinstance(cause, asyncpg.exceptions.ConnectionDoesNotExistError)
-        for cause in _causes(exc)
-    )
-
-
 def affected_rows(result: Result[*tuple[Any, ...]]) -> int:
     """How many rows an UPDATE or DELETE changed. `session.execute` is typed to return a
     `Result`; for those statements it is a `CursorResult`, which has the count."""
@@ -183,3 +143,32 @@ async def database_is_reachable(engine: AsyncEngine) -> bool:
     except Exception:
         return False
     return True
+
+
+# Counting what a transaction did (shared.metrics), once it has committed.
+_AFTER_COMMIT = "shared.db.after_commit"
+
+
+def after_commit(session: AsyncSession | Session, action: Callable[[], object]) -> None:
+    """Runs `action` (say `ORDERS_CREATED.inc`, shared.metrics) when the session's
+    transaction commits;
+    drops it when the transaction rolls back, so a change that did not happen is never
+    counted. Bind label values now: `COUNTER.labels(reason=reason).inc`."""
+    sync_session = session.sync_session if isinstance(session, AsyncSession) else session
+    sync_session.info.setdefault(_AFTER_COMMIT, []).append(action)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_after_commit(session: Session) -> None:
+    for action in session.info.pop(_AFTER_COMMIT, ()):
+        try:
+            action()
+        except Exception:  # a metric must never fail what already committed
+            logger.exception("after-commit metric failed")
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _drop_uncommitted(session: Session, transaction: SessionTransaction) -> None:
+    # Runs after after_commit: what is left here belonged to a transaction that rolled back.
+    if transaction.parent is None:
+        session.info.pop(_AFTER_COMMIT, None)

@@ -9,18 +9,19 @@ original, and nothing unexpected ever reaches a client as more than
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ExceptionHandler
 
-from shared.db import connection_was_lost, is_database_unavailable
+from shared.database_errors import connection_was_lost, is_database_unavailable
 from shared.methods import allowed_methods
+
+if TYPE_CHECKING:
+    from sqlalchemy.exc import IntegrityError
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ async def _http_exception_handler(request: Request, exc: StarletteHTTPException)
     return error_response(exc.status_code, {"error": message}, getattr(exc, "headers", None))
 
 
-async def _integrity_error_handler(request: Request, exc: IntegrityError) -> JSONResponse:
+async def _integrity_error_handler(request: Request, exc: "IntegrityError") -> JSONResponse:
     sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
     if sqlstate == UNIQUE_VIOLATION:
         return error_response(400, {"error": "Resource already exists"})
@@ -196,12 +197,19 @@ def add_error_handler(
     app.add_exception_handler(error_type, cast(ExceptionHandler, handler))
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, *, database: bool = True) -> None:
+    """`database=False` for an app without one (the gateway, the admin console): its
+    statement errors need no handler, and SQLAlchemy is not loaded for them."""
     add_error_handler(app, AppError, _app_error_handler)
     add_error_handler(app, RequestValidationError, _validation_error_handler)
     add_error_handler(app, StarletteHTTPException, _http_exception_handler)
-    add_error_handler(app, IntegrityError, _integrity_error_handler)
-    add_error_handler(app, DBAPIError, _database_unavailable_handler)
+    if database:
+        # Here: only an app with a database loads SQLAlchemy (shared.database_errors).
+        from sqlalchemy.exc import DBAPIError, IntegrityError
+        from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+        add_error_handler(app, IntegrityError, _integrity_error_handler)
+        add_error_handler(app, DBAPIError, _database_unavailable_handler)
+        add_error_handler(app, PoolTimeout, _database_unavailable_handler)
     add_error_handler(app, OSError, _database_unavailable_handler)
-    add_error_handler(app, PoolTimeout, _database_unavailable_handler)
     add_error_handler(app, Exception, _unhandled_error_handler)

@@ -2,11 +2,11 @@
 the database answers)."""
 
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from shared.db import database_is_reachable
 from shared.state import DatabaseState, service_state
 
 
@@ -24,7 +24,7 @@ def health_router(service_title: str) -> APIRouter:
     @router.get("/ready")
     async def ready(request: Request) -> JSONResponse:
         state = service_state(request)
-        if isinstance(state, DatabaseState) and not await database_is_reachable(state.engine):
+        if isinstance(state, DatabaseState) and not await _database_is_reachable(state):
             return JSONResponse(
                 {
                     "status": "unavailable",
@@ -36,3 +36,10 @@ def health_router(service_title: str) -> APIRouter:
         return JSONResponse({"status": "ready", "service": service_title})
 
     return router
+
+
+async def _database_is_reachable(state: DatabaseState[Any]) -> bool:
+    # Here: SQLAlchemy is loaded by the services with a database only (the state has one).
+    from shared.db import database_is_reachable
+
+    return await database_is_reachable(state.engine)

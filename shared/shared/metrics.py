@@ -24,7 +24,7 @@ Domain figures are declared once, at import time, in the module that moves them:
 
 A change is counted once its transaction has committed, never when it rolls back:
 `after_commit(session, PAYMENTS.labels(provider="mpesa", status="completed").inc)`
-inside the transaction runs the increment when (and only if) it commits.
+(shared.db) inside the transaction runs the increment when (and only if) it commits.
 
 A figure that needs a query (the outbox backlog, the age of its oldest row) is a
 gauge set by a scrape hook: `create_app(metrics_hooks=[hook])`, where
@@ -51,15 +51,11 @@ from prometheus_client import (
 )
 from prometheus_client.metrics import MetricWrapperBase
 from prometheus_client.parser import text_string_to_metric_families
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
 from starlette.routing import Match
 from starlette.types import Scope
 
-from shared import outbox
-
 if TYPE_CHECKING:
+    from shared.outbox import OutboxMessageMixin
     from shared.state import DatabaseState
 
 logger = logging.getLogger(__name__)
@@ -134,36 +130,7 @@ DB_POOL_IDLE = gauge("db_pool_idle", "Open database connections waiting in the p
 DB_POOL_OVERFLOW = gauge("db_pool_overflow", "Connections open beyond the pool size now")
 
 
-# --- Counting what a transaction did, once it has committed ---------------------------
-
-_AFTER_COMMIT = "shared.metrics.after_commit"
-
-
-def after_commit(session: AsyncSession | Session, action: Callable[[], object]) -> None:
-    """Runs `action` (say `ORDERS_CREATED.inc`) when the session's transaction commits;
-    drops it when the transaction rolls back, so a change that did not happen is never
-    counted. Bind label values now: `COUNTER.labels(reason=reason).inc`."""
-    sync_session = session.sync_session if isinstance(session, AsyncSession) else session
-    sync_session.info.setdefault(_AFTER_COMMIT, []).append(action)
-
-
-@event.listens_for(Session, "after_commit")
-def _run_after_commit(session: Session) -> None:
-    for action in session.info.pop(_AFTER_COMMIT, ()):
-        try:
-            action()
-        except Exception:  # a metric must never fail what already committed
-            logger.exception("after-commit metric failed")
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _drop_uncommitted(session: Session, transaction: SessionTransaction) -> None:
-    # Runs after after_commit: what is left here belonged to a transaction that rolled back.
-    if transaction.parent is None:
-        session.info.pop(_AFTER_COMMIT, None)
-
-
-def outbox_hook(model: type[outbox.OutboxMessageMixin]) -> MetricsHook:
+def outbox_hook(model: "type[OutboxMessageMixin]") -> MetricsHook:
     """The scrape hook of a service with an outbox (`create_app(metrics_hooks=[...])`):
     `outbox_backlog` (messages not yet delivered) and `outbox_oldest_age_seconds` (how
     long the oldest of them has waited; 0 when none). Declared here, not at import, so that
@@ -172,6 +139,9 @@ def outbox_hook(model: type[outbox.OutboxMessageMixin]) -> MetricsHook:
     oldest_age = gauge(
         "outbox_oldest_age_seconds", "Seconds the oldest undelivered outbox message has waited"
     )
+
+    # Here: only a service with an outbox (a database) loads SQLAlchemy.
+    from shared import outbox
 
     async def outbox_figures(state: "DatabaseState[Any]") -> None:
         async with state.sessionmaker() as session:

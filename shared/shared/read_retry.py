@@ -14,7 +14,7 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.db import connection_was_lost
+from shared.database_errors import connection_was_lost
 
 logger = logging.getLogger(__name__)
 

@@ -14,15 +14,17 @@ the service layer take it (or only the part they need) as an argument.
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from fastapi import FastAPI, Request
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.http_client import ServiceClient
 from shared.settings import ServiceSettings
 from shared.user_status import UserStatusCache
 from shared.user_token_keys import UserTokenKeys
+
+if TYPE_CHECKING:  # SQLAlchemy is loaded by the services with a database only
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings, covariant=True)
 StateT = TypeVar("StateT", bound="ServiceState[Any]")
@@ -47,11 +49,11 @@ class ServiceState(Generic[SettingsT]):
 
 @dataclass(frozen=True, kw_only=True)
 class DatabaseState(ServiceState[SettingsT]):
-    engine: AsyncEngine
+    engine: "AsyncEngine"
     # One `async with sessionmaker() as session, session.begin():` is one transaction.
-    sessionmaker: async_sessionmaker[AsyncSession]
+    sessionmaker: "async_sessionmaker[AsyncSession]"
     # For reads only: statements without a transaction around them (shared.db).
-    read_sessionmaker: async_sessionmaker[AsyncSession]
+    read_sessionmaker: "async_sessionmaker[AsyncSession]"
 
 
 def state_of(app: FastAPI, kind: type[AnyState]) -> AnyState:

@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from shared.db import is_database_unavailable
+from shared.database_errors import is_database_unavailable
 from shared.server import WORKER_INDEX
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from shared.db import is_database_unavailable
+from shared.database_errors import is_database_unavailable
 from shared.errors import install_error_handlers
 from shared.methods import HeadAsGetMiddleware
 from shared.schemas import DateTimeInput, MoneyInput, RequestModel

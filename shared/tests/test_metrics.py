@@ -7,7 +7,7 @@ from fastapi import APIRouter, FastAPI
 
 from shared import metrics
 from shared.app import create_app
-from shared.db import SessionDep
+from shared.db import SessionDep, after_commit
 from shared.settings import ServiceSettings
 from shared.state import DatabaseState
 from shared.testing import TestKeys, started
@@ -154,7 +154,7 @@ async def test_after_commit_counts_a_committed_change_and_never_a_rolled_back_on
     try:
         async with sessionmaker() as session, session.begin():
             await session.execute(text("SELECT 1"))
-            metrics.after_commit(session, committed.inc)
+            after_commit(session, committed.inc)
             # Not yet: the transaction is still open.
             assert committed._value.get() == kept_before
         assert committed._value.get() == kept_before + 1
@@ -162,13 +162,13 @@ async def test_after_commit_counts_a_committed_change_and_never_a_rolled_back_on
         with pytest.raises(RuntimeError):
             async with sessionmaker() as session, session.begin():
                 await session.execute(text("SELECT 1"))
-                metrics.after_commit(session, rolled_back.inc)
+                after_commit(session, rolled_back.inc)
                 raise RuntimeError("the change fails")
         # A later commit of a new transaction on the same session does not revive it.
         async with sessionmaker() as session:
             async with session.begin():
                 await session.execute(text("SELECT 1"))
-                metrics.after_commit(session, rolled_back.inc)
+                after_commit(session, rolled_back.inc)
                 await session.rollback()
             async with session.begin():
                 await session.execute(text("SELECT 1"))
@@ -180,8 +180,8 @@ async def test_after_commit_counts_a_committed_change_and_never_a_rolled_back_on
 
         async with sessionmaker() as session, session.begin():
             await session.execute(text("SELECT 1"))
-            metrics.after_commit(session, broken)
-            metrics.after_commit(session, committed.inc)
+            after_commit(session, broken)
+            after_commit(session, committed.inc)
         assert committed._value.get() == kept_before + 2
     finally:
         await engine.dispose()
