@@ -13,8 +13,6 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
-import stripe
-
 from payment_service import metrics, repository
 from payment_service.daraja_client import DarajaRefused, DarajaUnavailable
 from payment_service.exceptions import (
@@ -200,6 +198,8 @@ async def initiate_stripe(
         currency=currency,
         details={},
     )
+    import stripe  # here: the SDK is loaded at the first Stripe call (state.py)
+
     params = payment_intent_params(
         amount_minor=amount_minor,
         currency=currency,

@@ -6,10 +6,9 @@ full refund."""
 
 import logging
 import uuid
+from typing import TYPE_CHECKING
 
-import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
-from stripe.params import RefundCreateParams
 
 from payment_service import metrics, repository
 from payment_service.exceptions import PaymentNotFound, StripeNotConfigured
@@ -30,6 +29,9 @@ from payment_service.schemas import RefundOut, RefundRequest, RefundResult
 from payment_service.state import PaymentState
 from payment_service.stripe_client import refund_status, stripe_error_fields, to_minor_units
 from shared.auth import AuthenticatedUser
+
+if TYPE_CHECKING:
+    from stripe.params import RefundCreateParams
 from shared.errors import BadGateway, BadRequest
 from shared.idempotency import Answer, KeyedRequest
 from shared.schemas import money_str
@@ -101,6 +103,8 @@ async def refund_payment(
         )
         # Settled through Stripe's webhook, which found the payment by this reference.
         assert intent_id is not None
+
+    import stripe  # here: the SDK is loaded at the first Stripe call (state.py)
 
     params: RefundCreateParams = {
         "payment_intent": intent_id,

@@ -4,9 +4,10 @@ the order service, the payment providers and its Idempotency-Keys."""
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import httpx
-import stripe
 
 from payment_service.config import PaymentSettings
 from payment_service.daraja_client import DarajaClient
@@ -16,6 +17,9 @@ from payment_service.stripe_client import create_stripe_client
 from shared.idempotency import IdempotencyKeys
 from shared.state import DatabaseState
 
+if TYPE_CHECKING:
+    import stripe
+
 logger = logging.getLogger(__name__)
 
 
@@ -24,11 +28,18 @@ class PaymentState(DatabaseState[PaymentSettings]):
     orders: OrderClient
     # None: the provider is not configured, its payments answer 503.
     daraja: DarajaClient | None
-    stripe: stripe.StripeClient | None
     # Daraja's own HTTP client (closed at shutdown): never the internal one, which would
     # hand Safaricom our internal token.
     daraja_http: httpx.AsyncClient | None
     idempotency_keys: IdempotencyKeys
+
+    @cached_property
+    def stripe(self) -> "stripe.StripeClient | None":
+        """None: Stripe is not configured, its payments answer 503. Made at the first
+        Stripe call (a payment, a refund, a reconciliation run), not at start: the SDK is
+        ~8 MiB of every payment process's memory, which a shop paid through M-Pesa never
+        needs. The modules that call Stripe import it there, for the same reason."""
+        return create_stripe_client(self.settings)
 
 
 async def open_state(base: DatabaseState[PaymentSettings]) -> PaymentState:
@@ -55,14 +66,12 @@ async def open_state(base: DatabaseState[PaymentSettings]) -> PaymentState:
         )
     else:
         logger.warning("m-pesa is not configured: M-Pesa payments answer 503")
-    stripe_client = create_stripe_client(settings)
-    if stripe_client is None:
+    if settings.stripe_secret_key is None:
         logger.warning("STRIPE_SECRET_KEY is not set: Stripe payments answer 503")
     return PaymentState(
         **base.base(),
         orders=OrderClient(base.services, settings.order_service_url),
         daraja=daraja,
-        stripe=stripe_client,
         daraja_http=daraja_http,
         idempotency_keys=IdempotencyKeys(
             IdempotencyKey,

@@ -2,13 +2,14 @@
 minor unit, and Stripe's words translated into ours."""
 
 from decimal import Decimal
-from typing import Any
-
-import stripe
-from stripe.params import PaymentIntentCreateParams
+from typing import TYPE_CHECKING, Any
 
 from payment_service.config import PaymentSettings
 from payment_service.lifecycle import RefundStatus
+
+if TYPE_CHECKING:  # the SDK itself is imported where a Stripe call is made (state.py)
+    import stripe
+    from stripe.params import PaymentIntentCreateParams
 
 # https://docs.stripe.com/currencies: no minor unit at all.
 ZERO_DECIMAL = frozenset(
@@ -66,9 +67,11 @@ def from_minor_units(minor: int, currency: str) -> Decimal:
     return (Decimal(minor) / minor_unit_factor(currency)).quantize(Decimal("0.01"))
 
 
-def create_stripe_client(settings: PaymentSettings) -> stripe.StripeClient | None:
+def create_stripe_client(settings: PaymentSettings) -> "stripe.StripeClient | None":
     if settings.stripe_secret_key is None:
         return None
+    import stripe  # here: see payment_service.state
+
     api_base = settings.stripe_api_base
     return stripe.StripeClient(
         settings.stripe_secret_key.get_secret_value(),
@@ -85,7 +88,7 @@ def payment_intent_params(
     currency: str,
     metadata: dict[str, str],
     payment_method_types: list[str],
-) -> PaymentIntentCreateParams:
+) -> "PaymentIntentCreateParams":
     params: PaymentIntentCreateParams = {
         "amount": amount_minor,
         "currency": currency.lower(),
@@ -115,7 +118,7 @@ def refund_status(stripe_status: object) -> RefundStatus:
     return REFUND_STATUSES.get(str(stripe_status), RefundStatus.PENDING)
 
 
-def stripe_error_fields(error: stripe.StripeError) -> dict[str, Any]:
+def stripe_error_fields(error: "stripe.StripeError") -> dict[str, Any]:
     """What a log line keeps of a refusal by Stripe (never shown to a client): its kind,
     code, request id and message."""
     return {

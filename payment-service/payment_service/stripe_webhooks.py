@@ -13,7 +13,6 @@ import logging
 import uuid
 from typing import Any
 
-import stripe
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from payment_service import metrics, repository
@@ -54,6 +53,8 @@ def verify_stripe_event(
     """The event, once its signature over the raw bytes holds; 400 otherwise."""
     if settings.stripe_webhook_secret is None:
         raise StripeNotConfigured()
+    import stripe  # here: the SDK is loaded at the first Stripe call (state.py)
+
     try:
         stripe.Webhook.construct_event(
             payload, signature or "", settings.stripe_webhook_secret.get_secret_value()

@@ -135,6 +135,8 @@ def _run_server(
         timeout_graceful_shutdown=10,
         # X-Forwarded-For is for the gateway to judge (TRUSTED_PROXIES), not uvicorn.
         proxy_headers=False,
+        # No route is a WebSocket: uvicorn then does not load the websockets library.
+        ws="none",
     )
     server = uvicorn.Server(config)
     with contextlib.suppress(KeyboardInterrupt):

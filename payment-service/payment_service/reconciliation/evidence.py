@@ -8,11 +8,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import stripe
 from sqlalchemy.ext.asyncio import AsyncSession
-from stripe.params import PaymentIntentListParams
 
 from payment_service import repository
 from payment_service.daraja_client import DarajaError, StkQueryResult, StkQueryState
@@ -23,6 +21,10 @@ from payment_service.outbox import UPDATE_STATUS_TOPIC
 from payment_service.reconciliation.window import Window
 from payment_service.state import PaymentState
 from payment_service.stripe_client import from_minor_units
+
+if TYPE_CHECKING:
+    import stripe
+    from stripe.params import PaymentIntentListParams
 
 logger = logging.getLogger(__name__)
 
@@ -156,6 +158,8 @@ async def _ask_providers(
     if client is None:
         providers["stripe"] = "not configured"
     else:
+        import stripe  # here: the SDK is loaded at the first Stripe call (state.py)
+
         try:
             views |= await _stripe_views(client, window, payments)
             providers["stripe"] = f"compared: {len(views)} PaymentIntents"
@@ -204,10 +208,12 @@ async def _ask_providers(
 
 
 async def _stripe_views(
-    client: stripe.StripeClient, window: Window, payments: list[Payment]
+    client: "stripe.StripeClient", window: Window, payments: list[Payment]
 ) -> dict[str, ProviderView]:
     """The PaymentIntents created in the window, and those of this window's Stripe payments
     created outside it (read one by one)."""
+    import stripe  # here: the SDK is loaded at the first Stripe call (state.py)
+
     views: dict[str, ProviderView] = {}
     params: PaymentIntentListParams = {
         "created": {"gte": int(window.start.timestamp()), "lt": int(window.end.timestamp()) + 1},
