@@ -22,6 +22,14 @@ def pids_answering(url: str, want: int, timeout: float = 20) -> dict[int, int]:
     return seen
 
 
+def startups(service) -> list[dict]:
+    return [r for r in service.json_lines() if r.get("message") == "Application startup complete."]
+
+
+def shutdowns(service) -> list[dict]:
+    return [r for r in service.json_lines() if r.get("message") == "shutdown complete"]
+
+
 def refuses_connections(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -39,13 +47,17 @@ def alive(pid: int) -> bool:
 def test_two_worker_processes_answer_run_the_periodic_workers_once_and_stop(start_sample):
     service = start_sample(SAMPLE_NAME="workers", WEB_CONCURRENCY="2")
     service.wait_for_line("periodic workers run in worker process 0, not here")
-    started = [
-        r for r in service.json_lines() if r.get("message") == "Application startup complete."
-    ]
-    assert len(started) == 2
+    deadline = time.monotonic() + 30
+    while len(startups(service)) < 2:  # each worker starts the app on its own
+        assert time.monotonic() < deadline, "\n".join(service.lines)
+        time.sleep(0.05)
 
-    time.sleep(0.5)  # the tick worker runs every 0.1 s (after up to 0.1 s at random)
-    ticks = pids_answering(service.url, want=2)
+    # The tick worker runs every 0.1 s (after up to 0.1 s at random) in the one that runs it.
+    while True:
+        ticks = pids_answering(service.url, want=2)
+        if any(ticks.values()) or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     workers = sorted(ticks)
     assert service.process.pid not in workers  # the parent forks them and serves nothing
     # One process ticks, the other never: the periodic workers run once per service.
@@ -56,7 +68,9 @@ def test_two_worker_processes_answer_run_the_periodic_workers_once_and_stop(star
     assert service.stop(timeout=30) == 0
     assert refuses_connections(service.port)
     assert not any(alive(pid) for pid in workers)
-    done = [r for r in service.json_lines() if r.get("message") == "shutdown complete"]
+    deadline = time.monotonic() + 10  # the last lines may still be on their way here
+    while len(done := shutdowns(service)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert [record["workerStopped"] for record in done] == [True, True]
 
 
