@@ -6,7 +6,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Header, Query, Request
 from pydantic import BaseModel, BeforeValidator, StringConstraints, WithJsonSchema
 from starlette.responses import Response
 
@@ -104,10 +104,20 @@ async def catalogue_query(
 CatalogueQueryDep = Annotated[CatalogueQuery, Depends(catalogue_query)]
 
 
-def catalogue_answer(request: Request) -> Callable[[BaseModel], Response]:
+async def catalogue_answer(
+    request: Request,
+    _: Annotated[
+        str | None,
+        Header(
+            alias="If-None-Match",
+            description="An ETag of an earlier answer: 304 without a body if it is current.",
+        ),
+    ] = None,
+) -> Callable[[BaseModel], Response]:
     """How a catalogue read is answered: JSON with an ETag, public for CATALOGUE_MAX_AGE
     seconds to anonymous callers (the gateway's cache and browsers may keep it), private
-    to a token's holder, 304 when the client has it already (shared.http_cache)."""
+    to a token's holder, 304 when the client has it already (shared.http_cache). `async`:
+    a plain `def` dependency would run in FastAPI's thread pool on every read."""
     max_age = state_of(request.app, ProductState).settings.catalogue_max_age
 
     def answer(content: BaseModel) -> Response:

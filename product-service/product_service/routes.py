@@ -1,6 +1,8 @@
 """HTTP in, HTTP out: the product service's routes (the original's catalogue, the admin's
 restock, and the internal stock routes of docs/internal-api.md)."""
 
+from typing import Any
+
 from fastapi import APIRouter, status
 from starlette.responses import Response
 
@@ -42,7 +44,13 @@ internal_router = APIRouter(prefix="/api/internal", tags=["internal"])
 
 # Catalogue reads carry an ETag and Cache-Control (public to anonymous callers): see
 # dependencies.catalogue_answer.
-@router.get("/products", response_model=ProductList)
+# The answer of a read whose ETag the client already holds (If-None-Match).
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not Modified: the If-None-Match ETag is current (no body)"}
+}
+
+
+@router.get("/products", response_model=ProductList, responses=NOT_MODIFIED)
 async def list_products(
     query: CatalogueQueryDep, page: PageDep, session: SessionDep, answer: CatalogueAnswer
 ) -> Response:
@@ -57,7 +65,7 @@ async def list_products(
     )
 
 
-@router.get("/products/{product_id}", response_model=ProductEnvelope)
+@router.get("/products/{product_id}", response_model=ProductEnvelope, responses=NOT_MODIFIED)
 async def get_product(product: VisibleProduct, answer: CatalogueAnswer) -> Response:
     return answer(ProductEnvelope(product=product))
 
