@@ -41,7 +41,7 @@ bench: install ## Measure every route directly and through the gateway, checkout
 	@command -v wrk >/dev/null 2>&1 || $(MAKE) --no-print-directory .install-wrk
 	@$(RUN) python -m scripts.bench
 
-fuzz: install ## Schemathesis, every check, against the gateway's and each service's document (FUZZ_SECONDS per run, default 30)
+fuzz: install ## Schemathesis, every check, against the gateway's and each service's document (FUZZ_EXAMPLES per operation, default 40)
 	@$(RUN) python -m scripts.fuzz
 
 lint: install ## ruff check, ruff format --check and mypy --strict (pyproject.toml [tool.mypy])
