@@ -74,6 +74,8 @@ class Mpesa:
     result: WrkResult
     pool: int  # pending orders made for it
     seconds: int
+    # Microseconds of CPU per initiation, by process (the callbacks it brings included).
+    cpu: dict[str, float] = field(default_factory=dict)
 
     @property
     def per_second(self) -> float:
@@ -309,6 +311,11 @@ def mpesa_lines(mpesa: Mpesa) -> list[str]:
                 ]
             ],
             {0, 1, 2},
+        ),
+        *(
+            ["", f"CPU µs per initiation, by process (callbacks included): {summary(mpesa.cpu)}."]
+            if mpesa.cpu
+            else []
         ),
         *example_lines(r),
     ]

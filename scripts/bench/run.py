@@ -308,7 +308,9 @@ def settle_stock(
         time.sleep(5)
 
 
-def run_mpesa(env: StackEnvironment, buyers: list[data.User], product: dict, work: Path):
+def run_mpesa(
+    env: StackEnvironment, buyers: list[data.User], product: dict, work: Path, supervisor: int
+):
     gateway = env.url("gateway")
     pending = [
         (buyer.token, order["id"])
@@ -327,8 +329,10 @@ def run_mpesa(env: StackEnvironment, buyers: list[data.User], product: dict, wor
     url = f"{gateway}/api/payments/mpesa"
     common = (str(pool), data.MPESA_PHONE)
     wrk(url, duration=WARMUP, script_args=(*common, "backward", str(THREADS)), **options)
+    before = cpu.snapshot(supervisor)
     result = wrk(url, duration=DURATION, script_args=(*common, "forward", str(THREADS)), **options)
-    mpesa = report.Mpesa(result=result, pool=len(pending), seconds=DURATION)
+    used = cpu.per_request(before, cpu.snapshot(supervisor), result.requests - result.non2xx)
+    mpesa = report.Mpesa(result=result, pool=len(pending), seconds=DURATION, cpu=used)
     if result.requests - result.non2xx >= len(pending) // 2:
         progress(
             f"  the measured run took most of the pool: MPESA_POOL={2 * len(pending)} is safer"
@@ -336,7 +340,7 @@ def run_mpesa(env: StackEnvironment, buyers: list[data.User], product: dict, wor
     progress(
         f"  M-Pesa initiation: {mpesa.per_second:,.0f} req/s, p50 {result.p50:.1f} ms, "
         f"p99 {result.p99:.1f} ms, answers {statuses_text(result.statuses)} "
-        f"(pool of {len(pending):,} orders)"
+        f"(pool of {len(pending):,} orders); CPU µs/initiation {cpu.summary(used)}"
     )
     return mpesa
 
@@ -440,7 +444,7 @@ def main() -> int:
                 )
             if "mpesa" in PARTS:
                 progress("M-Pesa initiation: POST /api/payments/mpesa")
-                result.mpesa = run_mpesa(environment, buyers, product, work)
+                result.mpesa = run_mpesa(environment, buyers, product, work, process.pid)
         if "overload" in PARTS:
             progress("overload")
             result.overload = run_overload(gateway)
