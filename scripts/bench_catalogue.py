@@ -16,7 +16,6 @@ target under load, default 10; `BENCH_PRODUCTS`, default 10000):
 
 import asyncio
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -31,7 +30,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from scripts.bench import CONNECTIONS, DURATION, THREADS, wrk
+from scripts.bench import CONNECTIONS, DURATION, THREADS, machine, wrk
 from scripts.postgres import find_or_start_postgres
 from scripts.services import ROOT
 from shared.provisioning import create_database, drop_database
@@ -40,6 +39,7 @@ from shared.testing import TestKeys, handed_over, listening_socket, migrate
 
 PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "10000"))
 SEQUENTIAL_REQUESTS = 300
+WHERE = "at start; the service, PostgreSQL and the client on this one machine"
 LIMIT = 20
 SERVICE_DIR = ROOT / "product-service"
 
@@ -112,22 +112,6 @@ def targets(active: int, kitchen: int) -> list[tuple[str, str, dict]]:
             {"min_price": 1000, "max_price": 2000, "sort": "price_asc"},
         ),
     ]
-
-
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    return (
-        f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, "
-        f"load average {load[0]:.2f} at start; the service, PostgreSQL and the client on "
-        "this one machine"
-    )
 
 
 async def prepare_database(url: str) -> tuple[int, int]:
@@ -293,7 +277,7 @@ def main() -> int:
 
 
 def print_table(rows, has_wrk: bool) -> None:
-    print(f"\nmachine: {machine()}")
+    print(f"\nmachine: {machine(WHERE)}")
     print(
         f"{PRODUCTS} products, limit={LIMIT}; 'alone': {SEQUENTIAL_REQUESTS} sequential requests"
         " from one client (httpx); CPU/req: the service process's CPU time per request"

@@ -15,7 +15,7 @@ from product_service.exceptions import (
     ReservationMismatch,
     ReservationReleased,
 )
-from product_service.models import ReservationStatus, StockReservation, StockReservationItem
+from product_service.models import ReservationStatus, StockReservationItem
 from product_service.schemas import ReservedItem, ReserveResponse, StockItem
 
 logger = logging.getLogger(__name__)
@@ -30,17 +30,19 @@ def merge_items(items: Sequence[StockItem]) -> dict[uuid.UUID, int]:
     return merged
 
 
-def reservation_response(reservation: StockReservation) -> ReserveResponse:
+def reservation_response(
+    order_id: uuid.UUID, lines: Sequence[StockReservationItem]
+) -> ReserveResponse:
     return ReserveResponse(
-        order_id=reservation.order_id,
+        order_id=order_id,
         items=[
             ReservedItem(
-                product_id=item.product_id,
-                name=item.product_name,
-                price=item.unit_price,
-                quantity=item.quantity,
+                product_id=line.product_id,
+                name=line.product_name,
+                price=line.unit_price,
+                quantity=line.quantity,
             )
-            for item in reservation.items
+            for line in lines
         ],
     )
 
@@ -116,18 +118,7 @@ async def reserve(
         "stock reserved", extra={"orderId": str(order_id), "lines": len(wanted), "by": caller}
     )
     # Answered from what was just written, not read back (the rows are still locked).
-    return ReserveResponse(
-        order_id=order_id,
-        items=[
-            ReservedItem(
-                product_id=line.product_id,
-                name=line.product_name,
-                price=line.unit_price,
-                quantity=line.quantity,
-            )
-            for line in lines
-        ],
-    )
+    return reservation_response(order_id, lines)
 
 
 async def _existing_reservation(
@@ -143,7 +134,7 @@ async def _existing_reservation(
     if recorded != wanted:
         metrics.reservation_refused("mismatch")
         raise ReservationMismatch()
-    return reservation_response(reservation)
+    return reservation_response(reservation.order_id, reservation.items)
 
 
 async def release(session: AsyncSession, order_id: uuid.UUID, caller: str) -> bool:

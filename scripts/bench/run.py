@@ -24,7 +24,6 @@ BENCH_PARTS takes one part or several ("direct,checkout").
 import asyncio
 import dataclasses
 import os
-import platform
 import resource
 import shutil
 import signal
@@ -40,7 +39,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from scripts.bench import chart, cpu, data, report
+from scripts.bench import DURATION, chart, cpu, data, machine, report
 from scripts.bench.memory import stack_memory
 from scripts.bench.wrk import (
     CLIENT_TIMEOUT,
@@ -56,7 +55,6 @@ from scripts.throwaway_stack import StackEnvironment, drop_stack_databases, stac
 from shared.settings import database_url_for_asyncpg
 
 HERE = Path(__file__).parent
-DURATION = int(os.environ.get("BENCH_DURATION", "10"))
 WARMUP = 3
 OVERLOAD_DURATION = int(os.environ.get("OVERLOAD_DURATION", "15"))
 CHECKOUT_CONNECTIONS = 16
@@ -85,21 +83,6 @@ _STARTED = time.monotonic()
 
 def progress(message: str) -> None:
     print(f"[{time.monotonic() - _STARTED:5.0f} s] {message}", flush=True)
-
-
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{os.cpu_count()} cores ({model}), Python {platform.python_version()}, "
-        f"load average {load:.2f} at the start; the stack, PostgreSQL and wrk on this machine"
-    )
 
 
 async def _postgres(url: str) -> str:
@@ -384,7 +367,7 @@ def main() -> int:
         return 1
     raise_file_limit()
     result = report.Report(
-        machine=machine(),
+        machine=machine("at the start; the stack, PostgreSQL and wrk on this machine"),
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         commit=commit(),
         load=f"wrk -t{THREADS} -c{CONNECTIONS}, {WARMUP} s warm-up then {DURATION} s per run",
