@@ -32,6 +32,7 @@ RUN if python -m pip --version >/dev/null 2>&1; then \
 ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONNODEBUGRANGES=1 \
     HOST=0.0.0.0 \
     RUN_MIGRATIONS=false
 

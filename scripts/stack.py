@@ -399,6 +399,10 @@ async def supervise(
                 service_env, pass_fds = {**own_env, LISTEN_FD: str(descriptor)}, (descriptor,)
             process = await asyncio.create_subprocess_exec(
                 sys.executable,
+                # No column tables in code objects (tracebacks lose their ^^^ marks): ~0.8
+                # MiB less a process (docs/operations.md, "Worker processes and memory").
+                "-X",
+                "no_debug_ranges",
                 "-m",
                 service.package,
                 cwd=ROOT,
