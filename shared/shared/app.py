@@ -12,7 +12,6 @@ them again at shutdown, after the workers have stopped.
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -184,12 +183,6 @@ def create_app(
                     )
                 else:
                     logger.info("periodic workers run in worker process 0, not here")
-            # What startup built (modules, the app, pools) lives as long as the process:
-            # out of the collector's sight, a full collection no longer walks ~120,000
-            # objects (20 ms, every second or two under load) for nothing.
-            gc.collect()
-            gc.freeze()
-            gc.set_threshold(10_000, 20, 20)
             yield
         finally:
             # Stop taking new background work first, then finish what is in flight.
