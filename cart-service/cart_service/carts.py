@@ -138,13 +138,13 @@ def render_cart(cart: Cart, items: Sequence[CartItem], catalogue: Catalogue | No
 
 async def get(state: CartState, user_id: uuid.UUID) -> CartOut:
     """The user's cart (created empty on first use), at current prices if possible. A cart
-    that exists and has not expired is read without a transaction (two queries, a round
-    trip each); creating one, or emptying an expired one, takes the transaction."""
+    that exists and has not expired is read without a transaction (one query, one round
+    trip); creating one, or emptying an expired one, takes the transaction."""
     async with state.read_sessionmaker() as session:
-        cart = await repository.get_cart(session, user_id)
-        current = cart is not None and cart.expires_at > _now()
-        items = await repository.list_items(session, cart.id) if cart and current else None
-    if cart is None or items is None:
+        found = await repository.get_cart_with_items(session, user_id)
+    if found is not None and found[0].expires_at > _now():
+        cart, items = found
+    else:
         async with _transaction(state) as session:
             cart = await _open_cart(session, state.settings, user_id)
             items = await repository.list_items(session, cart.id)

@@ -3,7 +3,7 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,10 +22,38 @@ async def create_cart_if_absent(
     )
 
 
+# Built once: an ORM statement costs more to build and key for the cache than to run.
+_CART_OF_USER = (
+    select(Cart)
+    .where(Cart.user_id == bindparam("user_id"))
+    .execution_options(populate_existing=True)
+)
+_LINES_OF_CART = (
+    select(CartItem)
+    .where(CartItem.cart_id == bindparam("cart_id"))
+    .order_by(CartItem.created_at, CartItem.id)
+    .execution_options(populate_existing=True)
+)
+_CART_WITH_LINES = (
+    select(Cart, CartItem)
+    .outerjoin(CartItem, CartItem.cart_id == Cart.id)
+    .where(Cart.user_id == bindparam("user_id"))
+    .order_by(CartItem.created_at, CartItem.id)
+)
+
+
 async def get_cart(session: AsyncSession, user_id: uuid.UUID) -> Cart | None:
-    return await session.scalar(
-        select(Cart).where(Cart.user_id == user_id).execution_options(populate_existing=True)
-    )
+    return await session.scalar(_CART_OF_USER, {"user_id": user_id})
+
+
+async def get_cart_with_items(
+    session: AsyncSession, user_id: uuid.UUID
+) -> tuple[Cart, list[CartItem]] | None:
+    """The user's cart and its lines in the order they were added: one query."""
+    rows = (await session.execute(_CART_WITH_LINES, {"user_id": user_id})).all()
+    if not rows:
+        return None
+    return rows[0][0], [item for _, item in rows if item is not None]
 
 
 async def lock_or_create_cart(
@@ -47,13 +75,7 @@ async def lock_or_create_cart(
 
 async def list_items(session: AsyncSession, cart_id: uuid.UUID) -> list[CartItem]:
     """A cart's lines in the order they were added."""
-    result = await session.scalars(
-        select(CartItem)
-        .where(CartItem.cart_id == cart_id)
-        .order_by(CartItem.created_at, CartItem.id)
-        .execution_options(populate_existing=True)
-    )
-    return list(result)
+    return list(await session.scalars(_LINES_OF_CART, {"cart_id": cart_id}))
 
 
 async def get_item_of_user(
