@@ -10,13 +10,14 @@ never a hang.
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from urllib.parse import quote
 
-import httpx
+import aiohttp
 from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
+from yarl import URL
 
 from api_gateway.exceptions import GatewayTimeout, PayloadTooLarge
 from api_gateway.routing import Route
@@ -58,6 +59,7 @@ _PATH_SAFE = "/%!$&'()*+,;=:@"
 _QUERY_SAFE = _PATH_SAFE + "?[]"
 # Responses up to this size with a Content-Length are read whole rather than streamed.
 SMALL_RESPONSE = 64 * 1024
+STREAM_CHUNK = 16 * 1024
 
 
 def _connection_tokens(headers: Mapping[str, str]) -> set[str]:
@@ -80,13 +82,15 @@ async def read_body(request: Request, max_size: int) -> bytes:
     return b"".join(chunks)
 
 
-def upstream_headers(
-    request: Request, client_ip: str, trusted_peer: bool
-) -> list[tuple[bytes, bytes]]:
-    """As bytes, as they came: a value that is not ASCII (`User-Agent: café`) is the
-    service's to judge, not an encoding error here."""
+def upstream_headers(request: Request, client_ip: str, trusted_peer: bool) -> list[tuple[str, str]]:
+    """As they came: a value that is not ASCII (`User-Agent: café`) is the service's to
+    judge, not an encoding error here (UTF-8 goes through as UTF-8)."""
     drop = REPLACED_REQUEST_HEADERS | _connection_tokens(request.headers)
-    headers = [(k, v) for k, v in request.headers.raw if k.decode("latin-1").lower() not in drop]
+    headers = [
+        (name, _header_text(value))
+        for name, value in ((k.decode("latin-1"), v) for k, v in request.headers.raw)
+        if name.lower() not in drop
+    ]
     peer = request.client.host if request.client else client_ip
     incoming_forwarded = request.headers.get("x-forwarded-for") if trusted_peer else None
     forwarded_for = f"{incoming_forwarded}, {peer}" if incoming_forwarded else peer
@@ -96,16 +100,23 @@ def upstream_headers(
     host = (
         request.headers.get("x-forwarded-host") if trusted_peer else None
     ) or request.headers.get("host", "")
-    added = [
-        ("x-forwarded-for", forwarded_for),
-        ("x-forwarded-proto", proto),
-        ("x-forwarded-host", host),
+    # Starlette decoded these as latin-1: the bytes that came, as text again.
+    headers += [
+        ("x-forwarded-for", _header_text(forwarded_for.encode("latin-1"))),
+        ("x-forwarded-proto", _header_text(proto.encode("latin-1"))),
+        ("x-forwarded-host", _header_text(host.encode("latin-1"))),
         ("x-real-ip", client_ip),
         ("x-request-id", current_request_id() or ""),
     ]
-    # Starlette decoded these as latin-1: encoding them back gives the bytes that came.
-    headers += [(name.encode(), value.encode("latin-1")) for name, value in added]
     return headers
+
+
+def _header_text(value: bytes) -> str:
+    """aiohttp sends header text as UTF-8: bytes that are UTF-8 go through unchanged."""
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return value.decode("latin-1")
 
 
 def upstream_target(raw_path: str, query: bytes) -> str:
@@ -122,66 +133,72 @@ async def forward(
     request: Request,
     route: Route,
     *,
-    transport: httpx.AsyncBaseTransport,
+    session: aiohttp.ClientSession,
     base_url: str,
     body: bytes,
-    headers: list[tuple[bytes, bytes]],
+    headers: list[tuple[str, str]],
     timeout: float,
 ) -> Response:
-    """Sends through the transport itself, not an `httpx.AsyncClient`: a client keeps a
-    cookie jar, and a jar shared by every user of the gateway would hand one user's
-    cookies to the next. It is also cheaper."""
+    """Sent with aiohttp itself (the connection pool the gateway holds, `state.upstream`),
+    whose session keeps no cookies (`DummyCookieJar`): a jar shared by every user of the
+    gateway would hand one user's cookies to the next."""
     url = base_url.rstrip("/") + upstream_target(
         route.upstream_path, request.scope.get("query_string", b"")
     )
     name = route.upstream.display_name
-    outgoing = httpx.Request(
-        request.method,
-        url,
-        headers=headers,
-        content=body,
-        extensions={
-            "timeout": {
-                "connect": min(timeout, 3.0),
-                "read": timeout,
-                "write": timeout,
-                "pool": timeout,
-            }
-        },
-    )
     try:
         async with asyncio.timeout(timeout):
-            upstream = await transport.handle_async_request(outgoing)
-    except (TimeoutError, httpx.ReadTimeout):
+            upstream = await session.request(
+                request.method,
+                URL(url, encoded=True),  # escaped already (upstream_target), sent as is
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(
+                    sock_connect=min(timeout, 3.0), sock_read=timeout, connect=timeout
+                ),
+            )
+    except aiohttp.ConnectionTimeoutError:
+        raise _unavailable(route, name, "ConnectionTimeoutError") from None
+    except (TimeoutError, aiohttp.ServerTimeoutError):
         logger.warning("upstream timed out", extra={"upstream": route.upstream.service})
         raise GatewayTimeout(f"{name} service timed out") from None
-    except httpx.TransportError as exc:
-        logger.warning(
-            "upstream unavailable",
-            extra={"upstream": route.upstream.service, "reason": type(exc).__name__},
-        )
-        raise ServiceUnavailable(f"{name} service unavailable") from None
+    except aiohttp.ClientError as exc:
+        raise _unavailable(route, name, type(exc).__name__) from None
 
     drop = REPLACED_RESPONSE_HEADERS | _connection_tokens(upstream.headers)
     raw_headers = [
-        (k.lower(), v) for k, v in upstream.headers.raw if k.decode("latin-1").lower() not in drop
+        (k.lower(), v) for k, v in upstream.raw_headers if k.decode("latin-1").lower() not in drop
     ]
     length = upstream.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) <= SMALL_RESPONSE:
         try:
-            content = await upstream.aread()
-        except httpx.TransportError:
+            content = await upstream.read()
+        except (aiohttp.ClientError, TimeoutError):
             raise ServiceUnavailable(f"{name} service unavailable") from None
         finally:
-            await upstream.aclose()
-        response = Response(content=content, status_code=upstream.status_code)
+            upstream.release()
+        response = Response(content=content, status_code=upstream.status)
         response.raw_headers = raw_headers
         return response
 
     response = StreamingResponse(
-        upstream.aiter_raw(),
-        status_code=upstream.status_code,
-        background=BackgroundTask(upstream.aclose),
+        _body_of(upstream),
+        status_code=upstream.status,
+        background=BackgroundTask(upstream.release),
     )
     response.raw_headers = raw_headers
     return response
+
+
+async def _body_of(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    async for chunk in upstream.content.iter_chunked(STREAM_CHUNK):
+        yield chunk
+
+
+def _unavailable(route: Route, name: str, reason: str) -> ServiceUnavailable:
+    logger.warning(
+        "upstream unavailable", extra={"upstream": route.upstream.service, "reason": reason}
+    )
+    return ServiceUnavailable(f"{name} service unavailable")

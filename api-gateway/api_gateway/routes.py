@@ -95,7 +95,7 @@ async def _checked_and_forwarded(
         response = await forward(
             request,
             sent_route,
-            transport=state.upstream,
+            session=state.upstream,
             base_url=state.upstream_urls[route.upstream.service],
             body=body,
             headers=upstream_headers(request, ip, trusted_peer),

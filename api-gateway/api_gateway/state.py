@@ -4,8 +4,7 @@ each service is, and the merged API docs."""
 
 from dataclasses import dataclass
 
-import httpx
-from httpx_aiohttp import AiohttpTransport
+import aiohttp
 
 from api_gateway.api_docs import ApiDocs, http_fetch
 from api_gateway.config import GatewaySettings
@@ -17,11 +16,14 @@ from shared.state import ServiceState
 
 # The proxy's own connection pool, sized for the traffic of the whole system.
 UPSTREAM_CONNECTIONS = 512
+# An idle connection to a service is closed by the gateway before the service closes it
+# (uvicorn: after 5 s), never reused in the instant the service drops it.
+UPSTREAM_KEEPALIVE_SECONDS = 4.0
 
 
 @dataclass(frozen=True, kw_only=True)
 class GatewayState(ServiceState[GatewaySettings]):
-    upstream: httpx.AsyncBaseTransport
+    upstream: aiohttp.ClientSession
     rate_limiter: RateLimiter | None  # None: RATE_LIMIT_ENABLED=false
     response_cache: ResponseCache | None  # None: GATEWAY_CACHE_ENABLED=false
     trusted_proxies: list[Network]
@@ -51,11 +53,13 @@ async def open_gateway_state(
     )
     return GatewayState(
         **base.base(),
-        upstream=AiohttpTransport(
-            limits=httpx.Limits(
-                max_connections=UPSTREAM_CONNECTIONS,
-                max_keepalive_connections=UPSTREAM_CONNECTIONS,
-            )
+        upstream=aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(
+                limit=UPSTREAM_CONNECTIONS, keepalive_timeout=UPSTREAM_KEEPALIVE_SECONDS
+            ),
+            # One session for every user: no cookies kept from one response to the next.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
         ),
         rate_limiter=rate_limiter,
         response_cache=response_cache,
@@ -67,4 +71,4 @@ async def open_gateway_state(
 
 
 async def close_gateway_state(state: GatewayState) -> None:
-    await state.upstream.aclose()
+    await state.upstream.close()

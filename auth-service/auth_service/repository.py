@@ -3,7 +3,7 @@
 import uuid
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, bindparam, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,8 +12,13 @@ from shared.pagination import equals, paginated
 from shared.user_status import UserStatus
 
 
+# Built once: an ORM statement costs more to build and key for the cache than to run
+# (this one runs for every request with a token).
+_USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
+
+
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
-    return await session.get(User, user_id)
+    return await session.scalar(_USER_BY_ID, {"user_id": user_id})
 
 
 async def get_user_status(session: AsyncSession, user_id: uuid.UUID) -> UserStatus | None:
