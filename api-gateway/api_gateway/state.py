@@ -11,6 +11,7 @@ from api_gateway.config import GatewaySettings
 from api_gateway.rate_limit import RateLimiter, make_storage
 from api_gateway.response_cache import ResponseCache
 from api_gateway.routing import RateClass
+from shared import tracing
 from shared.client_address import Network
 from shared.state import ServiceState
 
@@ -60,6 +61,7 @@ async def open_gateway_state(
             # One session for every user: no cookies kept from one response to the next.
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,
+            trace_configs=tracing.aiohttp_trace_configs(),  # only with tracing on
         ),
         rate_limiter=rate_limiter,
         response_cache=response_cache,

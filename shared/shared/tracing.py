@@ -10,7 +10,8 @@ Set (e.g. `http://otel-collector:4318`, OTLP over HTTP/protobuf), each service:
   each server span tagged with the request id (`http.request_id`);
 - traces every query (SQLAlchemy instrumentation of its engine);
 - traces every call it makes (httpx instrumentation, plus the aiohttp transport
-  our service client and the gateway's proxy use) and sends the W3C
+  our service client uses, and the gateway's proxy's aiohttp session through
+  `aiohttp_trace_configs`) and sends the W3C
   `traceparent` header with it, so one trace follows a request from the gateway
   through every service it touches (the request id follows it too, as
   `X-Request-ID`);
@@ -32,6 +33,7 @@ from shared.redaction import redact_text
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    import aiohttp
     import httpx
     from httpx_aiohttp import AiohttpTransport
     from opentelemetry.context import Context
@@ -143,6 +145,62 @@ def _instrument_aiohttp_transport(provider: "TracerProvider") -> None:
             return response
 
     wrap_function_wrapper(AiohttpTransport, "handle_async_request", handle_async_request)
+
+
+def aiohttp_trace_configs() -> list["aiohttp.TraceConfig"]:
+    """For an `aiohttp.ClientSession` made after `configure_tracing` (the gateway's proxy):
+    with tracing on, a client span per request and the `traceparent` header; else none."""
+    if _provider is None:
+        return []
+    import aiohttp
+    from opentelemetry import propagate, trace
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    tracer = _provider.get_tracer("api_gateway.proxy")
+
+    async def started(
+        session: aiohttp.ClientSession,
+        context: Any,
+        params: aiohttp.TraceRequestStartParams,
+    ) -> None:
+        url = params.url
+        attributes: dict[str, str | int] = {
+            "http.request.method": params.method,
+            "url.full": str(url.with_query(None)),
+            "server.address": url.host or "",
+        }
+        if url.port:
+            attributes["server.port"] = url.port
+        span = tracer.start_span(params.method, kind=SpanKind.CLIENT, attributes=attributes)
+        context.span = span
+        propagate.inject(params.headers, context=trace.set_span_in_context(span))
+
+    async def ended(
+        session: aiohttp.ClientSession,
+        context: Any,
+        params: aiohttp.TraceRequestEndParams,
+    ) -> None:
+        span = context.span
+        span.set_attribute("http.response.status_code", params.response.status)
+        if params.response.status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+        span.end()
+
+    async def failed(
+        session: aiohttp.ClientSession,
+        context: Any,
+        params: aiohttp.TraceRequestExceptionParams,
+    ) -> None:
+        span = context.span
+        span.record_exception(params.exception)
+        span.set_status(Status(StatusCode.ERROR))
+        span.end()
+
+    config = aiohttp.TraceConfig()
+    config.on_request_start.append(started)
+    config.on_request_end.append(ended)
+    config.on_request_exception.append(failed)
+    return [config]
 
 
 def instrument_engine(engine: "AsyncEngine") -> None:
