@@ -52,7 +52,8 @@ class RunningStack:
                 argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except FileNotFoundError:
                 continue  # exited meanwhile
-            if argv[1:3] == [b"-m", package.encode()]:
+            # `python [-X option] -m <package>`
+            if b"-m" in argv and argv[argv.index(b"-m") + 1] == package.encode():
                 return pid
         raise AssertionError(f"the supervisor has no {service} process")
 

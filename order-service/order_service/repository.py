@@ -4,7 +4,17 @@ import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import Cast, ColumnExpressionArgument, Date, Select, cast, delete, func, select
+from sqlalchemy import (
+    Cast,
+    ColumnExpressionArgument,
+    Date,
+    Select,
+    bindparam,
+    cast,
+    delete,
+    func,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -45,18 +55,29 @@ async def get_order(
     return await session.scalar(statement)
 
 
+# Placement's statements, built once (every order runs them): an ORM statement costs
+# more to build and key for the cache than to run.
+_LOCK_ORDER_ROW = (
+    select(Order)
+    .where(Order.id == bindparam("order_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_ORDER_WITH_DETAILS = _with_details(
+    select(Order).where(Order.id == bindparam("order_id"))
+).execution_options(populate_existing=True)
+_NEXT_ORDER_NUMBER_VALUE = select(order_number_sequence.next_value())
+
+
 async def lock_order_row(session: AsyncSession, order_id: uuid.UUID) -> Order | None:
     """The order row, whatever its status (one being placed too), locked."""
-    return await session.get(Order, order_id, with_for_update=True, populate_existing=True)
+    return await session.scalar(_LOCK_ORDER_ROW, {"order_id": order_id})
 
 
 async def reload_order(session: AsyncSession, order_id: uuid.UUID) -> Order:
     """The order as the database now holds it (after changes in this transaction)."""
     await session.flush()
-    statement = _with_details(select(Order).where(Order.id == order_id)).execution_options(
-        populate_existing=True
-    )
-    order = await session.scalar(statement)
+    order = await session.scalar(_ORDER_WITH_DETAILS, {"order_id": order_id})
     assert order is not None
     return order
 
@@ -132,7 +153,7 @@ async def paid_per_day(
 
 
 async def next_order_number_value(session: AsyncSession) -> int:
-    value: int | None = await session.scalar(select(order_number_sequence.next_value()))
+    value: int | None = await session.scalar(_NEXT_ORDER_NUMBER_VALUE)
     assert value is not None  # a sequence always gives a next value
     return value
 

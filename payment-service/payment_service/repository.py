@@ -33,11 +33,42 @@ async def insert_payment_unless_in_flight(session: AsyncSession, **values: Any) 
         .returning(Payment.id)
     )
     payment_id = await session.scalar(statement)
-    return None if payment_id is None else await session.get(Payment, payment_id)
+    return None if payment_id is None else await get_payment(session, payment_id)
+
+
+# The statements of every payment, built once: an ORM statement costs more to build and
+# key for the cache than to run.
+_PAYMENT_BY_ID = select(Payment).where(Payment.id == bindparam("payment_id"))
+_LOCK_PAYMENT = (
+    select(Payment)
+    .where(Payment.id == bindparam("payment_id"))
+    .with_for_update()
+    .execution_options(populate_existing=True)
+)
+_PAID_PAYMENT_FOR_ORDER = (
+    select(Payment)
+    .where(
+        Payment.order_id == bindparam("order_id"),
+        Payment.status.in_(bindparam("statuses", expanding=True)),
+    )
+    .limit(1)
+)
+_OTHER_PAID_PAYMENT_FOR_ORDER = _PAID_PAYMENT_FOR_ORDER.where(Payment.id != bindparam("other_than"))
+_PAYMENT_BY_REFERENCE = select(Payment).where(
+    Payment.provider == bindparam("provider"),
+    Payment.external_reference == bindparam("reference"),
+)
+_LOCK_PAYMENT_BY_REFERENCE = _PAYMENT_BY_REFERENCE.with_for_update().execution_options(
+    populate_existing=True
+)
+_TRANSACTION_ID_TAKEN = select(Payment.id).where(
+    Payment.transaction_id == bindparam("transaction_id"),
+    Payment.id != bindparam("payment_id"),
+)
 
 
 async def get_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment | None:
-    return await session.get(Payment, payment_id)
+    return await session.scalar(_PAYMENT_BY_ID, {"payment_id": payment_id})
 
 
 async def in_flight_payment(session: AsyncSession, order_id: uuid.UUID) -> Payment | None:
@@ -53,37 +84,32 @@ async def paid_payment_for_order(
     other_than: uuid.UUID | None = None,
     statuses: frozenset[PaymentStatus] = SETTLED_PAID,
 ) -> Payment | None:
-    conditions = [Payment.order_id == order_id, Payment.status.in_(statuses)]
-    if other_than is not None:
-        conditions.append(Payment.id != other_than)
-    return await session.scalar(select(Payment).where(*conditions).limit(1))
+    if other_than is None:
+        return await session.scalar(
+            _PAID_PAYMENT_FOR_ORDER, {"order_id": order_id, "statuses": list(statuses)}
+        )
+    return await session.scalar(
+        _OTHER_PAID_PAYMENT_FOR_ORDER,
+        {"order_id": order_id, "statuses": list(statuses), "other_than": other_than},
+    )
 
 
 async def lock_payment(session: AsyncSession, payment_id: uuid.UUID) -> Payment | None:
-    return await session.scalar(
-        select(Payment)
-        .where(Payment.id == payment_id)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
+    return await session.scalar(_LOCK_PAYMENT, {"payment_id": payment_id})
 
 
 async def payment_by_reference(
     session: AsyncSession, provider: str, reference: str, *, lock: bool = False
 ) -> Payment | None:
-    statement = select(Payment).where(
-        Payment.provider == provider, Payment.external_reference == reference
-    )
-    if lock:
-        statement = statement.with_for_update().execution_options(populate_existing=True)
-    return await session.scalar(statement)
+    statement = _LOCK_PAYMENT_BY_REFERENCE if lock else _PAYMENT_BY_REFERENCE
+    return await session.scalar(statement, {"provider": provider, "reference": reference})
 
 
 async def transaction_id_taken(
     session: AsyncSession, transaction_id: str, payment_id: uuid.UUID
 ) -> bool:
     found = await session.scalar(
-        select(Payment.id).where(Payment.transaction_id == transaction_id, Payment.id != payment_id)
+        _TRANSACTION_ID_TAKEN, {"transaction_id": transaction_id, "payment_id": payment_id}
     )
     return found is not None
 

@@ -6,7 +6,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, ColumnExpressionArgument, Select, func, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    ColumnExpressionArgument,
+    Select,
+    bindparam,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
@@ -113,8 +122,12 @@ async def list_products(
     return [], await session.scalar(catalogue_count_statement(query)) or 0
 
 
+# Built once: an ORM statement costs more to build and key for the cache than to run.
+_PRODUCT_BY_ID = select(Product).where(Product.id == bindparam("product_id"))
+
+
 async def get_product(session: AsyncSession, product_id: uuid.UUID) -> Product | None:
-    return await session.get(Product, product_id)
+    return await session.scalar(_PRODUCT_BY_ID, {"product_id": product_id})
 
 
 async def get_products(session: AsyncSession, product_ids: Sequence[uuid.UUID]) -> list[Product]:
@@ -146,6 +159,33 @@ async def set_stock(session: AsyncSession, product_id: uuid.UUID, stock: int) ->
     )
 
 
+# The reservation's statements, built once (an order runs each of them). Parameters are
+# not named as columns: SQLAlchemy keeps those names for INSERT and UPDATE.
+_TAKE_STOCK = (
+    update(Product)
+    .where(
+        Product.id == bindparam("product_id"),
+        Product.stock >= bindparam("quantity"),
+        Product.is_active.is_(True),
+    )
+    .values(stock=Product.stock - bindparam("quantity"), updated_at=func.now())
+    .returning(Product.name, Product.price)
+)
+_NAMES_AND_PRICES = select(Product.id, Product.name, Product.price).where(
+    Product.id.in_(bindparam("product_ids", expanding=True))
+)
+_CLAIM_RESERVATION = (
+    insert(StockReservation)
+    .values(
+        order_id=bindparam("reserved_for"),
+        status=ReservationStatus.ACTIVE,
+        caller=bindparam("reserving_caller"),
+    )
+    .on_conflict_do_nothing(index_elements=[StockReservation.order_id])
+    .returning(StockReservation.order_id)
+)
+
+
 @dataclass(frozen=True)
 class Taken:
     name: str
@@ -157,16 +197,7 @@ async def take_stock(session: AsyncSession, product_id: uuid.UUID, quantity: int
     takes serialises concurrent takers; each sees the stock the previous one left). None
     when the product is unknown, inactive or short."""
     row = (
-        await session.execute(
-            update(Product)
-            .where(
-                Product.id == product_id,
-                Product.stock >= quantity,
-                Product.is_active.is_(True),
-            )
-            .values(stock=Product.stock - quantity, updated_at=func.now())
-            .returning(Product.name, Product.price)
-        )
+        await session.execute(_TAKE_STOCK, {"product_id": product_id, "quantity": quantity})
     ).first()
     return Taken(name=row.name, price=row.price) if row else None
 
@@ -175,9 +206,7 @@ async def names_and_prices(
     session: AsyncSession, product_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Taken]:
     """Name and price of each product that exists (active or not: the take decides)."""
-    rows = await session.execute(
-        select(Product.id, Product.name, Product.price).where(Product.id.in_(set(product_ids)))
-    )
+    rows = await session.execute(_NAMES_AND_PRICES, {"product_ids": list(set(product_ids))})
     return {row.id: Taken(name=row.name, price=row.price) for row in rows}
 
 
@@ -206,10 +235,7 @@ async def claim_reservation(session: AsyncSession, order_id: uuid.UUID, caller: 
     same order waits here until the first one commits (then finds its row) or rolls back
     (then claims it itself): only one ever takes stock."""
     claimed = await session.scalar(
-        insert(StockReservation)
-        .values(order_id=order_id, status=ReservationStatus.ACTIVE, caller=caller)
-        .on_conflict_do_nothing(index_elements=[StockReservation.order_id])
-        .returning(StockReservation.order_id)
+        _CLAIM_RESERVATION, {"reserved_for": order_id, "reserving_caller": caller}
     )
     return claimed is not None
 

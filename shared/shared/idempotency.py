@@ -30,12 +30,13 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import DateTime, Index, Integer, String, delete, func, update
+from sqlalchemy import DateTime, Index, Integer, String, bindparam, delete, func, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
@@ -152,11 +153,14 @@ class Claim:
 
     async def record(self, session: AsyncSession, answer: Answer) -> None:
         """Stores the answer in `session`'s transaction: it commits with the change."""
-        model = self.keys.model
         await session.execute(
-            update(model)
-            .where(model.user_id == self.user_id, model.key == self.key)
-            .values(response_status=answer.status_code, response_body=answer.body)
+            self.keys.record_statement,
+            {
+                "owner": self.user_id,
+                "idempotency_key": self.key,
+                "status_code": answer.status_code,
+                "answer_body": answer.body,
+            },
         )
         self.recorded = True
 
@@ -238,26 +242,56 @@ class IdempotencyKeys:
     async def _take(self, session: AsyncSession, user_id: uuid.UUID, request: KeyedRequest) -> bool:
         """Takes the key unless another request holds it; an expired key, or one whose
         request died unanswered, is taken over. Of two concurrent claims exactly one wins."""
-        model = self.model
         now = datetime.now(UTC)
-        values = {
-            "fingerprint": request.fingerprint,
+        taken = await session.scalar(
+            self.take_statement,
+            {
+                "owner": user_id,
+                "idempotency_key": request.key,
+                "request_fingerprint": request.fingerprint,
+                "claimed_at": now,
+                "expired_before": now - self.ttl,
+                "lease_ended_before": now - LEASE,
+            },
+        )
+        return taken is not None
+
+    # The statements every keyed request runs, built once for the model (their parameters
+    # are not named as columns: SQLAlchemy keeps those names for INSERT and UPDATE).
+    @cached_property
+    def take_statement(self) -> Any:
+        model = self.model
+        values: dict[str, Any] = {
+            "fingerprint": bindparam("request_fingerprint"),
             "response_status": None,
             "response_body": None,
-            "created_at": now,
+            "created_at": bindparam("claimed_at"),
         }
-        statement = (
+        return (
             insert(model)
-            .values(user_id=user_id, key=request.key, **values)
+            .values(user_id=bindparam("owner"), key=bindparam("idempotency_key"), **values)
             .on_conflict_do_update(
                 index_elements=[model.user_id, model.key],
                 set_=values,
-                where=(model.created_at < now - self.ttl)
-                | (model.response_status.is_(None) & (model.created_at < now - LEASE)),
+                where=(model.created_at < bindparam("expired_before"))
+                | (
+                    model.response_status.is_(None)
+                    & (model.created_at < bindparam("lease_ended_before"))
+                ),
             )
             .returning(model.key)
         )
-        return await session.scalar(statement) is not None
+
+    @cached_property
+    def record_statement(self) -> Any:
+        model = self.model
+        return (
+            update(model)
+            .where(model.user_id == bindparam("owner"), model.key == bindparam("idempotency_key"))
+            .values(
+                response_status=bindparam("status_code"), response_body=bindparam("answer_body")
+            )
+        )
 
     async def _release(self, sessionmaker: async_sessionmaker[AsyncSession], claim: Claim) -> None:
         model = self.model
