@@ -12,6 +12,7 @@ from auth_service import repository
 from auth_service.config import AuthSettings
 from auth_service.exceptions import AccountDeactivated, UserNotFound
 from auth_service.models import User
+from auth_service.repository import UserView
 from auth_service.schemas import (
     AdminUserUpdate,
     ChangePasswordRequest,
@@ -21,6 +22,7 @@ from auth_service.schemas import (
 )
 from auth_service.state import AuthState
 from shared.auth import AuthenticatedUser
+from shared.db import HotReads
 from shared.errors import BadRequest, Unauthorized
 from shared.passwords import hash_password, verify_password
 from shared.schemas import Page
@@ -40,7 +42,7 @@ def issue_token(user: User, settings: AuthSettings) -> str:
     )
 
 
-def status_of(user: User) -> UserStatus:
+def status_of(user: User | UserView) -> UserStatus:
     valid_after = user.tokens_valid_after
     return UserStatus(
         role=user.role,
@@ -145,6 +147,11 @@ async def update_user_as_admin(
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await repository.get_user(session, user_id)
+
+
+async def get_user_view(reads: HotReads, user_id: uuid.UUID) -> UserView | None:
+    """The user as the profile shows them, read without a session (shared.db.HotReads)."""
+    return await repository.get_user_view(reads, user_id)
 
 
 async def get_user_or_404(session: AsyncSession, user_id: uuid.UUID) -> User:

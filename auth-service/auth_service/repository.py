@@ -1,6 +1,8 @@
 """The auth service's queries."""
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, select
@@ -8,9 +10,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.models import User
+from shared.db import HotReads
 from shared.pagination import equals, paginated
 from shared.user_status import UserStatus
-
 
 # Built once: an ORM statement costs more to build and key for the cache than to run
 # (this one runs for every request with a token).
@@ -19,6 +21,32 @@ _USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await session.scalar(_USER_BY_ID, {"user_id": user_id})
+
+
+@dataclass(frozen=True)
+class UserView:
+    """A user as read for the profile (no password hash): the row, not an ORM object."""
+
+    id: uuid.UUID
+    name: str
+    email: str
+    role: str
+    phone_number: str | None
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+    tokens_valid_after: datetime | None
+
+
+_USER_VIEW = (
+    "SELECT id, name, email, role, phone_number, is_active, created_at, updated_at,"
+    " tokens_valid_after FROM users WHERE id = $1"
+)
+
+
+async def get_user_view(reads: HotReads, user_id: uuid.UUID) -> UserView | None:
+    row = await reads.fetchrow(_USER_VIEW, user_id)
+    return UserView(**row) if row is not None else None
 
 
 async def get_user_status(session: AsyncSession, user_id: uuid.UUID) -> UserStatus | None:

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Request, Response, status
 
 from auth_service import accounts
-from auth_service.dependencies import CurrentUserRecord, State, ValidUser
+from auth_service.dependencies import CurrentUserRecord, CurrentUserView, State, ValidUser
 from auth_service.schemas import (
     AdminUserUpdate,
     AuthResponse,
@@ -67,7 +67,7 @@ async def login(data: LoginRequest, session: SessionDep, state: State) -> AuthRe
 
 
 @router.get("/profile", response_model=UserEnvelope)
-async def get_profile(user: CurrentUserRecord) -> UserEnvelope:
+async def get_profile(user: CurrentUserView) -> UserEnvelope:
     return UserEnvelope(user=user)
 
 

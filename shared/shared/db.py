@@ -9,15 +9,22 @@ not three (BEGIN, the query, COMMIT). Each statement still sees one consistent s
 two statements of the same read may see different ones, as two requests would. Such a
 session refuses to write (`ReadOnlySession`).
 
+The busiest one-row reads skip the session altogether (`HotReads`: asyncpg itself, a
+prepared statement, no ORM): for a route that reads one row, the session, the ORM and
+the dependency that opens and closes them were half of the process's time.
+
 Imported by the services with a database only: the gateway and the admin console never
 load SQLAlchemy (shared.database_errors)."""
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
+import asyncpg
+from asyncpg.exceptions import ConnectionDoesNotExistError
 from fastapi import Depends, Request
 from sqlalchemy import CursorResult, DateTime, MetaData, Result, event, func, text
 from sqlalchemy.ext.asyncio import (
@@ -28,6 +35,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
+from shared.database_errors import is_database_unavailable
 from shared.settings import database_url_for_asyncpg
 from shared.state import database_state
 
@@ -108,6 +116,55 @@ def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSes
         expire_on_commit=False,
         sync_session_class=ReadOnlySession,
     )
+
+
+class HotReads:
+    """Reads that need one row and nothing else, with asyncpg itself: a small pool of its
+    own connections (opened when first needed, none at start), statements prepared once a
+    connection. No transaction (one statement), so nothing to reset when a connection goes
+    back. A connection that broke under a read (PostgreSQL restarted) is thrown away, the
+    pool replaces all of its others, and the read fails as a lost connection: run once
+    more on a fresh one (shared.read_retry), or a 503 (shared.errors), never a 500."""
+
+    def __init__(self, url: str, *, max_size: int, acquire_timeout: float = 10) -> None:
+        self._dsn = database_url_for_asyncpg(url).replace("postgresql+asyncpg://", "postgresql://")
+        self._max_size = max_size
+        self._acquire_timeout = acquire_timeout
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    async def fetchrow(self, query: str, *args: object) -> asyncpg.Record | None:
+        pool = self._pool or await self._open()
+        async with pool.acquire(timeout=self._acquire_timeout) as connection:
+            try:
+                return await connection.fetchrow(query, *args)
+            except asyncpg.PostgresError as exc:
+                if not is_database_unavailable(exc):
+                    raise  # the statement's own error (a bad value): the connection is fine
+                failure: Exception = exc
+            except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as exc:
+                # The connection broke under the statement (its server process ended).
+                failure = exc
+            connection.terminate()  # never back into the pool
+        await pool.expire_connections()  # its siblings died with it
+        raise ConnectionDoesNotExistError(f"connection lost: {failure!r}") from failure
+
+    async def _open(self) -> asyncpg.Pool:
+        async with self._opening:
+            if self._pool is None:
+                self._pool = await asyncpg.create_pool(
+                    self._dsn, min_size=0, max_size=self._max_size, reset=_nothing_to_reset
+                )
+            return self._pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+
+async def _nothing_to_reset(connection: asyncpg.Connection) -> None:
+    """Instead of asyncpg's reset (a round trip at every release): a hot read changes
+    nothing of its connection's state."""
 
 
 READ_METHODS = frozenset({"GET", "HEAD"})

@@ -26,6 +26,8 @@ from shared.user_token_keys import UserTokenKeys
 if TYPE_CHECKING:  # SQLAlchemy is loaded by the services with a database only
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+    from shared.db import HotReads
+
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings, covariant=True)
 StateT = TypeVar("StateT", bound="ServiceState[Any]")
 # state_of reads any kind of state (the admin console's holds no user status cache).
@@ -54,6 +56,8 @@ class DatabaseState(ServiceState[SettingsT]):
     sessionmaker: "async_sessionmaker[AsyncSession]"
     # For reads only: statements without a transaction around them (shared.db).
     read_sessionmaker: "async_sessionmaker[AsyncSession]"
+    # The busiest one-row reads, with asyncpg itself (shared.db.HotReads).
+    hot_reads: "HotReads"
 
 
 def state_of(app: FastAPI, kind: type[AnyState]) -> AnyState:
