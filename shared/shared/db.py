@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column
 
+from shared import tracing
 from shared.database_errors import is_database_unavailable
 from shared.settings import database_url_for_asyncpg
 from shared.state import database_state
@@ -137,7 +138,8 @@ class HotReads:
         pool = self._pool or await self._open()
         async with pool.acquire(timeout=self._acquire_timeout) as connection:
             try:
-                return await connection.fetchrow(query, *args)
+                with tracing.query_span(query):
+                    return await connection.fetchrow(query, *args)
             except asyncpg.PostgresError as exc:
                 if not is_database_unavailable(exc):
                     raise  # the statement's own error (a bad value): the connection is fine

@@ -8,7 +8,8 @@ Set (e.g. `http://otel-collector:4318`, OTLP over HTTP/protobuf), each service:
   >= 0.142 traces requests, dependencies and endpoints as soon as a tracer
   provider is set; `create_app` excludes `/health`, `/ready` and `/metrics`),
   each server span tagged with the request id (`http.request_id`);
-- traces every query (SQLAlchemy instrumentation of its engine);
+- traces every query (SQLAlchemy instrumentation of its engine; `query_span` for the
+  reads sent with asyncpg itself, shared.db.HotReads);
 - traces every call it makes (httpx instrumentation, plus the aiohttp transport
   our service client uses, and the gateway's proxy's aiohttp session through
   `aiohttp_trace_configs`) and sends the W3C
@@ -22,8 +23,10 @@ The exporter's other settings are OpenTelemetry's standard variables
 (`OTEL_EXPORTER_OTLP_HEADERS`, `OTEL_TRACES_SAMPLER`, `OTEL_BSP_SCHEDULE_DELAY`...).
 """
 
+import contextlib
 import logging
 import os
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from shared import logging as shared_logging
@@ -201,6 +204,21 @@ def aiohttp_trace_configs() -> list["aiohttp.TraceConfig"]:
     config.on_request_end.append(ended)
     config.on_request_exception.append(failed)
     return [config]
+
+
+def query_span(statement: str) -> AbstractContextManager[object]:
+    """A client span for a query sent without SQLAlchemy (shared.db.HotReads), named and
+    tagged as the SQLAlchemy instrumentation's are; nothing with tracing off."""
+    if _provider is None:
+        return contextlib.nullcontext()
+    from opentelemetry.trace import SpanKind
+
+    span: AbstractContextManager[object] = _provider.get_tracer("shared.db").start_as_current_span(
+        statement.split(maxsplit=1)[0],
+        kind=SpanKind.CLIENT,
+        attributes={"db.system": "postgresql", "db.statement": statement},
+    )
+    return span
 
 
 def instrument_engine(engine: "AsyncEngine") -> None:
