@@ -246,7 +246,7 @@ async def _payable_order(
     order = await state.orders.fetch_order(order_id)
     if order is None or str(order.get("userId")) != str(user.id):
         raise OrderNotFound()
-    async with state.sessionmaker() as session:
+    async with state.read_sessionmaker() as session:  # one statement: no transaction
         # The order service may not have heard of a payment that just completed.
         paid_here = await repository.paid_payment_for_order(session, order_id)
     if (

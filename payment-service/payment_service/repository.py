@@ -30,10 +30,9 @@ async def insert_payment_unless_in_flight(session: AsyncSession, **values: Any) 
         .on_conflict_do_nothing(
             index_elements=[Payment.order_id], index_where=text(IN_FLIGHT_PREDICATE)
         )
-        .returning(Payment.id)
+        .returning(Payment)
     )
-    payment_id = await session.scalar(statement)
-    return None if payment_id is None else await get_payment(session, payment_id)
+    return await session.scalar(statement)
 
 
 # The statements of every payment, built once: an ORM statement costs more to build and
