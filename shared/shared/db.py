@@ -17,6 +17,7 @@ Imported by the services with a database only: the gateway and the admin console
 load SQLAlchemy (shared.database_errors)."""
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -147,7 +148,9 @@ class HotReads:
             except (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError) as exc:
                 # The connection broke under the statement (its server process ended).
                 failure = exc
-            connection.terminate()  # never back into the pool
+            # Never back into the pool (unless asyncpg, seeing it closed, already took it).
+            with contextlib.suppress(asyncpg.InterfaceError):
+                connection.terminate()
         await pool.expire_connections()  # its siblings died with it
         raise ConnectionDoesNotExistError(f"connection lost: {failure!r}") from failure
 
