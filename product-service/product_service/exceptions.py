@@ -11,6 +11,10 @@ class InsufficientStock(BadRequest):
     message = "Insufficient stock"
 
 
+class StockTooLarge(BadRequest):
+    message = "Stock would exceed 2147483647"
+
+
 class OutOfStock(Conflict):
     message = "Some items are out of stock"
 

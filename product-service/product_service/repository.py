@@ -7,10 +7,12 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     ColumnExpressionArgument,
     Select,
     bindparam,
+    cast,
     func,
     or_,
     select,
@@ -26,6 +28,7 @@ from product_service.models import (
     StockReservation,
     StockReservationItem,
 )
+from product_service.schemas import MAX_STOCK
 
 LIKE_ESCAPE = "\\"
 
@@ -138,11 +141,14 @@ async def get_products(session: AsyncSession, product_ids: Sequence[uuid.UUID]) 
 
 
 async def add_to_stock(session: AsyncSession, product_id: uuid.UUID, delta: int) -> Product | None:
-    """Adds `delta` (negative takes) in one statement, unless the stock would go below 0.
-    None when nothing changed (no such product, or not enough stock)."""
+    """Adds `delta` (negative takes) in one statement, unless the stock would go below 0
+    or past the column's limit. None when nothing changed (no such product, not enough
+    stock, or too much)."""
+    # Summed as a bigint: an INTEGER sum past 2^31-1 is an error, not a false condition.
+    new_stock = cast(Product.stock, BigInteger) + delta
     return await session.scalar(
         update(Product)
-        .where(Product.id == product_id, Product.stock + delta >= 0)
+        .where(Product.id == product_id, new_stock >= 0, new_stock <= MAX_STOCK)
         .values(stock=Product.stock + delta, updated_at=func.now())
         .returning(Product)
         .execution_options(populate_existing=True)

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from product_service import repository
-from product_service.exceptions import InsufficientStock, ProductNotFound
+from product_service.exceptions import InsufficientStock, ProductNotFound, StockTooLarge
 from product_service.models import Product
 from product_service.schemas import (
+    MAX_STOCK,
     CheckStockResponse,
     StockAvailable,
     StockChange,
@@ -22,8 +23,11 @@ async def change_stock(session: AsyncSession, product_id: uuid.UUID, delta: int)
     """Adds `delta` (negative takes); the stock never goes below 0."""
     product = await repository.add_to_stock(session, product_id, delta)
     if product is None:
-        if await repository.get_product(session, product_id) is None:
+        current = await repository.get_product(session, product_id)
+        if current is None:
             raise ProductNotFound()
+        if current.stock + delta > MAX_STOCK:
+            raise StockTooLarge()
         raise InsufficientStock()
     return product
 

@@ -198,6 +198,21 @@ async def test_an_admin_restocks_by_delta_or_sets_the_stock(
     assert zero.json()["product"]["updatedAt"] >= product["updatedAt"]
 
 
+async def test_a_restock_past_the_largest_stock_is_refused_and_changes_nothing(
+    client, admin_headers, create_product, stock_of
+):
+    """The stock column holds at most 2,147,483,647: a delta that would pass it is a 400
+    (a fuzzer's sum once overflowed the column: a 500)."""
+    product = await create_product(stock=2_000_000_000)
+    path = f"/api/products/{product['id']}/stock"
+    too_much = await client.patch(path, json={"delta": 748_960_137}, headers=admin_headers)
+    assert too_much.status_code == 400, too_much.text
+    assert too_much.json() == {"error": "Stock would exceed 2147483647"}
+    assert await stock_of(product["id"]) == 2_000_000_000
+    to_the_limit = await client.patch(path, json={"delta": 147_483_647}, headers=admin_headers)
+    assert to_the_limit.json()["product"]["stock"] == 2_147_483_647
+
+
 @pytest.mark.parametrize(
     "body",
     [
