@@ -193,8 +193,13 @@ async def forward(
 
 
 async def _body_of(upstream: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    async for chunk in upstream.content.iter_chunked(STREAM_CHUNK):
-        yield chunk
+    try:
+        async for chunk in upstream.content.iter_chunked(STREAM_CHUNK):
+            yield chunk
+    finally:
+        # Also when the client goes away mid-stream (the background task then never runs):
+        # the upstream connection goes back to the pool rather than waiting for the GC.
+        upstream.release()
 
 
 def _unavailable(route: Route, name: str, reason: str) -> ServiceUnavailable:
