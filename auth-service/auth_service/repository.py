@@ -1,12 +1,12 @@
 """The auth service's queries."""
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import asyncpg, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.models import User
@@ -21,6 +21,9 @@ _USER_BY_ID = select(User).where(User.id == bindparam("user_id"))
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await session.scalar(_USER_BY_ID, {"user_id": user_id})
+
+
+_USERS = User.__table__
 
 
 @dataclass(frozen=True)
@@ -38,9 +41,12 @@ class UserView:
     tokens_valid_after: datetime | None
 
 
-_USER_VIEW = (
-    "SELECT id, name, email, role, phone_number, is_active, created_at, updated_at,"
-    " tokens_valid_after FROM users WHERE id = $1"
+# The view's fields are the table's column names: the query is made from them, once, in
+# asyncpg's own SQL (`$1` parameters).
+_USER_VIEW = str(
+    select(*(_USERS.c[field.name] for field in fields(UserView)))
+    .where(_USERS.c.id == bindparam("user_id"))
+    .compile(dialect=asyncpg.dialect())  # type: ignore[no-untyped-call]
 )
 
 
