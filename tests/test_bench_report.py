@@ -265,7 +265,7 @@ def test_cpu_per_request_by_process_and_its_summary():
     assert per_request(before, after, requests=0) == {}
 
 
-def test_cpu_snapshot_reads_this_machines_processes():
+def test_cpu_snapshot_path_this_machines_processes():
     import os
 
     from scripts.bench.cpu import snapshot

@@ -281,7 +281,7 @@ def test_postgresql_restarted_under_load(fault_stack, private_cluster):
             ("GET /api/cart", lambda client, headers=h: client.get("/api/cart", headers=headers))
             for h in readers
         ],
-        # The profile is read with asyncpg itself (shared.db.HotReads), not a session.
+        # The profile is read with asyncpg itself (shared.db.HotPath), not a session.
         *[
             (
                 "GET /api/auth/profile",

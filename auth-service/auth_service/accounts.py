@@ -22,7 +22,7 @@ from auth_service.schemas import (
 )
 from auth_service.state import AuthState
 from shared.auth import AuthenticatedUser
-from shared.db import HotReads
+from shared.db import HotPath
 from shared.errors import BadRequest, Unauthorized
 from shared.passwords import hash_password, verify_password
 from shared.schemas import Page
@@ -149,8 +149,8 @@ async def get_user(session: AsyncSession, user_id: uuid.UUID) -> User | None:
     return await repository.get_user(session, user_id)
 
 
-async def get_user_view(reads: HotReads, user_id: uuid.UUID) -> UserView | None:
-    """The user as the profile shows them, read without a session (shared.db.HotReads)."""
+async def get_user_view(reads: HotPath, user_id: uuid.UUID) -> UserView | None:
+    """The user as the profile shows them, read without a session (shared.db.HotPath)."""
     return await repository.get_user_view(reads, user_id)
 
 

@@ -56,7 +56,7 @@ async def current_user_view(request: Request, state: State, _: DocumentedBearer 
     """The caller, to read (GET /profile, the busiest route with a token): checked as
     `current_user_record` does, against the row read without a session."""
     claims = await _token_claims(request, state)
-    return _token_holder(await accounts.get_user_view(state.hot_reads, claims.id), claims)
+    return _token_holder(await accounts.get_user_view(state.hot_path, claims.id), claims)
 
 
 @answers((404, "User not found"))

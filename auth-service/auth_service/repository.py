@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import asyncpg, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.models import User
-from shared.db import HotReads
+from shared.db import HotPath
 from shared.pagination import equals, paginated
 from shared.user_status import UserStatus
 
@@ -50,7 +50,7 @@ _USER_VIEW = str(
 )
 
 
-async def get_user_view(reads: HotReads, user_id: uuid.UUID) -> UserView | None:
+async def get_user_view(reads: HotPath, user_id: uuid.UUID) -> UserView | None:
     row = await reads.fetchrow(_USER_VIEW, user_id)
     return UserView(**row) if row is not None else None
 

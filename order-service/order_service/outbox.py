@@ -21,6 +21,11 @@ def enqueue_call(session: AsyncSession, topic: str, payload: dict[str, Any]) -> 
     return outbox.enqueue(session, OutboxMessage, topic=topic, payload=payload, sent_by_writer=True)
 
 
+def new_call(topic: str, payload: dict[str, Any]) -> OutboxMessage:
+    """`enqueue_call`'s message, for a transaction written with asyncpg (placement)."""
+    return outbox.new_message(OutboxMessage, topic=topic, payload=payload, sent_by_writer=True)
+
+
 def senders(state: OrderState) -> Mapping[str, outbox.Sender]:
     async def release_stock(payload: dict[str, Any]) -> None:
         await state.products.release(payload["orderId"])

@@ -22,6 +22,7 @@ import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from order_service import metrics, repository
 from order_service.exceptions import (
@@ -31,15 +32,15 @@ from order_service.exceptions import (
     ProductServiceUnavailable,
 )
 from order_service.lifecycle import RESERVING, Actor, PaymentStatus, Status
-from order_service.models import Order, OrderItem, OutboxMessage
-from order_service.orders import record_change
-from order_service.outbox import CLEAR_CART, RELEASE_STOCK, enqueue_call, send_now
+from order_service.models import OutboxMessage
+from order_service.outbox import CLEAR_CART, RELEASE_STOCK, enqueue_call, new_call, send_now
 from order_service.product_client import NotReserved, OutOfStock, Reserved, ReservedLine
 from order_service.schemas import (
     MAX_LINES,
     MAX_QUANTITY,
     CreateOrderRequest,
     MessageWithOrder,
+    OrderDetailOut,
     merge_lines,
 )
 from order_service.state import OrderState
@@ -52,21 +53,6 @@ logger = logging.getLogger(__name__)
 
 CREATED = 201
 SWEEP_BATCH = 100
-# Order numbers: ORD-<ms>-<9 characters>, the original's form. The 9 characters are the
-# order sequence's next value scrambled by a bijection of [0, 36^9) (multiplication by a
-# number prime to 36), so they are unique by construction and say nothing of volume.
-_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_SUFFIX_SPACE = 36**9
-_SCRAMBLE = 1_000_000_007
-
-
-def format_order_number(sequence_value: int, at: datetime) -> str:
-    scrambled = (sequence_value * _SCRAMBLE) % _SUFFIX_SPACE
-    suffix = ""
-    for _ in range(9):
-        scrambled, digit = divmod(scrambled, 36)
-        suffix = _ALPHABET[digit] + suffix
-    return f"ORD-{int(at.timestamp() * 1000)}-{suffix}"
 
 
 async def place_order(
@@ -82,13 +68,15 @@ async def place_order(
         user_id=user.id,
         request=keyed,
         action=lambda claim: _place(state, user, data, claim),
+        hot_path=state.hot_path,
     )
 
 
 async def _place(
     state: OrderState, user: AuthenticatedUser, data: CreateOrderRequest, claim: Claim | None
 ) -> Answer:
-    order_id = await _start(state, user, data)
+    order = await _start(state, user, data)
+    order_id = order["id"]
     lines = await _lines_or_abandon(state, user, data, order_id)
     outcome = await state.products.reserve(order_id, lines)
     if isinstance(outcome, OutOfStock):
@@ -109,7 +97,7 @@ async def _place(
 
     try:
         answer, calls = await _complete(
-            state, order_id, outcome.lines, from_cart=data.items is None, claim=claim
+            state, order, outcome.lines, from_cart=data.items is None, claim=claim
         )
     except BaseException:
         await _undo_reservation(state, order_id)
@@ -122,31 +110,34 @@ async def _place(
     return answer
 
 
-async def _start(state: OrderState, user: AuthenticatedUser, data: CreateOrderRequest) -> uuid.UUID:
-    """Step 1: the `reserving` row."""
-    settings = state.settings
-    order_id = uuid.uuid4()
+async def _start(
+    state: OrderState, user: AuthenticatedUser, data: CreateOrderRequest
+) -> dict[str, Any]:
+    """Step 1: the `reserving` row (one statement, committed on its own); returns it."""
     now = datetime.now(UTC)
-    async with state.sessionmaker() as session, session.begin():
-        sequence_value = await repository.next_order_number_value(session)
-        session.add(
-            Order(
-                id=order_id,
-                user_id=user.id,
-                order_number=format_order_number(sequence_value, now),
-                status=RESERVING,
-                payment_status=PaymentStatus.PENDING,
-                payment_method=data.payment_method,
-                total_amount=Decimal("0.00"),
-                currency=settings.store_currency,
-                shipping_address=data.shipping_address.model_dump(
-                    mode="json", by_alias=True, exclude_none=True
-                ),
-                notes=data.notes,
-                payment_ids=[],
-            )
-        )
-    return order_id
+    row = {
+        "id": uuid.uuid4(),
+        "user_id": user.id,
+        "order_number": await state.order_numbers.next(now),
+        "status": RESERVING,
+        "payment_status": PaymentStatus.PENDING,
+        "payment_method": data.payment_method,
+        "total_amount": Decimal("0.00"),
+        "currency": state.settings.store_currency,
+        "shipping_address": data.shipping_address.model_dump(
+            mode="json", by_alias=True, exclude_none=True
+        ),
+        "notes": data.notes,
+        "payment_ids": [],
+        "paid_at": None,
+        "shipped_at": None,
+        "delivered_at": None,
+        "cancelled_at": None,
+        "created_at": now,
+        "updated_at": now,
+    }
+    await repository.insert_reserving_order(state.hot_path, row)
+    return row
 
 
 async def _lines_or_abandon(
@@ -184,48 +175,71 @@ async def _lines(
 
 async def _complete(
     state: OrderState,
-    order_id: uuid.UUID,
+    order: dict[str, Any],
     reserved: list[ReservedLine],
     *,
     from_cart: bool,
     claim: Claim | None,
 ) -> tuple[Answer, list[OutboxMessage]]:
     """Step 3: the order as the reservation answered it, `pending`, and the
-    Idempotency-Key's answer in the same transaction."""
+    Idempotency-Key's answer in the same transaction. Written with asyncpg itself and
+    answered from what was written (nothing read back)."""
+    order_id = order["id"]
+    now = datetime.now(UTC)
     items = [
-        OrderItem(
-            order_id=order_id,
-            position=position,
-            product_id=line.product_id,
-            product_name=line.name,
-            quantity=line.quantity,
-            price=line.price.quantize(CENTS),
-            subtotal=(line.price * line.quantity).quantize(CENTS),
-        )
+        {
+            "id": uuid.uuid4(),
+            "order_id": order_id,
+            "position": position,
+            "product_id": line.product_id,
+            "product_name": line.name,
+            "quantity": line.quantity,
+            "price": line.price.quantize(CENTS),
+            "subtotal": (line.price * line.quantity).quantize(CENTS),
+            "created_at": now,
+            "updated_at": now,
+        }
         for position, line in enumerate(reserved, start=1)
     ]
-    total = sum((item.subtotal for item in items), Decimal("0.00"))
+    total = sum((item["subtotal"] for item in items), Decimal("0.00"))
     if total > MAX_MONEY:
         raise OrderTotalTooLarge()
-    async with state.sessionmaker() as session, session.begin():
-        order = await repository.lock_order_row(session, order_id)
-        if order is None or order.status != RESERVING:
+    placed = {**order, "status": Status.PENDING, "total_amount": total, "updated_at": now}
+    status_change = {
+        "id": uuid.uuid4(),
+        "order_id": order_id,
+        "from_status": None,
+        "to_status": Status.PENDING,
+        "payment_status": placed["payment_status"],
+        "actor": Actor.CUSTOMER,
+        "reason": "Order placed",
+        "created_at": now,
+    }
+    calls = [new_call(CLEAR_CART, {"userId": str(order["user_id"])})] if from_cart else []
+    answer = Answer.of(
+        MessageWithOrder(
+            message="Order created successfully",
+            order=OrderDetailOut.model_validate(
+                {**placed, "items": items, "history": [status_change]}
+            ),
+        ),
+        CREATED,
+    )
+    async with state.hot_path.transaction() as connection:
+        if not await repository.complete_placement(
+            connection,
+            order_id,
+            total=total,
+            placed_at=now,
+            items=items,
+            status_change=status_change,
+            outbox_messages=calls,
+        ):
             # The sweeper took it (this request outlived ORDER_PLACEMENT_GRACE).
             raise ProductServiceUnavailable()
-        session.add_all(items)
-        order.total_amount = total
-        order.status = Status.PENDING
-        record_change(session, order, from_status=None, actor=Actor.CUSTOMER, reason="Order placed")
-        metrics.order_created(session)
-        calls = []
-        if from_cart:
-            calls.append(enqueue_call(session, CLEAR_CART, {"userId": str(order.user_id)}))
-        order = await repository.reload_order(session, order_id)
-        answer = Answer.of(
-            MessageWithOrder(message="Order created successfully", order=order), CREATED
-        )
         if claim is not None:
-            await claim.record(session, answer)
+            await claim.record_with(connection, answer)
+    metrics.order_created()
     return answer, calls
 
 

@@ -1,5 +1,5 @@
 """What the running order service holds (shared.state): its database, the clients of the
-product and cart services, and its Idempotency-Keys."""
+product and cart services, its Idempotency-Keys and order numbers."""
 
 from dataclasses import dataclass
 from datetime import timedelta
@@ -7,6 +7,7 @@ from datetime import timedelta
 from order_service.cart_client import CartClient
 from order_service.config import OrderSettings
 from order_service.models import IdempotencyKey
+from order_service.order_numbers import OrderNumbers
 from order_service.product_client import ProductClient
 from shared.idempotency import IdempotencyKeys
 from shared.state import DatabaseState
@@ -17,6 +18,7 @@ class OrderState(DatabaseState[OrderSettings]):
     products: ProductClient
     carts: CartClient
     idempotency_keys: IdempotencyKeys
+    order_numbers: OrderNumbers
 
 
 async def open_state(base: DatabaseState[OrderSettings]) -> OrderState:
@@ -32,4 +34,5 @@ async def open_state(base: DatabaseState[OrderSettings]) -> OrderState:
             # (UPSTREAM_TIMEOUT, 10 s by default).
             wait=settings.service_timeout + 3,
         ),
+        order_numbers=OrderNumbers(base.hot_path),
     )

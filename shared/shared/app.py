@@ -107,11 +107,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine, sessionmaker, read_sessionmaker, hot_reads = None, None, None, None
+        engine, sessionmaker, read_sessionmaker, hot_path = None, None, None, None
         if database_url:
             # Here: only a service with a database loads SQLAlchemy (~20 MiB a process).
             from shared.db import (
-                HotReads,
+                HotPath,
                 create_engine,
                 create_read_sessionmaker,
                 create_sessionmaker,
@@ -126,7 +126,7 @@ def create_app(
             tracing.instrument_engine(engine)
             sessionmaker = create_sessionmaker(engine)
             read_sessionmaker = create_read_sessionmaker(engine)
-            hot_reads = HotReads(database_url, max_size=settings.db_hot_read_pool_size)
+            hot_path = HotPath(database_url, max_size=settings.db_hot_pool_size)
         services = ServiceClient(
             service=name,
             private_key=settings.internal_private_key,
@@ -161,12 +161,12 @@ def create_app(
                 engine=engine,
                 sessionmaker=sessionmaker,
                 read_sessionmaker=read_sessionmaker,
-                hot_reads=hot_reads,
+                hot_path=hot_path,
             )
             if engine is not None
             and sessionmaker is not None
             and read_sessionmaker is not None
-            and hot_reads is not None
+            and hot_path is not None
             else ServiceState(
                 settings=settings,
                 services=services,
@@ -205,8 +205,8 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await loading_keys
             await services.aclose()
-            if hot_reads is not None:
-                await hot_reads.close()
+            if hot_path is not None:
+                await hot_path.close()
             if engine is not None:
                 await engine.dispose()
             tracing.flush()

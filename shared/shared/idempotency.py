@@ -33,15 +33,16 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any
 
+import asyncpg
 from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import DateTime, Index, Integer, String, bindparam, delete, func, update
+from sqlalchemy import DateTime, Index, Integer, String, bindparam, delete, func, null, update
 from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
-from shared.db import affected_rows
+from shared.db import DirectStatement, HotPath, affected_rows
 from shared.errors import Conflict, Unprocessable
 from shared.openapi import answers
 
@@ -164,6 +165,20 @@ class Claim:
         )
         self.recorded = True
 
+    async def record_with(self, connection: asyncpg.Connection, answer: Answer) -> None:
+        """`record` in a transaction of asyncpg itself (shared.db.HotPath)."""
+        statement = self.keys.record_direct
+        await connection.execute(
+            statement.sql,
+            *statement.args(
+                owner=self.user_id,
+                idempotency_key=self.key,
+                status_code=answer.status_code,
+                answer_body=answer.body,
+            ),
+        )
+        self.recorded = True
+
 
 @dataclass(frozen=True)
 class IdempotencyKeys:
@@ -179,11 +194,14 @@ class IdempotencyKeys:
         user_id: uuid.UUID,
         request: KeyedRequest | None,
         action: Callable[[Claim | None], Awaitable[Answer]],
+        hot_path: HotPath | None = None,
     ) -> Answer:
-        """The action's answer; with a key already answered, that answer (`replayed`)."""
+        """The action's answer; with a key already answered, that answer (`replayed`).
+        With `hot_path`, the key is claimed in one statement of asyncpg's (no ORM, no
+        transaction around it)."""
         if request is None:
             return await action(None)
-        claim_or_answer = await self._claim(sessionmaker, user_id, request)
+        claim_or_answer = await self._claim(sessionmaker, user_id, request, hot_path)
         if isinstance(claim_or_answer, Answer):
             return claim_or_answer
         claim = claim_or_answer
@@ -222,11 +240,14 @@ class IdempotencyKeys:
         sessionmaker: async_sessionmaker[AsyncSession],
         user_id: uuid.UUID,
         request: KeyedRequest,
+        hot_path: HotPath | None,
     ) -> Claim | Answer:
         deadline = time.monotonic() + self.wait
         while True:
+            if hot_path is not None and await self._take_with(hot_path, user_id, request):
+                return Claim(self, user_id, request.key)
             async with sessionmaker() as session, session.begin():
-                if await self._take(session, user_id, request):
+                if hot_path is None and await self._take(session, user_id, request):
                     return Claim(self, user_id, request.key)
                 held = await session.get(self.model, (user_id, request.key), populate_existing=True)
             if held is not None:
@@ -242,19 +263,29 @@ class IdempotencyKeys:
     async def _take(self, session: AsyncSession, user_id: uuid.UUID, request: KeyedRequest) -> bool:
         """Takes the key unless another request holds it; an expired key, or one whose
         request died unanswered, is taken over. Of two concurrent claims exactly one wins."""
-        now = datetime.now(UTC)
-        taken = await session.scalar(
-            self.take_statement,
-            {
-                "owner": user_id,
-                "idempotency_key": request.key,
-                "request_fingerprint": request.fingerprint,
-                "claimed_at": now,
-                "expired_before": now - self.ttl,
-                "lease_ended_before": now - LEASE,
-            },
+        taken = await session.scalar(self.take_statement, self._take_values(user_id, request))
+        return taken is not None
+
+    async def _take_with(
+        self, hot_path: HotPath, user_id: uuid.UUID, request: KeyedRequest
+    ) -> bool:
+        """`_take` as one statement of asyncpg's, committed on its own."""
+        statement = self.take_direct
+        taken = await hot_path.fetchrow(
+            statement.sql, *statement.args(**self._take_values(user_id, request))
         )
         return taken is not None
+
+    def _take_values(self, user_id: uuid.UUID, request: KeyedRequest) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        return {
+            "owner": user_id,
+            "idempotency_key": request.key,
+            "request_fingerprint": request.fingerprint,
+            "claimed_at": now,
+            "expired_before": now - self.ttl,
+            "lease_ended_before": now - LEASE,
+        }
 
     # The statements every keyed request runs, built once for the model (their parameters
     # are not named as columns: SQLAlchemy keeps those names for INSERT and UPDATE).
@@ -263,8 +294,8 @@ class IdempotencyKeys:
         model = self.model
         values: dict[str, Any] = {
             "fingerprint": bindparam("request_fingerprint"),
-            "response_status": None,
-            "response_body": None,
+            "response_status": null(),
+            "response_body": null(),
             "created_at": bindparam("claimed_at"),
         }
         return (
@@ -292,6 +323,14 @@ class IdempotencyKeys:
                 response_status=bindparam("status_code"), response_body=bindparam("answer_body")
             )
         )
+
+    @cached_property
+    def take_direct(self) -> DirectStatement:
+        return DirectStatement.of(self.take_statement)
+
+    @cached_property
+    def record_direct(self) -> DirectStatement:
+        return DirectStatement.of(self.record_statement)
 
     async def _release(self, sessionmaker: async_sessionmaker[AsyncSession], claim: Claim) -> None:
         model = self.model

@@ -88,16 +88,27 @@ def enqueue(
     With `sent_by_writer`, the request that writes the message sends it itself once its
     transaction has committed (`send_now`): the message is due for the worker only after a
     lease, so the worker steps in only if that attempt fails or the process dies first."""
+    message = new_message(model, topic=topic, payload=payload, sent_by_writer=sent_by_writer)
+    session.add(message)
+    return message
+
+
+def new_message(
+    model: type[OutboxMessageT],
+    *,
+    topic: str,
+    payload: dict[str, Any],
+    sent_by_writer: bool = False,
+) -> OutboxMessageT:
+    """The message `enqueue` adds, for a transaction that writes it itself (asyncpg's)."""
     message_id = uuid.uuid4()
     now = datetime.now(UTC)
-    message = model(
+    return model(
         id=message_id,
         topic=topic,
         payload={"eventId": str(message_id), **payload},
         available_at=now + LEASE if sent_by_writer else now,
     )
-    session.add(message)
-    return message
 
 
 def backoff(attempts: int) -> timedelta:

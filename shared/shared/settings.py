@@ -99,9 +99,14 @@ class ServiceSettings(BaseSettings):
     # Five services share one PostgreSQL under `make run` (100 connections by default).
     db_pool_size: int = Field(default=10, ge=1, validation_alias="DB_POOL_SIZE")
     db_max_overflow: int = Field(default=0, ge=0, validation_alias="DB_MAX_OVERFLOW")
-    # asyncpg's own connections for the busiest one-row reads (shared.db.HotReads), opened
-    # when first needed; on top of DB_POOL_SIZE.
-    db_hot_read_pool_size: int = Field(default=4, ge=1, validation_alias="DB_HOT_READ_POOL_SIZE")
+    # asyncpg's own connections for the busiest statements (shared.db.HotPath), opened
+    # when first needed; on top of DB_POOL_SIZE. DB_HOT_READ_POOL_SIZE, its first name, is
+    # still read.
+    db_hot_pool_size: int = Field(
+        default=4,
+        ge=1,
+        validation_alias=AliasChoices("DB_HOT_POOL_SIZE", "DB_HOT_READ_POOL_SIZE"),
+    )
     # Check each connection as it is taken from the pool, rather than run a read that met
     # a dead one again (shared.read_retry): one round trip more per request.
     db_pool_pre_ping: bool = Field(default=False, validation_alias="DB_POOL_PRE_PING")

@@ -26,7 +26,7 @@ from shared.user_token_keys import UserTokenKeys
 if TYPE_CHECKING:  # SQLAlchemy is loaded by the services with a database only
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-    from shared.db import HotReads
+    from shared.db import HotPath
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings, covariant=True)
 StateT = TypeVar("StateT", bound="ServiceState[Any]")
@@ -56,8 +56,8 @@ class DatabaseState(ServiceState[SettingsT]):
     sessionmaker: "async_sessionmaker[AsyncSession]"
     # For reads only: statements without a transaction around them (shared.db).
     read_sessionmaker: "async_sessionmaker[AsyncSession]"
-    # The busiest one-row reads, with asyncpg itself (shared.db.HotReads).
-    hot_reads: "HotReads"
+    # The busiest one-row reads, with asyncpg itself (shared.db.HotPath).
+    hot_path: "HotPath"
 
 
 def state_of(app: FastAPI, kind: type[AnyState]) -> AnyState:

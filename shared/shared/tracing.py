@@ -9,7 +9,7 @@ Set (e.g. `http://otel-collector:4318`, OTLP over HTTP/protobuf), each service:
   provider is set; `create_app` excludes `/health`, `/ready` and `/metrics`),
   each server span tagged with the request id (`http.request_id`);
 - traces every query (SQLAlchemy instrumentation of its engine; `query_span` for the
-  reads sent with asyncpg itself, shared.db.HotReads);
+  reads sent with asyncpg itself, shared.db.HotPath);
 - traces every call it makes (httpx instrumentation, plus the aiohttp transport
   our service client uses, and the gateway's proxy's aiohttp session through
   `aiohttp_trace_configs`) and sends the W3C
@@ -207,7 +207,7 @@ def aiohttp_trace_configs() -> list["aiohttp.TraceConfig"]:
 
 
 def query_span(statement: str) -> AbstractContextManager[object]:
-    """A client span for a query sent without SQLAlchemy (shared.db.HotReads), named and
+    """A client span for a query sent without SQLAlchemy (shared.db.HotPath), named and
     tagged as the SQLAlchemy instrumentation's are; nothing with tracing off."""
     if _provider is None:
         return contextlib.nullcontext()

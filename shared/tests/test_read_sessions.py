@@ -29,7 +29,7 @@ def request_for(method: str, engine) -> SimpleNamespace:
         engine=engine,
         sessionmaker=create_sessionmaker(engine),
         read_sessionmaker=create_read_sessionmaker(engine),
-        hot_reads=None,
+        hot_path=None,
     )
     return SimpleNamespace(method=method, app=SimpleNamespace(state=SimpleNamespace(service=state)))
 

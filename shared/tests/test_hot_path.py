@@ -1,4 +1,4 @@
-"""The busiest one-row reads, with asyncpg itself (shared.db.HotReads), against the real
+"""The busiest one-row reads, with asyncpg itself (shared.db.HotPath), against the real
 PostgreSQL: a row or None, and a read after its connections died answered on fresh ones."""
 
 import asyncio
@@ -7,13 +7,13 @@ import asyncpg
 import pytest
 
 from shared.database_errors import connection_was_lost
-from shared.db import HotReads
+from shared.db import HotPath
 from shared.settings import database_url_for_asyncpg
 
 
 @pytest.fixture
 async def reads(postgres_url):
-    reads = HotReads(postgres_url, max_size=2)
+    reads = HotPath(postgres_url, max_size=2)
     yield reads
     await reads.close()
 
