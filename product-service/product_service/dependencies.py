@@ -22,9 +22,11 @@ from shared.errors import BadRequest, ServiceUnavailable
 from shared.http_cache import cacheable_json
 from shared.openapi import answers
 from shared.schemas import MONEY_PATTERN, parse_money
-from shared.state import state_of
+from shared.state import state_dependency, state_of
 
 logger = logging.getLogger(__name__)
+
+State = Annotated[ProductState, Depends(state_dependency(ProductState))]
 
 
 async def catalogue_viewer(request: Request) -> AuthenticatedUser | None:

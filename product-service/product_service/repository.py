@@ -2,15 +2,19 @@
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
+    ARRAY,
     BigInteger,
     ColumnElement,
     ColumnExpressionArgument,
     Select,
+    Uuid,
+    any_,
     bindparam,
     cast,
     func,
@@ -20,7 +24,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from product_service.models import (
     Product,
@@ -29,6 +32,7 @@ from product_service.models import (
     StockReservationItem,
 )
 from product_service.schemas import MAX_STOCK
+from shared.db import DirectStatement
 
 LIKE_ESCAPE = "\\"
 
@@ -165,30 +169,56 @@ async def set_stock(session: AsyncSession, product_id: uuid.UUID, stock: int) ->
     )
 
 
-# The reservation's statements, built once (an order runs each of them). Parameters are
-# not named as columns: SQLAlchemy keeps those names for INSERT and UPDATE.
-_TAKE_STOCK = (
-    update(Product)
-    .where(
-        Product.id == bindparam("product_id"),
-        Product.stock >= bindparam("quantity"),
-        Product.is_active.is_(True),
-    )
-    .values(stock=Product.stock - bindparam("quantity"), updated_at=func.now())
-    .returning(Product.name, Product.price)
-)
-_NAMES_AND_PRICES = select(Product.id, Product.name, Product.price).where(
-    Product.id.in_(bindparam("product_ids", expanding=True))
-)
-_CLAIM_RESERVATION = (
-    insert(StockReservation)
+# The reservation's statements (an order runs each of them), with asyncpg itself
+# (shared.db.HotPath): through the ORM they were most of the service's time per order.
+_PRODUCTS = Product.__table__
+_ITEMS = StockReservationItem.__table__
+_RESERVATIONS = StockReservation.__table__
+_WANTED = bindparam("product_ids", type_=ARRAY(Uuid()))
+_CLAIM_RESERVATION = DirectStatement.of(
+    insert(_RESERVATIONS)
     .values(
         order_id=bindparam("reserved_for"),
-        status=ReservationStatus.ACTIVE,
+        status=bindparam("active"),
         caller=bindparam("reserving_caller"),
     )
-    .on_conflict_do_nothing(index_elements=[StockReservation.order_id])
-    .returning(StockReservation.order_id)
+    .on_conflict_do_nothing(index_elements=[_RESERVATIONS.c.order_id])
+    .returning(_RESERVATIONS.c.order_id)
+)
+_NAMES_AND_PRICES = DirectStatement.of(
+    select(_PRODUCTS.c.id, _PRODUCTS.c.name, _PRODUCTS.c.price).where(
+        _PRODUCTS.c.id == any_(_WANTED)
+    )
+)
+_INSERT_LINE = DirectStatement.of(insert(_ITEMS), column_keys=_ITEMS.c.keys())
+_TAKE_STOCK = DirectStatement.of(
+    update(_PRODUCTS)
+    .where(
+        _PRODUCTS.c.id == bindparam("product_id"),
+        _PRODUCTS.c.stock >= bindparam("quantity"),
+        _PRODUCTS.c.is_active.is_(True),
+    )
+    .values(stock=_PRODUCTS.c.stock - bindparam("quantity"), updated_at=func.now())
+    .returning(_PRODUCTS.c.name, _PRODUCTS.c.price)
+)
+_CORRECT_LINE = DirectStatement.of(
+    update(_ITEMS)
+    .where(
+        _ITEMS.c.order_id == bindparam("reserved_for"),
+        _ITEMS.c.product_id == bindparam("line_product_id"),
+    )
+    .values(unit_price=bindparam("taken_price"), product_name=bindparam("taken_name"))
+)
+_AVAILABLE_STOCK = DirectStatement.of(
+    select(_PRODUCTS.c.id, _PRODUCTS.c.stock).where(
+        _PRODUCTS.c.id == any_(_WANTED), _PRODUCTS.c.is_active.is_(True)
+    )
+)
+_RESERVATION_STATUS = DirectStatement.of(
+    select(_RESERVATIONS.c.status).where(_RESERVATIONS.c.order_id == bindparam("reserved_for"))
+)
+_RESERVATION_LINES = DirectStatement.of(
+    select(_ITEMS).where(_ITEMS.c.order_id == bindparam("reserved_for")).order_by(_ITEMS.c.position)
 )
 
 
@@ -198,22 +228,108 @@ class Taken:
     price: Decimal
 
 
-async def take_stock(session: AsyncSession, product_id: uuid.UUID, quantity: int) -> Taken | None:
-    """Takes `quantity` of an active product in one conditional statement (the row lock it
-    takes serialises concurrent takers; each sees the stock the previous one left). None
-    when the product is unknown, inactive or short."""
-    row = (
-        await session.execute(_TAKE_STOCK, {"product_id": product_id, "quantity": quantity})
-    ).first()
-    return Taken(name=row.name, price=row.price) if row else None
+@dataclass(frozen=True)
+class ReservedLine:
+    """A line of a reservation as written (the row, not an ORM object)."""
+
+    product_id: uuid.UUID
+    position: int
+    quantity: int
+    unit_price: Decimal
+    product_name: str
+
+
+async def claim_reservation(
+    connection: asyncpg.Connection, order_id: uuid.UUID, caller: str
+) -> bool:
+    """Inserts the order's reservation row unless there is one. A concurrent call for the
+    same order waits here until the first one commits (then finds its row) or rolls back
+    (then claims it itself): only one ever takes stock."""
+    statement = _CLAIM_RESERVATION
+    claimed = await connection.fetchval(
+        statement.sql,
+        *statement.args(
+            reserved_for=order_id, active=ReservationStatus.ACTIVE, reserving_caller=caller
+        ),
+    )
+    return claimed is not None
 
 
 async def names_and_prices(
-    session: AsyncSession, product_ids: Sequence[uuid.UUID]
+    connection: asyncpg.Connection, product_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, Taken]:
     """Name and price of each product that exists (active or not: the take decides)."""
-    rows = await session.execute(_NAMES_AND_PRICES, {"product_ids": list(set(product_ids))})
-    return {row.id: Taken(name=row.name, price=row.price) for row in rows}
+    statement = _NAMES_AND_PRICES
+    rows = await connection.fetch(statement.sql, *statement.args(product_ids=list(product_ids)))
+    return {row["id"]: Taken(name=row["name"], price=row["price"]) for row in rows}
+
+
+async def add_reservation_lines(
+    connection: asyncpg.Connection, order_id: uuid.UUID, lines: Sequence[ReservedLine]
+) -> None:
+    statement = _INSERT_LINE
+    await connection.executemany(
+        statement.sql,
+        [statement.args(order_id=order_id, **vars(line)) for line in lines],
+    )
+
+
+async def take_stock(
+    connection: asyncpg.Connection, product_id: uuid.UUID, quantity: int
+) -> Taken | None:
+    """Takes `quantity` of an active product in one conditional statement (the row lock it
+    takes serialises concurrent takers; each sees the stock the previous one left). None
+    when the product is unknown, inactive or short."""
+    statement = _TAKE_STOCK
+    row = await connection.fetchrow(
+        statement.sql, *statement.args(product_id=product_id, quantity=quantity)
+    )
+    return Taken(name=row["name"], price=row["price"]) if row else None
+
+
+async def correct_line(
+    connection: asyncpg.Connection, order_id: uuid.UUID, product_id: uuid.UUID, taken: Taken
+) -> None:
+    """The line records the name and price its take found."""
+    statement = _CORRECT_LINE
+    await connection.execute(
+        statement.sql,
+        *statement.args(
+            reserved_for=order_id,
+            line_product_id=product_id,
+            taken_price=taken.price,
+            taken_name=taken.name,
+        ),
+    )
+
+
+async def available_stock(
+    connection: asyncpg.Connection, product_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """What each product could give now (0 when unknown or inactive)."""
+    statement = _AVAILABLE_STOCK
+    rows = await connection.fetch(statement.sql, *statement.args(product_ids=list(product_ids)))
+    return {row["id"]: row["stock"] for row in rows}
+
+
+async def reservation_status(connection: asyncpg.Connection, order_id: uuid.UUID) -> str | None:
+    statement = _RESERVATION_STATUS
+    status: str | None = await connection.fetchval(
+        statement.sql, *statement.args(reserved_for=order_id)
+    )
+    return status
+
+
+async def reservation_lines(
+    connection: asyncpg.Connection, order_id: uuid.UUID
+) -> list[ReservedLine]:
+    """The reservation's lines, in the order's order."""
+    statement = _RESERVATION_LINES
+    rows = await connection.fetch(statement.sql, *statement.args(reserved_for=order_id))
+    return [
+        ReservedLine(**{field.name: row[field.name] for field in fields(ReservedLine)})
+        for row in rows
+    ]
 
 
 async def return_stock(session: AsyncSession, product_id: uuid.UUID, quantity: int) -> None:
@@ -222,44 +338,6 @@ async def return_stock(session: AsyncSession, product_id: uuid.UUID, quantity: i
         .where(Product.id == product_id)
         .values(stock=Product.stock + quantity, updated_at=func.now())
     )
-
-
-async def available_stock(
-    session: AsyncSession, product_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, int]:
-    """What each product could give now (0 when unknown or inactive)."""
-    rows = await session.execute(
-        select(Product.id, Product.stock).where(
-            Product.id.in_(set(product_ids)), Product.is_active.is_(True)
-        )
-    )
-    return {row.id: row.stock for row in rows}
-
-
-async def claim_reservation(session: AsyncSession, order_id: uuid.UUID, caller: str) -> bool:
-    """Inserts the order's reservation row unless there is one. A concurrent call for the
-    same order waits here until the first one commits (then finds its row) or rolls back
-    (then claims it itself): only one ever takes stock."""
-    claimed = await session.scalar(
-        _CLAIM_RESERVATION, {"reserved_for": order_id, "reserving_caller": caller}
-    )
-    return claimed is not None
-
-
-async def get_reservation(session: AsyncSession, order_id: uuid.UUID) -> StockReservation | None:
-    return await session.scalar(
-        select(StockReservation)
-        .where(StockReservation.order_id == order_id)
-        .options(selectinload(StockReservation.items))
-        .execution_options(populate_existing=True)
-    )
-
-
-async def add_reservation_items(
-    session: AsyncSession, items: Sequence[StockReservationItem]
-) -> None:
-    session.add_all(items)
-    await session.flush()
 
 
 async def mark_released(session: AsyncSession, order_id: uuid.UUID) -> bool:

@@ -1,11 +1,13 @@
 """Stock reservations: where an order's stock is taken (all items or none, once per
 order) and given back. The order service calls these through the internal routes
-(docs/internal-api.md); each function is one transaction of the caller's `session`."""
+(docs/internal-api.md); each function is one transaction."""
 
+import dataclasses
 import logging
 import uuid
 from collections.abc import Sequence
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from product_service import metrics, repository
@@ -15,8 +17,9 @@ from product_service.exceptions import (
     ReservationMismatch,
     ReservationReleased,
 )
-from product_service.models import ReservationStatus, StockReservationItem
+from product_service.models import ReservationStatus
 from product_service.schemas import ReservedItem, ReserveResponse, StockItem
+from shared.db import HotPath
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +34,7 @@ def merge_items(items: Sequence[StockItem]) -> dict[uuid.UUID, int]:
 
 
 def reservation_response(
-    order_id: uuid.UUID, lines: Sequence[StockReservationItem]
+    order_id: uuid.UUID, lines: Sequence[repository.ReservedLine]
 ) -> ReserveResponse:
     return ReserveResponse(
         order_id=order_id,
@@ -48,9 +51,10 @@ def reservation_response(
 
 
 async def reserve(
-    session: AsyncSession, order_id: uuid.UUID, items: Sequence[StockItem], caller: str
+    hot_path: HotPath, order_id: uuid.UUID, items: Sequence[StockItem], caller: str
 ) -> ReserveResponse:
-    """Takes the stock of every item for the order, all or nothing, once per order.
+    """Takes the stock of every item for the order, all or nothing, once per order, in one
+    transaction of asyncpg's (shared.db.HotPath: every order runs it).
 
     The reservation row is claimed first (its key is the order id), so of two identical
     calls only one takes stock; the other waits for it and answers what it recorded. A
@@ -60,81 +64,82 @@ async def reserve(
     product's row stays locked from its take to the commit, and every order of that
     product waits meanwhile, so nothing but the commit comes in between."""
     wanted = merge_items(items)
-    if not await repository.claim_reservation(session, order_id, caller):
-        return await _existing_reservation(session, order_id, wanted)
+    async with hot_path.transaction() as connection:
+        if not await repository.claim_reservation(connection, order_id, caller):
+            return await _existing_reservation(connection, order_id, wanted)
 
-    # Name and price as they are now (no lock): what the lines record, unless the take
-    # below finds them changed.
-    known = await repository.names_and_prices(session, list(wanted))
-    lines = [
-        StockReservationItem(
-            order_id=order_id,
-            product_id=product_id,
-            position=position,
-            quantity=quantity,
-            unit_price=known[product_id].price,
-            product_name=known[product_id].name,
-        )
-        for position, (product_id, quantity) in enumerate(wanted.items())
-        if product_id in known
-    ]
-    await repository.add_reservation_items(session, lines)
-
-    taken: dict[uuid.UUID, repository.Taken] = {}
-    short: list[uuid.UUID] = []
-    # Rows are locked in one order (by id) by every reservation and release, so two orders
-    # for the same products wait for each other instead of deadlocking.
-    for product_id in sorted(wanted):
-        result = await repository.take_stock(session, product_id, wanted[product_id])
-        if result is None:
-            short.append(product_id)
-        else:
-            taken[product_id] = result
-    if short:
-        available = await repository.available_stock(session, short)
-        details = [
-            {
-                "productId": str(product_id),
-                "requested": wanted[product_id],
-                "available": available.get(product_id, 0),
-            }
-            for product_id in wanted
-            if product_id in short
+        # Name and price as they are now (no lock): what the lines record, unless the take
+        # below finds them changed.
+        known = await repository.names_and_prices(connection, list(wanted))
+        lines = [
+            repository.ReservedLine(
+                product_id=product_id,
+                position=position,
+                quantity=quantity,
+                unit_price=known[product_id].price,
+                product_name=known[product_id].name,
+            )
+            for position, (product_id, quantity) in enumerate(wanted.items())
+            if product_id in known
         ]
-        logger.info("reservation refused", extra={"orderId": str(order_id), "short": len(details)})
-        metrics.reservation_refused("out_of_stock")
-        raise OutOfStock(details=details)  # rolls back every take, the lines and the claim
+        await repository.add_reservation_lines(connection, order_id, lines)
 
-    # A price or name changed between the read and the take: the line records the take's.
-    changed = False
-    for line in lines:
-        now = taken[line.product_id]
-        if (line.unit_price, line.product_name) != (now.price, now.name):
-            line.unit_price, line.product_name = now.price, now.name
-            changed = True
-    if changed:
-        await session.flush()
+        taken: dict[uuid.UUID, repository.Taken] = {}
+        short: list[uuid.UUID] = []
+        # Rows are locked in one order (by id) by every reservation and release, so two
+        # orders for the same products wait for each other instead of deadlocking.
+        for product_id in sorted(wanted):
+            result = await repository.take_stock(connection, product_id, wanted[product_id])
+            if result is None:
+                short.append(product_id)
+            else:
+                taken[product_id] = result
+        if short:
+            available = await repository.available_stock(connection, short)
+            details = [
+                {
+                    "productId": str(product_id),
+                    "requested": wanted[product_id],
+                    "available": available.get(product_id, 0),
+                }
+                for product_id in wanted
+                if product_id in short
+            ]
+            logger.info(
+                "reservation refused", extra={"orderId": str(order_id), "short": len(details)}
+            )
+            metrics.reservation_refused("out_of_stock")
+            raise OutOfStock(details=details)  # rolls back every take, the lines and the claim
+
+        # A price or name changed between the read and the take: the line records the take's.
+        for index, line in enumerate(lines):
+            now = taken[line.product_id]
+            if (line.unit_price, line.product_name) != (now.price, now.name):
+                await repository.correct_line(connection, order_id, line.product_id, now)
+                lines[index] = dataclasses.replace(
+                    line, unit_price=now.price, product_name=now.name
+                )
     logger.info(
         "stock reserved", extra={"orderId": str(order_id), "lines": len(wanted), "by": caller}
     )
-    # Answered from what was just written, not read back (the rows are still locked).
+    # Answered from what was just written, not read back.
     return reservation_response(order_id, lines)
 
 
 async def _existing_reservation(
-    session: AsyncSession, order_id: uuid.UUID, wanted: dict[uuid.UUID, int]
+    connection: asyncpg.Connection, order_id: uuid.UUID, wanted: dict[uuid.UUID, int]
 ) -> ReserveResponse:
-    reservation = await repository.get_reservation(session, order_id)
-    if reservation is None:  # cannot happen: the claim found it committed
+    status = await repository.reservation_status(connection, order_id)
+    if status is None:  # cannot happen: the claim found it committed
         raise ReservationChanged()
-    if reservation.status == ReservationStatus.RELEASED:
+    if status == ReservationStatus.RELEASED:
         metrics.reservation_refused("released")
         raise ReservationReleased()
-    recorded = {item.product_id: item.quantity for item in reservation.items}
-    if recorded != wanted:
+    lines = await repository.reservation_lines(connection, order_id)
+    if {line.product_id: line.quantity for line in lines} != wanted:
         metrics.reservation_refused("mismatch")
         raise ReservationMismatch()
-    return reservation_response(reservation.order_id, reservation.items)
+    return reservation_response(order_id, lines)
 
 
 async def release(session: AsyncSession, order_id: uuid.UUID, caller: str) -> bool:

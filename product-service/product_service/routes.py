@@ -10,6 +10,7 @@ from product_service import catalogue, reservations, stock
 from product_service.dependencies import (
     CatalogueAnswer,
     CatalogueQueryDep,
+    State,
     ValidProduct,
     VisibleProduct,
 )
@@ -120,10 +121,8 @@ async def lookup_products(
     response_model=ReserveResponse,
     responses=errors((409, "Out of stock, or the reservation changed")),
 )
-async def reserve(
-    data: ReserveRequest, caller: InternalCaller, session: SessionDep
-) -> ReserveResponse:
-    return await reservations.reserve(session, data.order_id, data.items, caller)
+async def reserve(data: ReserveRequest, caller: InternalCaller, state: State) -> ReserveResponse:
+    return await reservations.reserve(state.hot_path, data.order_id, data.items, caller)
 
 
 @internal_router.post("/release", response_model=ReleaseResponse)

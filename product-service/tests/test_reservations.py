@@ -353,8 +353,8 @@ async def test_a_price_changed_between_the_read_and_the_take_is_the_one_recorded
     phone = await create_product(name="Phone", price="150000.00", stock=5)
     read = repository.names_and_prices
 
-    async def stale_read(session, product_ids):
-        known = await read(session, product_ids)
+    async def stale_read(connection, product_ids):
+        known = await read(connection, product_ids)
         return {pid: repository.Taken(name="Old phone", price=Decimal("1.00")) for pid in known}
 
     monkeypatch.setattr(repository, "names_and_prices", stale_read)
