@@ -72,6 +72,9 @@ class Transaction:
 DarajaAnswer = dict[str, str] | JSONResponse
 
 
+CALLBACKS_AT_ONCE = 20
+
+
 @dataclass
 class SimulatorState:
     tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry (monotonic)
@@ -80,10 +83,21 @@ class SimulatorState:
     # One client for every callback, made at the first: a client made per callback built a
     # TLS context each time, about 30 ms of CPU (the simulator's whole cost under load).
     callback_client: httpx.AsyncClient | None = None
+    # Callbacks wait their turn here, not in the client's pool: a pool with hundreds of
+    # requests waiting spends its time looking through them (quadratic), and fell behind
+    # for good under a burst of STK Pushes.
+    callback_slots: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(CALLBACKS_AT_ONCE)
+    )
 
     def callbacks(self) -> httpx.AsyncClient:
         if self.callback_client is None:
-            self.callback_client = httpx.AsyncClient(timeout=10)
+            self.callback_client = httpx.AsyncClient(
+                timeout=10,
+                limits=httpx.Limits(
+                    max_connections=CALLBACKS_AT_ONCE, max_keepalive_connections=CALLBACKS_AT_ONCE
+                ),
+            )
         return self.callback_client
 
 
@@ -214,7 +228,8 @@ def create_app(settings: SimulatorSettings | None = None) -> FastAPI:
         await asyncio.sleep(max(0.0, transaction.answer_at - time.monotonic()))
         url = transaction.request["CallBackURL"]
         try:
-            response = await state.callbacks().post(url, json=callback_body(transaction))
+            async with state.callback_slots:
+                response = await state.callbacks().post(url, json=callback_body(transaction))
             transaction.callback_status = response.status_code
             logger.info(
                 "callback for %s answered %s", transaction.checkout_request_id, response.status_code

@@ -246,11 +246,10 @@ async def _payable_order(
     order = await state.orders.fetch_order(order_id)
     if order is None or str(order.get("userId")) != str(user.id):
         raise OrderNotFound()
-    async with state.read_sessionmaker() as session:  # one statement: no transaction
-        # The order service may not have heard of a payment that just completed.
-        paid_here = await repository.paid_payment_for_order(session, order_id)
+    # The order service may not have heard of a payment that just completed.
+    paid_here = await repository.order_has_paid_payment(state.hot_path, order_id)
     if (
-        paid_here is not None
+        paid_here
         or order.get("status") in PAID_ORDER_STATUSES
         or order.get("paymentStatus") in PAID_PAYMENT_STATUSES
     ):
@@ -278,13 +277,17 @@ async def _payable_order(
 
 async def _claim_payment(state: PaymentState, **values: Any) -> Payment:
     """A new pending payment, or 409 with the payment already in flight for the order."""
-    async with state.sessionmaker() as session, session.begin():
-        payment = await repository.insert_payment_unless_in_flight(
-            session, id=uuid.uuid4(), status=PaymentStatus.PENDING, **values
-        )
-        if payment is not None:
-            metrics.payment_status(session, payment)
-            return payment
+    payment = await repository.insert_payment_unless_in_flight(
+        state.hot_path,
+        id=uuid.uuid4(),
+        status=PaymentStatus.PENDING,
+        refunded_amount=Decimal("0.00"),
+        **values,
+    )
+    if payment is not None:
+        metrics.payment_entered(payment)
+        return payment
+    async with state.read_sessionmaker() as session:
         in_flight = await repository.in_flight_payment(session, values["order_id"])
     raise Conflict(
         "A payment for this order is already in progress",
@@ -309,14 +312,20 @@ async def _mark_processing(
     state: PaymentState, payment_id: uuid.UUID, reference: str, details: dict[str, Any]
 ) -> Payment:
     """The provider accepted the request: the payment waits for the customer."""
-    async with state.sessionmaker() as session, session.begin():
-        payment = await repository.lock_payment(session, payment_id)
+    async with state.hot_path.transaction() as connection:
+        payment = await repository.lock_payment_row(connection, payment_id)
         assert payment is not None  # made by this request, never deleted
-        if move_payment(payment, PaymentStatus.PROCESSING, By.PROVIDER):
-            metrics.payment_status(session, payment)
-        payment.external_reference = reference
-        payment.details = {**payment.details, **details}
-        return payment
+        moved = move_payment(payment, PaymentStatus.PROCESSING, By.PROVIDER)
+        payment = await repository.record_acceptance(
+            connection,
+            payment_id,
+            status=payment.status,
+            reference=reference,
+            details={**payment.details, **details},
+        )
+    if moved:
+        metrics.payment_entered(payment)
+    return payment
 
 
 def _account_reference(order: dict[str, Any]) -> str:

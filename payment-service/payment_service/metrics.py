@@ -70,6 +70,11 @@ def payment_status(session: AsyncSession, payment: Payment) -> None:
     after_commit(session, counter.inc)
 
 
+def payment_entered(payment: Payment) -> None:
+    """`payment_status` for a change already committed (written with asyncpg)."""
+    PAYMENTS.labels(provider=payment.provider, status=payment.status).inc()
+
+
 def reconciliation_query(result: str) -> None:
     MPESA_RECONCILIATION_QUERIES.labels(result=result).inc()
 

@@ -5,7 +5,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Uuid, any_, bindparam, func, select, text, update
+import asyncpg
+from sqlalchemy import String, Uuid, any_, bindparam, exists, func, inspect, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import CollectionAggregate
@@ -18,21 +19,110 @@ from payment_service.models import (
     ProviderEvent,
     Refund,
 )
+from shared.db import DirectStatement, HotPath
 from shared.pagination import created_within, equals, paginated
 
-
-async def insert_payment_unless_in_flight(session: AsyncSession, **values: Any) -> Payment | None:
-    """Inserts a pending payment unless the order already has one in flight (the partial
-    unique index decides, so two concurrent requests cannot both get through)."""
-    statement = (
-        insert(Payment)
-        .values(**values)
-        .on_conflict_do_nothing(
-            index_elements=[Payment.order_id], index_where=text(IN_FLIGHT_PREDICATE)
-        )
-        .returning(Payment)
+# An initiation's statements (every payment runs them), with asyncpg itself
+# (shared.db.HotPath). Their rows become Payment objects of no session (`_payment_of`).
+_PAYMENTS = Payment.__table__
+_PAYMENT_COLUMNS = [
+    (attribute.key, attribute.columns[0].name) for attribute in inspect(Payment).column_attrs
+]
+_NEW_PAYMENT_COLUMNS = [
+    "id",
+    "order_id",
+    "user_id",
+    "provider",
+    "amount",
+    "currency",
+    "status",
+    "phone_number",
+    "metadata",
+    "refunded_amount",
+]
+_INSERT_PAYMENT_UNLESS_IN_FLIGHT = DirectStatement.of(
+    insert(_PAYMENTS)
+    .on_conflict_do_nothing(
+        index_elements=[_PAYMENTS.c.order_id], index_where=text(IN_FLIGHT_PREDICATE)
     )
-    return await session.scalar(statement)
+    .returning(*_PAYMENTS.c),
+    column_keys=_NEW_PAYMENT_COLUMNS,
+)
+_ORDER_HAS_PAID_PAYMENT = DirectStatement.of(
+    select(
+        exists().where(
+            _PAYMENTS.c.order_id == bindparam("paid_order_id"),
+            _PAYMENTS.c.status == any_(bindparam("paid_statuses", type_=ARRAY(String()))),
+        )
+    )
+)
+_LOCK_PAYMENT_ROW = DirectStatement.of(
+    select(_PAYMENTS).where(_PAYMENTS.c.id == bindparam("locked_id")).with_for_update()
+)
+_RECORD_ACCEPTANCE = DirectStatement.of(
+    update(_PAYMENTS)
+    .where(_PAYMENTS.c.id == bindparam("accepted_id"))
+    .values(
+        status=bindparam("new_status"),
+        external_reference=bindparam("reference"),
+        metadata=bindparam("new_details"),
+    )
+    .returning(*_PAYMENTS.c)
+)
+
+
+def _payment_of(row: asyncpg.Record) -> Payment:
+    return Payment(**{key: row[column] for key, column in _PAYMENT_COLUMNS})
+
+
+async def insert_payment_unless_in_flight(hot_path: HotPath, **values: Any) -> Payment | None:
+    """Inserts a pending payment unless the order already has one in flight (the partial
+    unique index decides, so two concurrent requests cannot both get through). One
+    statement, committed on its own."""
+    statement = _INSERT_PAYMENT_UNLESS_IN_FLIGHT
+    columns = dict(_PAYMENT_COLUMNS)  # attribute -> column ("details" is "metadata")
+    values = {"phone_number": None, **values}  # a card payment has none
+    row = await hot_path.fetchrow(
+        statement.sql, *statement.args(**{columns[key]: value for key, value in values.items()})
+    )
+    return None if row is None else _payment_of(row)
+
+
+async def order_has_paid_payment(hot_path: HotPath, order_id: uuid.UUID) -> bool:
+    """Whether a payment of the order has settled paid (completed, or being refunded)."""
+    statement = _ORDER_HAS_PAID_PAYMENT
+    row = await hot_path.fetchrow(
+        statement.sql,
+        *statement.args(paid_order_id=order_id, paid_statuses=[str(s) for s in SETTLED_PAID]),
+    )
+    return row is not None and bool(row[0])
+
+
+async def lock_payment_row(connection: asyncpg.Connection, payment_id: uuid.UUID) -> Payment | None:
+    """The payment, locked until the caller's transaction ends."""
+    statement = _LOCK_PAYMENT_ROW
+    row = await connection.fetchrow(statement.sql, *statement.args(locked_id=payment_id))
+    return None if row is None else _payment_of(row)
+
+
+async def record_acceptance(
+    connection: asyncpg.Connection,
+    payment_id: uuid.UUID,
+    *,
+    status: str,
+    reference: str,
+    details: dict[str, Any],
+) -> Payment:
+    """The provider accepted the request: its reference, and the payment's status."""
+    statement = _RECORD_ACCEPTANCE
+    row = await connection.fetchrow(
+        statement.sql,
+        *statement.args(
+            accepted_id=payment_id, new_status=status, reference=reference, new_details=details
+        ),
+    )
+    assert row is not None  # the caller holds the row's lock
+    return _payment_of(row)
 
 
 # The statements of every payment, built once: an ORM statement costs more to build and
