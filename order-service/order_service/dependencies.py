@@ -7,10 +7,9 @@ from zoneinfo import ZoneInfo, available_timezones
 from fastapi import Depends, Query
 
 from order_service import orders
-from order_service.models import Order
+from order_service.schemas import OrderDetailOut
 from order_service.state import OrderState
 from shared.auth import AdminUser, CurrentUser
-from shared.db import SessionDep
 from shared.errors import BadRequest
 from shared.openapi import answers
 from shared.state import state_dependency
@@ -19,18 +18,18 @@ State = Annotated[OrderState, Depends(state_dependency(OrderState))]
 
 
 @answers((404, "Order not found"))
-async def own_order(order_id: str, user: CurrentUser, session: SessionDep) -> Order:
+async def own_order(order_id: str, user: CurrentUser, state: State) -> OrderDetailOut:
     """The caller's order, or 404 (another user's order is as unknown as a missing one)."""
-    return await orders.get_own_order(session, user, order_id)
+    return await orders.get_own_order(state, user, order_id)
 
 
 @answers((404, "Order not found"))
-async def any_order(order_id: str, admin: AdminUser, session: SessionDep) -> Order:
-    return await orders.get_any_order(session, order_id)
+async def any_order(order_id: str, admin: AdminUser, state: State) -> OrderDetailOut:
+    return await orders.get_any_order(state, order_id)
 
 
-OwnOrder = Annotated[Order, Depends(own_order)]
-AnyOrder = Annotated[Order, Depends(any_order)]
+OwnOrder = Annotated[OrderDetailOut, Depends(own_order)]
+AnyOrder = Annotated[OrderDetailOut, Depends(any_order)]
 
 
 @cache

@@ -24,7 +24,7 @@ from order_service.lifecycle import (
 )
 from order_service.models import Order, OrderStatusChange, OutboxMessage
 from order_service.outbox import RELEASE_STOCK, enqueue_call, send_now
-from order_service.schemas import DayFigures, OrderStats
+from order_service.schemas import DayFigures, OrderDetailOut, OrderStats
 from order_service.state import OrderState
 from shared.auth import AuthenticatedUser
 from shared.schemas import Page
@@ -78,18 +78,21 @@ def change_status(
     return []
 
 
-async def get_own_order(session: AsyncSession, user: AuthenticatedUser, order_id: str) -> Order:
-    order = await repository.get_order(session, parse_order_id(order_id), user_id=user.id)
+async def get_own_order(
+    state: OrderState, user: AuthenticatedUser, order_id: str
+) -> OrderDetailOut:
+    order = await repository.find_order(state.hot_path, parse_order_id(order_id), user_id=user.id)
     if order is None:
         raise OrderNotFound()
-    return order
+    return OrderDetailOut.model_validate(order)
 
 
-async def get_any_order(session: AsyncSession, order_id: str) -> Order:
-    order = await repository.get_order(session, parse_order_id(order_id))
+async def get_any_order(state: OrderState, order_id: str) -> OrderDetailOut:
+    """Any placed order (the admin's, and the payment service's before it charges)."""
+    order = await repository.find_order(state.hot_path, parse_order_id(order_id))
     if order is None:
         raise OrderNotFound()
-    return order
+    return OrderDetailOut.model_validate(order)
 
 
 async def list_orders(

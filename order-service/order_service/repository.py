@@ -96,6 +96,42 @@ _NEXT_ORDER_NUMBER_VALUES = DirectStatement.of(
 )
 
 
+_ITEMS = OrderItem.__table__
+_HISTORY = OrderStatusChange.__table__
+_PLACED_ORDER = DirectStatement.of(
+    select(_ORDERS).where(
+        _ORDERS.c.id == bindparam("wanted_id"), _ORDERS.c.status != bindparam("reserving")
+    )
+)
+_ORDER_ITEMS = DirectStatement.of(
+    select(_ITEMS).where(_ITEMS.c.order_id == bindparam("wanted_id")).order_by(_ITEMS.c.position)
+)
+_ORDER_HISTORY = DirectStatement.of(
+    select(_HISTORY)
+    .where(_HISTORY.c.order_id == bindparam("wanted_id"))
+    .order_by(_HISTORY.c.created_at)
+)
+
+
+async def find_order(
+    hot: HotPath, order_id: uuid.UUID, *, user_id: uuid.UUID | None = None
+) -> dict[str, Any] | None:
+    """A placed order with its items and history, as rows (for OrderDetailOut); only
+    `user_id`'s when given. Three statements on one connection, each on its own, as the
+    ORM's read would run them (items never change; history only grows)."""
+    async with hot.connection() as connection:
+        row = await connection.fetchrow(
+            _PLACED_ORDER.sql, *_PLACED_ORDER.args(wanted_id=order_id, reserving=RESERVING)
+        )
+        if row is None or (user_id is not None and row["user_id"] != user_id):
+            return None
+        items = await connection.fetch(_ORDER_ITEMS.sql, *_ORDER_ITEMS.args(wanted_id=order_id))
+        history = await connection.fetch(
+            _ORDER_HISTORY.sql, *_ORDER_HISTORY.args(wanted_id=order_id)
+        )
+    return {**row, "items": [dict(item) for item in items], "history": [dict(h) for h in history]}
+
+
 async def next_order_number_values(hot: HotPath, count: int) -> list[int]:
     """`count` values of the order number sequence at once (one round trip for many
     orders; a value taken and never used is a gap, as a rolled back nextval is)."""

@@ -144,10 +144,10 @@ async def change_order_status(
     "/orders/{order_id}", response_model=OrderEnvelope, responses=errors((404, "Order not found"))
 )
 async def get_order_for_service(
-    order_id: str, caller: InternalCaller, session: SessionDep
+    order_id: str, caller: InternalCaller, state: State
 ) -> OrderEnvelope:
     """For the payment service before it charges: owner, status, amount, currency."""
-    return OrderEnvelope(order=await orders.get_any_order(session, order_id))
+    return OrderEnvelope(order=await orders.get_any_order(state, order_id))
 
 
 @internal_router.post(

@@ -142,19 +142,19 @@ class HotPath:
 
     async def fetchrow(self, query: str, *args: object) -> asyncpg.Record | None:
         """One statement on its own (no transaction around it): its row or None."""
-        async with self._connection() as connection:
+        async with self.connection() as connection:
             with tracing.query_span(query):
                 return await connection.fetchrow(query, *args)
 
     async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
         """One statement on its own: its rows."""
-        async with self._connection() as connection:
+        async with self.connection() as connection:
             with tracing.query_span(query):
                 return await connection.fetch(query, *args)
 
     async def execute(self, query: str, *args: object) -> None:
         """One statement on its own (committed when it returns)."""
-        async with self._connection() as connection:
+        async with self.connection() as connection:
             with tracing.query_span(query):
                 await connection.execute(query, *args)
 
@@ -162,11 +162,12 @@ class HotPath:
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
         """A connection in a transaction: committed when the block ends, rolled back when
         it raises."""
-        async with self._connection() as connection, connection.transaction():
+        async with self.connection() as connection, connection.transaction():
             yield connection
 
     @contextlib.asynccontextmanager
-    async def _connection(self) -> AsyncIterator[asyncpg.Connection]:
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection for several statements, each on its own (no transaction)."""
         pool = self._pool or await self._open()
         async with pool.acquire(timeout=self._acquire_timeout) as connection:
             try:
