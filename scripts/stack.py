@@ -206,6 +206,10 @@ def service_environment(env: Mapping[str, str], service: str) -> dict[str, str]:
     """The environment of one process: the common one, with the private keys of others
     taken out and its own internal key put in (development: .data/keys/)."""
     own = {name: value for name, value in env.items() if name not in PRIVATE_KEY_VARIABLES}
+    # PAYMENT_WEB_CONCURRENCY=2: that service's worker processes (WEB_CONCURRENCY: all).
+    workers = env.get(f"{service.upper().replace('-', '_')}_WEB_CONCURRENCY")
+    if workers:
+        own["WEB_CONCURRENCY"] = workers
     if service == "auth":
         for name in ("JWT_PRIVATE_KEY", "JWT_PRIVATE_KEY_FILE"):
             if env.get(name):

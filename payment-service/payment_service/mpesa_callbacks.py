@@ -134,19 +134,34 @@ async def handle_mpesa_callback(state: PaymentState, body: Any, source_ip: str |
     """A callback whose caller `check_caller` accepted. Returns what was done (also stored
     with the callback)."""
     callback = Callback.of(body)
-    async with state.sessionmaker() as session, session.begin():
-        event_id = uuid.uuid4()
-        payment = await repository.payment_by_reference(
-            session, Provider.MPESA, callback.checkout_id, lock=True
-        )
-        judgement = judge(payment, callback)
-        outcome = await _act_without_daraja(session, state.settings, payment, callback, judgement)
-        stored = Outcome(EventOutcome.CONFIRMING) if outcome is None else outcome
-        session.add(_mpesa_event(event_id, callback, payment, body, stored, source_ip))
-        if outcome is not None:
-            return outcome
-        assert payment is not None and judgement.verdict is Verdict.CONFIRM_SUCCESS
-        payment_id = payment.id
+    event_id = uuid.uuid4()
+    confirming = Outcome(EventOutcome.CONFIRMING)
+    # The usual callback, a success Daraja must confirm, changes nothing yet: judged on
+    # the payment as it is (no lock: the settlement below takes it and sees a duplicate)
+    # and recorded in one statement. Anything else is judged again under the lock.
+    payment = await repository.read_payment_by_reference(
+        state.hot_path, Provider.MPESA, callback.checkout_id
+    )
+    judgement = judge(payment, callback)
+    if state.settings.mpesa_verify_callbacks and judgement.verdict is Verdict.CONFIRM_SUCCESS:
+        assert payment is not None
+        event = _mpesa_event(event_id, callback, payment, body, confirming, source_ip)
+        await repository.insert_event(state.hot_path, event)
+    else:
+        async with state.sessionmaker() as session, session.begin():
+            payment = await repository.payment_by_reference(
+                session, Provider.MPESA, callback.checkout_id, lock=True
+            )
+            judgement = judge(payment, callback)
+            outcome = await _act_without_daraja(
+                session, state.settings, payment, callback, judgement
+            )
+            stored = confirming if outcome is None else outcome
+            session.add(_mpesa_event(event_id, callback, payment, body, stored, source_ip))
+            if outcome is not None:
+                return outcome
+    assert payment is not None and judgement.verdict is Verdict.CONFIRM_SUCCESS
+    payment_id = payment.id
 
     # Confirm with Daraja before believing it (outside any transaction).
     query = None

@@ -71,6 +71,29 @@ _RECORD_ACCEPTANCE = DirectStatement.of(
 )
 
 
+_PAYMENT_BY_REFERENCE_ROW = DirectStatement.of(
+    select(_PAYMENTS).where(
+        _PAYMENTS.c.provider == bindparam("by_provider"),
+        _PAYMENTS.c.external_reference == bindparam("by_reference"),
+    )
+)
+_EVENTS = ProviderEvent.__table__
+_INSERT_EVENT = DirectStatement.of(
+    insert(_EVENTS),
+    column_keys=[
+        "id",
+        "provider",
+        "event_id",
+        "event_type",
+        "reference",
+        "payment_id",
+        "payload",
+        "outcome",
+        "source_ip",
+    ],
+)
+
+
 def _payment_of(row: asyncpg.Record) -> Payment:
     return Payment(**{key: row[column] for key, column in _PAYMENT_COLUMNS})
 
@@ -96,6 +119,25 @@ async def order_has_paid_payment(hot_path: HotPath, order_id: uuid.UUID) -> bool
         *statement.args(paid_order_id=order_id, paid_statuses=[str(s) for s in SETTLED_PAID]),
     )
     return row is not None and bool(row[0])
+
+
+async def read_payment_by_reference(
+    hot_path: HotPath, provider: str, reference: str
+) -> Payment | None:
+    """The payment as it is now (no lock): for a judgement that changes nothing yet."""
+    statement = _PAYMENT_BY_REFERENCE_ROW
+    row = await hot_path.fetchrow(
+        statement.sql, *statement.args(by_provider=provider, by_reference=reference)
+    )
+    return None if row is None else _payment_of(row)
+
+
+async def insert_event(hot_path: HotPath, event: ProviderEvent) -> None:
+    """A provider's event, kept for audit: one statement, committed on its own."""
+    statement = _INSERT_EVENT
+    await hot_path.execute(
+        statement.sql, *statement.args(**{name: getattr(event, name) for name in statement.names})
+    )
 
 
 async def lock_payment_row(connection: asyncpg.Connection, payment_id: uuid.UUID) -> Payment | None:
@@ -374,6 +416,14 @@ async def pending_refunds(session: AsyncSession, payment_id: uuid.UUID) -> list[
     return list(result)
 
 
+_SET_EVENT_OUTCOME = (
+    update(ProviderEvent)
+    .where(ProviderEvent.id == bindparam("event_row_id"))
+    .values(outcome=bindparam("new_outcome"))
+)
+_SET_EVENT_OUTCOME_AND_PAYMENT = _SET_EVENT_OUTCOME.values(payment_id=bindparam("event_payment_id"))
+
+
 async def set_event_outcome(
     session: AsyncSession,
     event_id: uuid.UUID,
@@ -382,12 +432,19 @@ async def set_event_outcome(
     payment_id: uuid.UUID | None = None,
 ) -> None:
     """What was done with a provider's event (kept with it, for audit)."""
-    values: dict[str, Any] = {"outcome": outcome[:255]}
-    if payment_id is not None:
-        values["payment_id"] = payment_id
-    await session.execute(
-        update(ProviderEvent).where(ProviderEvent.id == event_id).values(**values)
-    )
+    if payment_id is None:
+        await session.execute(
+            _SET_EVENT_OUTCOME, {"event_row_id": event_id, "new_outcome": outcome[:255]}
+        )
+    else:
+        await session.execute(
+            _SET_EVENT_OUTCOME_AND_PAYMENT,
+            {
+                "event_row_id": event_id,
+                "new_outcome": outcome[:255],
+                "event_payment_id": payment_id,
+            },
+        )
 
 
 async def record_event_once(session: AsyncSession, **values: Any) -> uuid.UUID | None:
