@@ -11,27 +11,27 @@ from order_service import repository
 from order_service.exceptions import OrderNotFound
 from order_service.lifecycle import Actor, PaymentStatus, Status, check_payment_transition
 from order_service.models import Order, OutboxMessage
-from order_service.orders import change_status, record_change
+from order_service.orders import change_status, get_any_order, record_change
 from order_service.outbox import send_now
-from order_service.schemas import PaymentUpdate
+from order_service.schemas import OrderDetailOut, PaymentUpdate
 from order_service.state import OrderState
 
 logger = logging.getLogger(__name__)
 
 
-async def apply_payment_update(state: OrderState, update: PaymentUpdate) -> tuple[Order, bool]:
+async def apply_payment_update(
+    state: OrderState, update: PaymentUpdate
+) -> tuple[OrderDetailOut, bool]:
     """The payment service's news, applied once per `eventId` (False: seen before, nothing
-    changed)."""
+    changed); the order as it is afterwards."""
     async with state.sessionmaker() as session, session.begin():
-        order = await repository.get_order(session, update.order_id, for_update=True)
+        order = await repository.lock_order(session, update.order_id)
         if order is None:
             raise OrderNotFound()
-        if not await repository.record_event(session, update.event_id, order.id):
-            return order, False
-        calls = _apply_payment_update(session, order, update)
-        order = await repository.reload_order(session, order.id)
+        applied = await repository.record_event(session, update.event_id, order.id)
+        calls = _apply_payment_update(session, order, update) if applied else []
     await send_now(state, calls)
-    return order, True
+    return await get_any_order(state, str(update.order_id)), applied
 
 
 def _apply_payment_update(

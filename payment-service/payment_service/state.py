@@ -13,6 +13,7 @@ from payment_service.config import PaymentSettings
 from payment_service.daraja_client import DarajaClient
 from payment_service.models import IdempotencyKey
 from payment_service.order_client import OrderClient
+from payment_service.outbox import ORDER_UPDATES, OrderUpdates
 from payment_service.stripe_client import create_stripe_client
 from shared.http_client import create_http_client
 from shared.idempotency import IdempotencyKeys
@@ -33,6 +34,8 @@ class PaymentState(DatabaseState[PaymentSettings]):
     # hand Safaricom our internal token.
     daraja_http: httpx.AsyncClient | None
     idempotency_keys: IdempotencyKeys
+    # Order updates sent as soon as their settlement commits (payment_service.outbox).
+    order_updates: OrderUpdates
 
     @cached_property
     def stripe(self) -> "stripe.StripeClient | None":
@@ -71,9 +74,15 @@ async def open_state(base: DatabaseState[PaymentSettings]) -> PaymentState:
         logger.warning("m-pesa is not configured: M-Pesa payments answer 503")
     if settings.stripe_secret_key is None:
         logger.warning("STRIPE_SECRET_KEY is not set: Stripe payments answer 503")
+    orders = OrderClient(base.services, settings.order_service_url)
+    order_updates = OrderUpdates(base.sessionmaker, orders.update_status)
+    # Every session of the service carries them: a settlement's order update is sent once
+    # its transaction commits, whoever settled (callback, poller, webhook, repair).
+    base.sessionmaker.configure(info={ORDER_UPDATES: order_updates})
     return PaymentState(
         **base.base(),
-        orders=OrderClient(base.services, settings.order_service_url),
+        orders=orders,
+        order_updates=order_updates,
         daraja=daraja,
         daraja_http=daraja_http,
         idempotency_keys=IdempotencyKeys(

@@ -482,7 +482,10 @@ class Api:
             return list(await session.scalars(select(model)))
 
     async def deliver_outbox(self) -> int:
-        return await deliver_outbox(self.state)
+        """Order updates delivered as the service delivers them: the sends started by
+        commits end (one attempt each), then a run of the outbox worker; how many in all."""
+        sent = await self.state.order_updates.settle()
+        return sent + await deliver_outbox(self.state)
 
     async def reconcile(self) -> int:
         """A run of the M-Pesa status poller."""

@@ -212,8 +212,11 @@ async def test_an_order_paid_here_is_refused_before_the_order_service_hears_of_i
     order_id = world.add_order(user_id)
     first = await api.mpesa_processing(headers, order_id)
     callback = api.callback_body(first["checkoutRequestId"])
+    world.order_service_down = True  # the update cannot be delivered yet
     assert (await api.callback(callback)).status_code == 200
-    # The outbox has not delivered yet: the order service still says pending.
+    assert await api.deliver_outbox() == 0
+    # The order service still says pending.
+    world.order_service_down = False
     assert world.orders[order_id]["status"] == "pending"
     again = await api.pay_mpesa(headers, order_id)
     assert again.status_code == 400

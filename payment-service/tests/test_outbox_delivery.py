@@ -44,3 +44,16 @@ async def test_a_redelivered_update_is_applied_once_by_its_event_id(api, login, 
     first, second = world.status_updates
     assert first["eventId"] == second["eventId"]
     assert len(world.applied_events) == 1
+
+
+async def test_the_order_hears_of_a_settlement_without_waiting_for_the_worker(api, login, world):
+    """Sent once the settlement commits: under load the worker, one message at a time,
+    fell minutes behind the payments."""
+    user_id, headers = login()
+    order_id = world.add_order(user_id, total="1500.00")
+    body = await api.mpesa_processing(headers, order_id)
+    await api.callback(api.callback_body(body["checkoutRequestId"]))
+    assert await api.state.order_updates.settle() == 1  # no run of the worker
+    assert world.orders[order_id]["status"] == "paid"
+    [message] = await api.rows(OutboxMessage)
+    assert message.delivered_at is not None and message.attempts == 1
