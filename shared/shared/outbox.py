@@ -22,13 +22,14 @@ transaction, then sent outside any transaction; a replica that dies mid-way
 leaves its lease to expire and another replica sends again.
 """
 
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from sqlalchemy import DateTime, Index, Integer, String, Text, func, select, update
+from sqlalchemy import DateTime, Index, Integer, String, Text, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
@@ -151,13 +152,25 @@ async def _send_one(
     else:
         values = {"delivered_at": datetime.now(UTC), "last_error": None}
         delivered = True
-    async with sessionmaker() as session, session.begin():
-        await session.execute(
-            update(model)
-            .where(model.id == message_id, model.delivered_at.is_(None))
-            .values(attempts=model.attempts + 1, **values)
+    # One statement: run on its own (no BEGIN and COMMIT around it, two round trips less).
+    async with sessionmaker() as session:
+        connection = await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        await connection.execute(
+            _attempt_statement(model, delivered),
+            {"message_id": message_id, **{f"new_{name}": value for name, value in values.items()}},
         )
     return delivered
+
+
+@functools.cache
+def _attempt_statement(model: type[OutboxMessageMixin], delivered: bool) -> Any:
+    """An attempt's record, built once per table: delivered, or due again later."""
+    names = ("delivered_at", "last_error") if delivered else ("available_at", "last_error")
+    return (
+        update(model)
+        .where(model.id == bindparam("message_id"), model.delivered_at.is_(None))
+        .values(attempts=model.attempts + 1, **{name: bindparam(f"new_{name}") for name in names})
+    )
 
 
 async def send_now(
