@@ -202,14 +202,31 @@ def ensure_development_keys(env: dict[str, str], out: "Output") -> None:
         out.line("stack", f"development keys (user tokens, each service's own) are in {directory}")
 
 
+# Worker processes of a service when neither <SERVICE>_WEB_CONCURRENCY nor WEB_CONCURRENCY
+# says otherwise: under M-Pesa load the payment service (initiations, callbacks, their
+# order updates) keeps one process busy while the machine has CPU to spare
+# (docs/operations.md, "Worker processes and memory").
+DEFAULT_WORKERS = {"payment": 2}
+
+
+def worker_processes(env: Mapping[str, str], service: str) -> int | None:
+    """WEB_CONCURRENCY for one service: PAYMENT_WEB_CONCURRENCY=3 (that service alone),
+    else WEB_CONCURRENCY (every service), else its default; None: the service's own (1)."""
+    own = env.get(f"{service.upper().replace('-', '_')}_WEB_CONCURRENCY")
+    if own:
+        return int(own)
+    if env.get("WEB_CONCURRENCY"):
+        return int(env["WEB_CONCURRENCY"])
+    return DEFAULT_WORKERS.get(service)
+
+
 def service_environment(env: Mapping[str, str], service: str) -> dict[str, str]:
     """The environment of one process: the common one, with the private keys of others
     taken out and its own internal key put in (development: .data/keys/)."""
     own = {name: value for name, value in env.items() if name not in PRIVATE_KEY_VARIABLES}
-    # PAYMENT_WEB_CONCURRENCY=2: that service's worker processes (WEB_CONCURRENCY: all).
-    workers = env.get(f"{service.upper().replace('-', '_')}_WEB_CONCURRENCY")
-    if workers:
-        own["WEB_CONCURRENCY"] = workers
+    workers = worker_processes(env, service)
+    if workers is not None:
+        own["WEB_CONCURRENCY"] = str(workers)
     if service == "auth":
         for name in ("JWT_PRIVATE_KEY", "JWT_PRIVATE_KEY_FILE"):
             if env.get(name):

@@ -128,6 +128,9 @@ def stack_environment(
         # No Stripe unless a caller starts a fake one (scripts/fake_stripe.py): a name
         # that never resolves (RFC 6761), not a port something else might listen on.
         STRIPE_API_BASE="http://stripe-not-started.invalid",
+        # One process per service: a test that freezes or kills "the payment service"
+        # means one process (`make run` gives it two: scripts.stack.DEFAULT_WORKERS).
+        PAYMENT_WEB_CONCURRENCY="1",
     )
     env.update({**defaults, **overrides})
     return StackEnvironment(env, ports, reserved)

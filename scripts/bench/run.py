@@ -51,6 +51,7 @@ from scripts.bench.wrk import (
 )
 from scripts.postgres import find_or_start_postgres
 from scripts.services import ROOT
+from scripts.stack import DEFAULT_WORKERS
 from scripts.throwaway_stack import StackEnvironment, drop_stack_databases, stack_environment
 from shared.settings import database_url_for_asyncpg
 
@@ -77,6 +78,7 @@ LOAD_SETTINGS = (
     "DB_POOL_PRE_PING",
     "DB_POOL_SIZE",
     "WEB_CONCURRENCY",
+    "PAYMENT_WEB_CONCURRENCY",
 )
 _STARTED = time.monotonic()
 
@@ -391,6 +393,9 @@ def main() -> int:
         LOG_LEVEL="WARNING",
         ADMIN_EMAIL=BENCH_ADMIN[0],
         ADMIN_PASSWORD=BENCH_ADMIN[1],
+        # The worker processes `make run` gives the payment service (the throwaway stacks
+        # of the tests give it one).
+        PAYMENT_WEB_CONCURRENCY=str(DEFAULT_WORKERS["payment"]),
         **{name: os.environ[name] for name in LOAD_SETTINGS if name in os.environ},
     )
     progress("starting the stack")
