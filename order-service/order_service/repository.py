@@ -35,7 +35,7 @@ from order_service.models import (
     ProcessedEvent,
     order_number_sequence,
 )
-from shared.db import DirectStatement, HotPath, affected_rows
+from shared.db import DirectStatement, HotPath, affected_rows, table_of
 from shared.pagination import created_within, equals, paginated
 
 # Only placed orders exist for anyone outside this service: a row still reserving its
@@ -81,16 +81,17 @@ async def lock_order(session: AsyncSession, order_id: uuid.UUID) -> Order | None
 
 # Placement's statements (every order runs them), with asyncpg itself (shared.db.HotPath):
 # through the ORM they were two thirds of the service's time per order.
-_ORDERS = Order.__table__
+_ORDERS = table_of(Order)
 _INSERT_ORDER = DirectStatement.of(core_insert(_ORDERS), column_keys=_ORDERS.c.keys())
 _INSERT_ITEM = DirectStatement.of(
-    core_insert(OrderItem.__table__), column_keys=OrderItem.__table__.c.keys()
+    core_insert(table_of(OrderItem)), column_keys=table_of(OrderItem).c.keys()
 )
 _INSERT_STATUS_CHANGE = DirectStatement.of(
-    core_insert(OrderStatusChange.__table__), column_keys=OrderStatusChange.__table__.c.keys()
+    core_insert(table_of(OrderStatusChange)),
+    column_keys=table_of(OrderStatusChange).c.keys(),
 )
 _INSERT_OUTBOX_MESSAGE = DirectStatement.of(
-    core_insert(OutboxMessage.__table__),
+    core_insert(table_of(OutboxMessage)),
     column_keys=["id", "topic", "payload", "attempts", "available_at"],
 )
 _COMPLETE_PLACEMENT = DirectStatement.of(
@@ -110,8 +111,8 @@ _NEXT_ORDER_NUMBER_VALUES = DirectStatement.of(
 )
 
 
-_ITEMS = OrderItem.__table__
-_HISTORY = OrderStatusChange.__table__
+_ITEMS = table_of(OrderItem)
+_HISTORY = table_of(OrderStatusChange)
 _PLACED_ORDER = DirectStatement.of(
     select(_ORDERS).where(
         _ORDERS.c.id == bindparam("wanted_id"), _ORDERS.c.status != bindparam("reserving")

@@ -19,12 +19,12 @@ from payment_service.models import (
     ProviderEvent,
     Refund,
 )
-from shared.db import DirectStatement, HotPath
+from shared.db import DirectStatement, HotPath, table_of
 from shared.pagination import created_within, equals, paginated
 
 # An initiation's statements (every payment runs them), with asyncpg itself
 # (shared.db.HotPath). Their rows become Payment objects of no session (`_payment_of`).
-_PAYMENTS = Payment.__table__
+_PAYMENTS = table_of(Payment)
 _PAYMENT_COLUMNS = [
     (attribute.key, attribute.columns[0].name) for attribute in inspect(Payment).column_attrs
 ]
@@ -77,7 +77,7 @@ _PAYMENT_BY_REFERENCE_ROW = DirectStatement.of(
         _PAYMENTS.c.external_reference == bindparam("by_reference"),
     )
 )
-_EVENTS = ProviderEvent.__table__
+_EVENTS = table_of(ProviderEvent)
 _INSERT_EVENT = DirectStatement.of(
     insert(_EVENTS),
     column_keys=[

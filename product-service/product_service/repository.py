@@ -32,7 +32,7 @@ from product_service.models import (
     StockReservationItem,
 )
 from product_service.schemas import MAX_STOCK
-from shared.db import DirectStatement
+from shared.db import DirectStatement, table_of
 
 LIKE_ESCAPE = "\\"
 
@@ -171,9 +171,9 @@ async def set_stock(session: AsyncSession, product_id: uuid.UUID, stock: int) ->
 
 # The reservation's statements (an order runs each of them), with asyncpg itself
 # (shared.db.HotPath): through the ORM they were most of the service's time per order.
-_PRODUCTS = Product.__table__
-_ITEMS = StockReservationItem.__table__
-_RESERVATIONS = StockReservation.__table__
+_PRODUCTS = table_of(Product)
+_ITEMS = table_of(StockReservationItem)
+_RESERVATIONS = table_of(StockReservation)
 _WANTED = bindparam("product_ids", type_=ARRAY(Uuid()))
 _CLAIM_RESERVATION = DirectStatement.of(
     insert(_RESERVATIONS)

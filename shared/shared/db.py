@@ -25,12 +25,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import asyncpg
 from asyncpg.exceptions import ConnectionDoesNotExistError
 from fastapi import Depends, Request
-from sqlalchemy import CursorResult, DateTime, MetaData, Result, event, func, text
+from sqlalchemy import CursorResult, DateTime, MetaData, Result, Table, event, func, text
 from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -54,6 +54,13 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def table_of(model: type[Any]) -> Table:
+    """A mapped class's table, for Core statements (`insert(table_of(Order))`)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def new_metadata() -> MetaData:
@@ -171,7 +178,8 @@ class HotPath:
         pool = self._pool or await self._open()
         async with pool.acquire(timeout=self._acquire_timeout) as connection:
             try:
-                yield connection
+                # The pool's proxy of a connection: a Connection to its user.
+                yield cast(asyncpg.Connection, connection)
                 return
             except asyncpg.PostgresError as exc:
                 if not is_database_unavailable(exc):
@@ -230,7 +238,8 @@ class DirectStatement:
     def of(cls, statement: Any, *, column_keys: list[str] | None = None) -> "DirectStatement":
         """`column_keys`: for an INSERT without values, the columns it sets (each its
         parameter, named as the column)."""
-        compiled = statement.compile(dialect=postgresql_asyncpg.dialect(), column_keys=column_keys)
+        dialect = postgresql_asyncpg.dialect()  # type: ignore[no-untyped-call]
+        compiled = statement.compile(dialect=dialect, column_keys=column_keys)
         return cls(str(compiled), tuple(compiled.positiontup or ()))
 
     def args(self, **values: object) -> list[object]:

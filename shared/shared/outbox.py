@@ -22,7 +22,6 @@ transaction, then sent outside any transaction; a replica that dies mid-way
 leaves its lease to expire and another replica sends again.
 """
 
-import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -162,15 +161,22 @@ async def _send_one(
     return delivered
 
 
-@functools.cache
+_ATTEMPT_STATEMENTS: dict[tuple[str, bool], Any] = {}
+
+
 def _attempt_statement(model: type[OutboxMessageMixin], delivered: bool) -> Any:
     """An attempt's record, built once per table: delivered, or due again later."""
-    names = ("delivered_at", "last_error") if delivered else ("available_at", "last_error")
-    return (
-        update(model)
-        .where(model.id == bindparam("message_id"), model.delivered_at.is_(None))
-        .values(attempts=model.attempts + 1, **{name: bindparam(f"new_{name}") for name in names})
-    )
+    key = (model.__tablename__, delivered)
+    if key not in _ATTEMPT_STATEMENTS:
+        names = ("delivered_at", "last_error") if delivered else ("available_at", "last_error")
+        _ATTEMPT_STATEMENTS[key] = (
+            update(model)
+            .where(model.id == bindparam("message_id"), model.delivered_at.is_(None))
+            .values(
+                attempts=model.attempts + 1, **{name: bindparam(f"new_{name}") for name in names}
+            )
+        )
+    return _ATTEMPT_STATEMENTS[key]
 
 
 async def send_now(
