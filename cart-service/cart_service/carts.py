@@ -139,9 +139,8 @@ def render_cart(cart: Cart, items: Sequence[CartItem], catalogue: Catalogue | No
 async def get(state: CartState, user_id: uuid.UUID) -> CartOut:
     """The user's cart (created empty on first use), at current prices if possible. A cart
     that exists and has not expired is read without a transaction (one query, one round
-    trip); creating one, or emptying an expired one, takes the transaction."""
-    async with state.read_sessionmaker() as session:
-        found = await repository.get_cart_with_items(session, user_id)
+    trip, asyncpg's); creating one, or emptying an expired one, takes the transaction."""
+    found = await repository.read_cart_with_items(state.hot_path, user_id)
     if found is not None and found[0].expires_at > _now():
         cart, items = found
     else:

@@ -3,12 +3,12 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, delete, inspect, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cart_service.models import Cart, CartItem
-from shared.db import affected_rows
+from shared.db import DirectStatement, HotPath, affected_rows, table_of
 
 
 async def create_cart_if_absent(
@@ -34,26 +34,45 @@ _LINES_OF_CART = (
     .order_by(CartItem.created_at, CartItem.id)
     .execution_options(populate_existing=True)
 )
-_CART_WITH_LINES = (
-    select(Cart, CartItem)
-    .outerjoin(CartItem, CartItem.cart_id == Cart.id)
-    .where(Cart.user_id == bindparam("user_id"))
-    .order_by(CartItem.created_at, CartItem.id)
-)
 
 
 async def get_cart(session: AsyncSession, user_id: uuid.UUID) -> Cart | None:
     return await session.scalar(_CART_OF_USER, {"user_id": user_id})
 
 
-async def get_cart_with_items(
-    session: AsyncSession, user_id: uuid.UUID
+# The cart's read, the service's busiest statement, with asyncpg itself (shared.db.HotPath):
+# through the session and the ORM it was most of a GET /api/cart. Each row is the cart's
+# columns (cart_*) and one line's (item_*, all null for an empty cart).
+_CARTS, _ITEMS = table_of(Cart), table_of(CartItem)
+_CART_FIELDS = [(a.key, a.columns[0].name) for a in inspect(Cart).column_attrs]
+_ITEM_FIELDS = [(a.key, a.columns[0].name) for a in inspect(CartItem).column_attrs]
+_READ_CART_WITH_LINES = DirectStatement.of(
+    select(
+        *(column.label(f"cart_{column.name}") for column in _CARTS.c),
+        *(column.label(f"item_{column.name}") for column in _ITEMS.c),
+    )
+    .select_from(_CARTS.outerjoin(_ITEMS, _ITEMS.c.cart_id == _CARTS.c.id))
+    .where(_CARTS.c.user_id == bindparam("owner"))
+    .order_by(_ITEMS.c.created_at, _ITEMS.c.id)
+)
+
+
+async def read_cart_with_items(
+    hot_path: HotPath, user_id: uuid.UUID
 ) -> tuple[Cart, list[CartItem]] | None:
-    """The user's cart and its lines in the order they were added: one query."""
-    rows = (await session.execute(_CART_WITH_LINES, {"user_id": user_id})).all()
+    """The user's cart and its lines in the order they were added, in one query: objects
+    of no session (to read, never to change)."""
+    statement = _READ_CART_WITH_LINES
+    rows = await hot_path.fetch(statement.sql, *statement.args(owner=user_id))
     if not rows:
         return None
-    return rows[0][0], [item for _, item in rows if item is not None]
+    cart = Cart(**{key: rows[0][f"cart_{name}"] for key, name in _CART_FIELDS})
+    items = [
+        CartItem(**{key: row[f"item_{name}"] for key, name in _ITEM_FIELDS})
+        for row in rows
+        if row["item_id"] is not None
+    ]
+    return cart, items
 
 
 async def lock_or_create_cart(

@@ -53,3 +53,37 @@ async def test_reads_after_their_connections_died_are_answered_on_fresh_ones(rea
             outcomes.append("lost")
     assert outcomes.count("lost") <= 1, outcomes
     assert outcomes[-1] == 1, outcomes
+
+
+async def test_a_transaction_commits_its_statements_or_none_of_them(reads):
+    await reads.execute("CREATE TABLE IF NOT EXISTS hot_path_ledger (entry text PRIMARY KEY)")
+    try:
+        async with reads.transaction() as connection:
+            await connection.execute("INSERT INTO hot_path_ledger VALUES ('kept')")
+        with pytest.raises(asyncpg.UniqueViolationError):
+            async with reads.transaction() as connection:
+                await connection.execute("INSERT INTO hot_path_ledger VALUES ('undone')")
+                await connection.execute("INSERT INTO hot_path_ledger VALUES ('kept')")
+        rows = await reads.fetch("SELECT entry FROM hot_path_ledger ORDER BY entry")
+        assert [row["entry"] for row in rows] == ["kept"]
+        # The connection went back clean: the next statement runs outside any transaction.
+        row = await reads.fetchrow("SELECT now() = statement_timestamp() AS alone")
+        assert row is not None and row["alone"]
+    finally:
+        await reads.execute("DROP TABLE hot_path_ledger")
+
+
+def test_a_direct_statement_gives_its_parameters_in_their_order():
+    from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, insert, update
+
+    from shared.db import DirectStatement
+
+    table = Table("things", MetaData(), Column("id", Integer), Column("name", String))
+    new = DirectStatement.of(insert(table), column_keys=["id", "name"])
+    assert new.sql == "INSERT INTO things (id, name) VALUES ($1::INTEGER, $2::VARCHAR)"
+    assert new.args(name="kettle", id=7) == [7, "kettle"]
+    renamed = DirectStatement.of(
+        update(table).where(table.c.id == bindparam("thing_id")).values(name=bindparam("new_name"))
+    )
+    assert renamed.names == ("new_name", "thing_id")
+    assert renamed.args(thing_id=7, new_name="pot") == ["pot", 7]
