@@ -215,7 +215,7 @@ async def _complete(
         "reason": "Order placed",
         "created_at": now,
     }
-    calls = [new_call(CLEAR_CART, {"userId": str(order["user_id"])})] if from_cart else []
+    message = new_call(CLEAR_CART, {"userId": str(order["user_id"])}) if from_cart else None
     answer = Answer.of(
         MessageWithOrder(
             message="Order created successfully",
@@ -225,7 +225,9 @@ async def _complete(
         ),
         CREATED,
     )
-    async with state.hot_path.transaction() as connection:
+    # One statement; with an Idempotency-Key, in a transaction with the key's answer.
+    hot_path = state.hot_path
+    async with hot_path.transaction() if claim else hot_path.connection() as connection:
         if not await repository.complete_placement(
             connection,
             order_id,
@@ -233,14 +235,14 @@ async def _complete(
             placed_at=now,
             items=items,
             status_change=status_change,
-            outbox_messages=calls,
+            outbox_message=message,
         ):
             # The sweeper took it (this request outlived ORDER_PLACEMENT_GRACE).
             raise ProductServiceUnavailable()
         if claim is not None:
             await claim.record_with(connection, answer)
     metrics.order_created()
-    return answer, calls
+    return answer, [message] if message is not None else []
 
 
 async def _abandon(

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import (
+    ARRAY,
     Cast,
     ColumnExpressionArgument,
     Date,
@@ -14,9 +15,11 @@ from sqlalchemy import (
     bindparam,
     cast,
     delete,
+    exists,
     func,
     literal_column,
     select,
+    true,
     update,
 )
 from sqlalchemy import (
@@ -83,27 +86,80 @@ async def lock_order(session: AsyncSession, order_id: uuid.UUID) -> Order | None
 # through the ORM they were two thirds of the service's time per order.
 _ORDERS = table_of(Order)
 _INSERT_ORDER = DirectStatement.of(core_insert(_ORDERS), column_keys=_ORDERS.c.keys())
-_INSERT_ITEM = DirectStatement.of(
-    core_insert(table_of(OrderItem)), column_keys=table_of(OrderItem).c.keys()
-)
-_INSERT_STATUS_CHANGE = DirectStatement.of(
-    core_insert(table_of(OrderStatusChange)),
-    column_keys=table_of(OrderStatusChange).c.keys(),
-)
-_INSERT_OUTBOX_MESSAGE = DirectStatement.of(
-    core_insert(table_of(OutboxMessage)),
-    column_keys=["id", "topic", "payload", "attempts", "available_at"],
-)
-_COMPLETE_PLACEMENT = DirectStatement.of(
-    update(_ORDERS)
-    .where(_ORDERS.c.id == bindparam("order_id"), _ORDERS.c.status == bindparam("reserving"))
-    .values(
-        status=bindparam("placed_status"),
-        total_amount=bindparam("total"),
-        updated_at=bindparam("placed_at"),
+_ITEMS = table_of(OrderItem)
+_HISTORY = table_of(OrderStatusChange)
+_OUTBOX = table_of(OutboxMessage)
+_ITEM_COLUMNS = ("id", "position", "product_id", "product_name", "quantity", "price", "subtotal")
+_CHANGE_COLUMNS = ("id", "from_status", "to_status", "payment_status", "actor", "reason")
+
+
+def _completion(with_outbox_message: bool) -> DirectStatement:
+    """Step 3 of a placement as one statement (one round trip, no BEGIN and COMMIT: a
+    statement is atomic): the `reserving` row becomes `pending` with its total; only if
+    it did, its items (from arrays, one element per line), its first history row and,
+    for an order from the cart, the outbox message that empties the cart."""
+    placed_at = bindparam("placed_at", type_=_ORDERS.c.updated_at.type)
+    placed = (
+        update(_ORDERS)
+        .where(_ORDERS.c.id == bindparam("order_id"), _ORDERS.c.status == bindparam("reserving"))
+        .values(status=bindparam("placed_status"), total_amount=bindparam("total"))
+        .values(updated_at=placed_at)
+        .returning(_ORDERS.c.id)
+        .cte("placed")
     )
-    .returning(_ORDERS.c.id)
-)
+    lines = (
+        func.unnest(
+            *(bindparam(f"item_{name}", type_=ARRAY(_ITEMS.c[name].type)) for name in _ITEM_COLUMNS)
+        )
+        .table_valued(*_ITEM_COLUMNS)
+        .render_derived(name="line")
+    )
+    items = (
+        core_insert(_ITEMS)
+        .from_select(
+            [*_ITEM_COLUMNS, "order_id", "created_at", "updated_at"],
+            select(*(lines.c[name] for name in _ITEM_COLUMNS), placed.c.id, placed_at, placed_at)
+            .select_from(placed)
+            .join(lines, true()),
+        )
+        .cte("items")
+    )
+    change = (
+        core_insert(_HISTORY)
+        .from_select(
+            [*_CHANGE_COLUMNS, "order_id", "created_at"],
+            select(
+                *(
+                    bindparam(f"change_{name}", type_=_HISTORY.c[name].type)
+                    for name in _CHANGE_COLUMNS
+                ),
+                placed.c.id,
+                placed_at,
+            ).select_from(placed),
+        )
+        .cte("change")
+    )
+    written = [items, change]
+    if with_outbox_message:
+        message_columns = ("id", "topic", "payload", "attempts", "available_at")
+        written.append(
+            core_insert(_OUTBOX)
+            .from_select(
+                message_columns,
+                select(
+                    *(
+                        bindparam(f"message_{name}", type_=_OUTBOX.c[name].type)
+                        for name in message_columns
+                    )
+                ).where(exists(select(placed.c.id))),
+            )
+            .cte("message")
+        )
+    return DirectStatement.of(select(placed.c.id).add_cte(*written))
+
+
+_COMPLETE_PLACEMENT = _completion(with_outbox_message=False)
+_COMPLETE_PLACEMENT_FROM_CART = _completion(with_outbox_message=True)
 _NEXT_ORDER_NUMBER_VALUES = DirectStatement.of(
     select(order_number_sequence.next_value()).select_from(
         func.generate_series(literal_column("1"), bindparam("count"))
@@ -111,8 +167,6 @@ _NEXT_ORDER_NUMBER_VALUES = DirectStatement.of(
 )
 
 
-_ITEMS = table_of(OrderItem)
-_HISTORY = table_of(OrderStatusChange)
 _PLACED_ORDER = DirectStatement.of(
     select(_ORDERS).where(
         _ORDERS.c.id == bindparam("wanted_id"), _ORDERS.c.status != bindparam("reserving")
@@ -169,39 +223,30 @@ async def complete_placement(
     placed_at: datetime,
     items: list[dict[str, Any]],
     status_change: dict[str, Any],
-    outbox_messages: list[OutboxMessage],
+    outbox_message: OutboxMessage | None,
 ) -> bool:
-    """Step 3 of a placement, in the caller's transaction: the `reserving` row becomes
-    `pending` with its total, its items and first history row. False (nothing written)
+    """Step 3 of a placement (`_completion`), in one statement: False, nothing written,
     when the row is no longer `reserving` (the sweeper took it)."""
-    placed = await connection.fetchval(
-        _COMPLETE_PLACEMENT.sql,
-        *_COMPLETE_PLACEMENT.args(
-            order_id=order_id,
-            reserving=RESERVING,
-            placed_status=Status.PENDING,
-            total=total,
-            placed_at=placed_at,
-        ),
-    )
-    if placed is None:
-        return False
-    await connection.executemany(_INSERT_ITEM.sql, [_INSERT_ITEM.args(**item) for item in items])
-    await connection.execute(
-        _INSERT_STATUS_CHANGE.sql, *_INSERT_STATUS_CHANGE.args(**status_change)
-    )
-    for message in outbox_messages:
-        await connection.execute(
-            _INSERT_OUTBOX_MESSAGE.sql,
-            *_INSERT_OUTBOX_MESSAGE.args(
-                id=message.id,
-                topic=message.topic,
-                payload=message.payload,
-                attempts=0,
-                available_at=message.available_at,
-            ),
+    statement = _COMPLETE_PLACEMENT if outbox_message is None else _COMPLETE_PLACEMENT_FROM_CART
+    values: dict[str, Any] = {
+        "order_id": order_id,
+        "reserving": RESERVING,
+        "placed_status": Status.PENDING,
+        "total": total,
+        "placed_at": placed_at,
+        **{f"item_{name}": [item[name] for item in items] for name in _ITEM_COLUMNS},
+        **{f"change_{name}": status_change[name] for name in _CHANGE_COLUMNS},
+    }
+    if outbox_message is not None:
+        values.update(
+            message_id=outbox_message.id,
+            message_topic=outbox_message.topic,
+            message_payload=outbox_message.payload,
+            message_attempts=0,
+            message_available_at=outbox_message.available_at,
         )
-    return True
+    placed = await connection.fetchval(statement.sql, *statement.args(**values))
+    return placed is not None
 
 
 _ORDER_WITH_DETAILS = _with_details(
