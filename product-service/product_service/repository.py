@@ -185,13 +185,10 @@ _CLAIM_RESERVATION = DirectStatement.of(
     .on_conflict_do_nothing(index_elements=[_RESERVATIONS.c.order_id])
     .returning(_RESERVATIONS.c.order_id)
 )
-_NAMES_AND_PRICES = DirectStatement.of(
-    select(_PRODUCTS.c.id, _PRODUCTS.c.name, _PRODUCTS.c.price).where(
-        _PRODUCTS.c.id == any_(_WANTED)
-    )
-)
-_INSERT_LINE = DirectStatement.of(insert(_ITEMS), column_keys=_ITEMS.c.keys())
-_TAKE_STOCK = DirectStatement.of(
+# The take and the line it records in one statement: the product's row stays locked from
+# there to the commit, with nothing in between; the line records the name and price the
+# take found.
+_TAKEN = (
     update(_PRODUCTS)
     .where(
         _PRODUCTS.c.id == bindparam("product_id"),
@@ -200,14 +197,22 @@ _TAKE_STOCK = DirectStatement.of(
     )
     .values(stock=_PRODUCTS.c.stock - bindparam("quantity"), updated_at=func.now())
     .returning(_PRODUCTS.c.name, _PRODUCTS.c.price)
+    .cte("taken")
 )
-_CORRECT_LINE = DirectStatement.of(
-    update(_ITEMS)
-    .where(
-        _ITEMS.c.order_id == bindparam("reserved_for"),
-        _ITEMS.c.product_id == bindparam("line_product_id"),
+_TAKE_STOCK_FOR_LINE = DirectStatement.of(
+    insert(_ITEMS)
+    .from_select(
+        ["order_id", "product_id", "position", "quantity", "unit_price", "product_name"],
+        select(
+            bindparam("reserved_for", type_=_ITEMS.c.order_id.type),
+            bindparam("product_id", type_=_ITEMS.c.product_id.type),
+            bindparam("line_position", type_=_ITEMS.c.position.type),
+            bindparam("quantity", type_=_ITEMS.c.quantity.type),
+            _TAKEN.c.price,
+            _TAKEN.c.name,
+        ),
     )
-    .values(unit_price=bindparam("taken_price"), product_name=bindparam("taken_name"))
+    .returning(*_ITEMS.c)
 )
 _AVAILABLE_STOCK = DirectStatement.of(
     select(_PRODUCTS.c.id, _PRODUCTS.c.stock).where(
@@ -220,12 +225,6 @@ _RESERVATION_STATUS = DirectStatement.of(
 _RESERVATION_LINES = DirectStatement.of(
     select(_ITEMS).where(_ITEMS.c.order_id == bindparam("reserved_for")).order_by(_ITEMS.c.position)
 )
-
-
-@dataclass(frozen=True)
-class Taken:
-    name: str
-    price: Decimal
 
 
 @dataclass(frozen=True)
@@ -255,52 +254,29 @@ async def claim_reservation(
     return claimed is not None
 
 
-async def names_and_prices(
-    connection: asyncpg.Connection, product_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, Taken]:
-    """Name and price of each product that exists (active or not: the take decides)."""
-    statement = _NAMES_AND_PRICES
-    rows = await connection.fetch(statement.sql, *statement.args(product_ids=list(product_ids)))
-    return {row["id"]: Taken(name=row["name"], price=row["price"]) for row in rows}
-
-
-async def add_reservation_lines(
-    connection: asyncpg.Connection, order_id: uuid.UUID, lines: Sequence[ReservedLine]
-) -> None:
-    statement = _INSERT_LINE
-    await connection.executemany(
-        statement.sql,
-        [statement.args(order_id=order_id, **vars(line)) for line in lines],
-    )
-
-
-async def take_stock(
-    connection: asyncpg.Connection, product_id: uuid.UUID, quantity: int
-) -> Taken | None:
-    """Takes `quantity` of an active product in one conditional statement (the row lock it
-    takes serialises concurrent takers; each sees the stock the previous one left). None
-    when the product is unknown, inactive or short."""
-    statement = _TAKE_STOCK
+async def take_stock_for_line(
+    connection: asyncpg.Connection,
+    order_id: uuid.UUID,
+    product_id: uuid.UUID,
+    position: int,
+    quantity: int,
+) -> ReservedLine | None:
+    """Takes `quantity` of an active product and records the order's line with the name
+    and price the take found, in one conditional statement (the row lock it takes
+    serialises concurrent takers; each sees the stock the previous one left). None, and
+    nothing written, when the product is unknown, inactive or short."""
+    statement = _TAKE_STOCK_FOR_LINE
     row = await connection.fetchrow(
-        statement.sql, *statement.args(product_id=product_id, quantity=quantity)
-    )
-    return Taken(name=row["name"], price=row["price"]) if row else None
-
-
-async def correct_line(
-    connection: asyncpg.Connection, order_id: uuid.UUID, product_id: uuid.UUID, taken: Taken
-) -> None:
-    """The line records the name and price its take found."""
-    statement = _CORRECT_LINE
-    await connection.execute(
         statement.sql,
         *statement.args(
-            reserved_for=order_id,
-            line_product_id=product_id,
-            taken_price=taken.price,
-            taken_name=taken.name,
+            reserved_for=order_id, product_id=product_id, line_position=position, quantity=quantity
         ),
     )
+    return None if row is None else _reserved_line(row)
+
+
+def _reserved_line(row: asyncpg.Record) -> ReservedLine:
+    return ReservedLine(**{field.name: row[field.name] for field in fields(ReservedLine)})
 
 
 async def available_stock(
@@ -326,10 +302,7 @@ async def reservation_lines(
     """The reservation's lines, in the order's order."""
     statement = _RESERVATION_LINES
     rows = await connection.fetch(statement.sql, *statement.args(reserved_for=order_id))
-    return [
-        ReservedLine(**{field.name: row[field.name] for field in fields(ReservedLine)})
-        for row in rows
-    ]
+    return [_reserved_line(row) for row in rows]
 
 
 async def return_stock(session: AsyncSession, product_id: uuid.UUID, quantity: int) -> None:

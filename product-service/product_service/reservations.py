@@ -2,7 +2,6 @@
 order) and given back. The order service calls these through the internal routes
 (docs/internal-api.md); each function is one transaction."""
 
-import dataclasses
 import logging
 import uuid
 from collections.abc import Sequence
@@ -60,40 +59,27 @@ async def reserve(
     calls only one takes stock; the other waits for it and answers what it recorded. A
     refusal rolls everything back, the claim included: a later retry may try again.
 
-    The lines are written before the stock is taken, and the stock is taken last: a
-    product's row stays locked from its take to the commit, and every order of that
-    product waits meanwhile, so nothing but the commit comes in between."""
+    Each product's stock is taken and its line written in one statement: a product's row
+    stays locked from its take to the commit, and every order of that product waits
+    meanwhile, so nothing but the other lines' takes and the commit come in between."""
     wanted = merge_items(items)
     async with hot_path.transaction() as connection:
         if not await repository.claim_reservation(connection, order_id, caller):
             return await _existing_reservation(connection, order_id, wanted)
 
-        # Name and price as they are now (no lock): what the lines record, unless the take
-        # below finds them changed.
-        known = await repository.names_and_prices(connection, list(wanted))
-        lines = [
-            repository.ReservedLine(
-                product_id=product_id,
-                position=position,
-                quantity=quantity,
-                unit_price=known[product_id].price,
-                product_name=known[product_id].name,
-            )
-            for position, (product_id, quantity) in enumerate(wanted.items())
-            if product_id in known
-        ]
-        await repository.add_reservation_lines(connection, order_id, lines)
-
-        taken: dict[uuid.UUID, repository.Taken] = {}
+        lines: dict[uuid.UUID, repository.ReservedLine] = {}
         short: list[uuid.UUID] = []
+        position_of = {product_id: position for position, product_id in enumerate(wanted)}
         # Rows are locked in one order (by id) by every reservation and release, so two
         # orders for the same products wait for each other instead of deadlocking.
         for product_id in sorted(wanted):
-            result = await repository.take_stock(connection, product_id, wanted[product_id])
-            if result is None:
+            line = await repository.take_stock_for_line(
+                connection, order_id, product_id, position_of[product_id], wanted[product_id]
+            )
+            if line is None:
                 short.append(product_id)
             else:
-                taken[product_id] = result
+                lines[product_id] = line
         if short:
             available = await repository.available_stock(connection, short)
             details = [
@@ -110,20 +96,11 @@ async def reserve(
             )
             metrics.reservation_refused("out_of_stock")
             raise OutOfStock(details=details)  # rolls back every take, the lines and the claim
-
-        # A price or name changed between the read and the take: the line records the take's.
-        for index, line in enumerate(lines):
-            now = taken[line.product_id]
-            if (line.unit_price, line.product_name) != (now.price, now.name):
-                await repository.correct_line(connection, order_id, line.product_id, now)
-                lines[index] = dataclasses.replace(
-                    line, unit_price=now.price, product_name=now.name
-                )
     logger.info(
         "stock reserved", extra={"orderId": str(order_id), "lines": len(wanted), "by": caller}
     )
-    # Answered from what was just written, not read back.
-    return reservation_response(order_id, lines)
+    # Answered from what was just written, in the order's order.
+    return reservation_response(order_id, [lines[product_id] for product_id in wanted])
 
 
 async def _existing_reservation(

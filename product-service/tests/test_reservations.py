@@ -341,37 +341,42 @@ async def test_refused_reservations_are_counted_by_reason(client, reserve, relea
     assert await refused("released") - before["released"] == 1
 
 
-async def test_a_price_changed_between_the_read_and_the_take_is_the_one_recorded(
-    reserve, create_product, engine, monkeypatch
+async def test_each_line_records_what_its_take_found_in_the_order_of_the_request(
+    reserve, create_product, engine
 ):
-    """The lines are written from a read made before the stock is taken (so that the rows
-    stay locked only until the commit); a change in between is caught by the take."""
-    from decimal import Decimal
-
-    from product_service import repository
-
-    phone = await create_product(name="Phone", price="150000.00", stock=5)
-    read = repository.names_and_prices
-
-    async def stale_read(connection, product_ids):
-        known = await read(connection, product_ids)
-        return {pid: repository.Taken(name="Old phone", price=Decimal("1.00")) for pid in known}
-
-    monkeypatch.setattr(repository, "names_and_prices", stale_read)
+    """The take and the line are one statement: the line's name and price are the ones
+    the row held when its stock was taken, whatever order the rows were locked in."""
+    first, second = sorted(
+        [
+            await create_product(name="Kettle", price="2500.00", stock=5),
+            await create_product(name="Toaster", price="4100.50", stock=5),
+        ],
+        key=lambda product: product["id"],
+        reverse=True,  # the request lists the larger id first; rows are locked by id
+    )
     order_id = uuid.uuid4()
-    response = await reserve(order_id, (phone["id"], 1))
+    response = await reserve(order_id, (first["id"], 2), (second["id"], 1))
     assert response.status_code == 200, response.text
     assert response.json()["items"] == [
-        {"productId": phone["id"], "name": "Phone", "price": "150000.00", "quantity": 1}
+        {"productId": first["id"], "name": first["name"], "price": first["price"], "quantity": 2},
+        {
+            "productId": second["id"],
+            "name": second["name"],
+            "price": second["price"],
+            "quantity": 1,
+        },
     ]
     async with engine.connect() as connection:
-        row = (
+        rows = (
             await connection.execute(
                 text(
-                    "SELECT product_name, unit_price FROM stock_reservation_items"
-                    " WHERE order_id = :id"
+                    "SELECT product_id, position, product_name, unit_price"
+                    " FROM stock_reservation_items WHERE order_id = :id ORDER BY position"
                 ),
                 {"id": order_id},
             )
-        ).one()
-    assert (row.product_name, row.unit_price) == ("Phone", Decimal("150000.00"))
+        ).all()
+    assert [(str(r.product_id), r.position, r.product_name, str(r.unit_price)) for r in rows] == [
+        (first["id"], 0, first["name"], first["price"]),
+        (second["id"], 1, second["name"], second["price"]),
+    ]
