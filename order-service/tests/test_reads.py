@@ -236,6 +236,9 @@ async def test_admin_figures_per_status_and_per_day_in_the_shops_time_zone(
     [
         ("timezone=Mars/Olympus", "timezone"),
         ("timezone=../../etc/passwd", "timezone"),
+        ("timezone=/etc/localtime", "timezone"),
+        ("timezone=Asia", "timezone"),  # a directory of the database, not a zone
+        ("timezone=leapseconds", "timezone"),  # a file of it that is no zone
         ("days=0", "days"),
         ("days=367", "days"),
     ],

@@ -4,20 +4,23 @@ httpx API on the aiohttp transport (`httpx-aiohttp`): httpx's own connection
 pool degrades badly under concurrency (encode/httpx#3215), aiohttp's does not.
 Every call carries the current `X-Request-ID`; internal calls also carry a
 short-lived internal token, signed with this service's own key, for the service called.
+The client (and with it aiohttp, ~4 MiB) is made at a service's first call: the auth
+service never makes one.
 """
 
 import functools
 import ssl
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from httpx_aiohttp import AiohttpTransport
 
 from shared.request_context import current_request_id
 from shared.tokens import issue_internal_token
+
+if TYPE_CHECKING:
+    import httpx
 
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"  # noqa: S105 (a header name, not a secret)
 # Reuse an internal token for this long (its life is 60 s).
@@ -28,6 +31,8 @@ _TOKEN_REUSE_SECONDS = 30
 def tls_context() -> ssl.SSLContext:
     """httpx's default (certifi's CA bundle), made once a process and shared by its
     clients: each made its own, ~1 MiB of parsed certificates apiece."""
+    import httpx
+
     return httpx.create_ssl_context()
 
 
@@ -36,8 +41,11 @@ def create_http_client(
     timeout: float,
     connect_timeout: float | None = None,
     max_connections: int = 200,
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> httpx.AsyncClient:
+    transport: "httpx.AsyncBaseTransport | None" = None,
+) -> "httpx.AsyncClient":
+    import httpx
+    from httpx_aiohttp import AiohttpTransport
+
     limits = httpx.Limits(
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
@@ -59,14 +67,16 @@ class ServiceClient:
         private_key: Ed25519PrivateKey,
         audiences: Mapping[str, str],
         timeout: float,
-        transport: httpx.AsyncBaseTransport | None = None,
+        transport: "httpx.AsyncBaseTransport | None" = None,
     ) -> None:
         """`service` is this service's name (the tokens' `sub`), `private_key` its own key;
         `audiences` maps where each neighbour is (its base URL) to its name."""
         self.service = service
         self._private_key = private_key
         self._audiences = {url.rstrip("/"): name for url, name in audiences.items()}
-        self._http = create_http_client(timeout=timeout, transport=transport)
+        self._timeout = timeout
+        self._transport = transport
+        self._http: httpx.AsyncClient | None = None  # made at the first call
         self._tokens: dict[str, tuple[str, float]] = {}
 
     def audience_of(self, url: str) -> str:
@@ -94,7 +104,7 @@ class ServiceClient:
         internal: bool = True,
         headers: dict[str, str] | None = None,
         **kwargs: Any,
-    ) -> httpx.Response:
+    ) -> "httpx.Response":
         """Raises httpx.TransportError (connect, timeout) for the caller to map to a 503."""
         outgoing = dict(headers or {})
         request_id = current_request_id()
@@ -102,13 +112,16 @@ class ServiceClient:
             outgoing["X-Request-ID"] = request_id
         if internal:
             outgoing[INTERNAL_TOKEN_HEADER] = self.internal_token(self.audience_of(url))
+        if self._http is None:
+            self._http = create_http_client(timeout=self._timeout, transport=self._transport)
         return await self._http.request(method, url, headers=outgoing, **kwargs)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
 
 
-def json_object(response: httpx.Response) -> dict[str, Any] | None:
+def json_object(response: "httpx.Response") -> dict[str, Any] | None:
     """The response's JSON object; None when the body is not one (an HTML error page, a
     list, nothing): an odd answer is a refusal to handle, not a crash."""
     try:
