@@ -206,18 +206,18 @@ def ensure_development_keys(env: dict[str, str], out: "Output") -> None:
 # says otherwise: under M-Pesa load the payment service (initiations, callbacks, their
 # order updates) keeps one process busy while the machine has CPU to spare
 # (docs/operations.md, "Worker processes and memory").
-DEFAULT_WORKERS = {"payment": 2}
+DEFAULT_WORKERS = {"payment": "2"}
 
 
-def worker_processes(env: Mapping[str, str], service: str) -> int | None:
+def worker_processes(env: Mapping[str, str], service: str) -> str | None:
     """WEB_CONCURRENCY for one service: PAYMENT_WEB_CONCURRENCY=3 (that service alone),
-    else WEB_CONCURRENCY (every service), else its default; None: the service's own (1)."""
-    own = env.get(f"{service.upper().replace('-', '_')}_WEB_CONCURRENCY")
-    if own:
-        return int(own)
-    if env.get("WEB_CONCURRENCY"):
-        return int(env["WEB_CONCURRENCY"])
-    return DEFAULT_WORKERS.get(service)
+    else WEB_CONCURRENCY (every service), else its default; None: the service's own (1).
+    The service checks the value (1 to 64) as it checks WEB_CONCURRENCY."""
+    return (
+        env.get(f"{service.upper().replace('-', '_')}_WEB_CONCURRENCY")
+        or env.get("WEB_CONCURRENCY")
+        or DEFAULT_WORKERS.get(service)
+    )
 
 
 def service_environment(env: Mapping[str, str], service: str) -> dict[str, str]:
@@ -226,7 +226,7 @@ def service_environment(env: Mapping[str, str], service: str) -> dict[str, str]:
     own = {name: value for name, value in env.items() if name not in PRIVATE_KEY_VARIABLES}
     workers = worker_processes(env, service)
     if workers is not None:
-        own["WEB_CONCURRENCY"] = str(workers)
+        own["WEB_CONCURRENCY"] = workers
     if service == "auth":
         for name in ("JWT_PRIVATE_KEY", "JWT_PRIVATE_KEY_FILE"):
             if env.get(name):

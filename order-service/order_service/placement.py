@@ -2,12 +2,17 @@
 and the two never disagree for long, whatever fails in between.
 
 0. The request's Idempotency-Key, if any, is claimed (shared.idempotency).
-1. A short transaction writes the order row as `reserving` (invisible to every read)
-   with its id.
+1. One statement writes the order row as `reserving` (invisible to every read) with its
+   id.
 2. Outside any transaction, the lines (the request's, or the caller's cart) are
    reserved by the product service under the order's id (all or nothing).
-3. A second short transaction locks the row, writes the items and totals from the
-   reservation's answer and makes the order `pending`.
+3. One statement makes the row `pending` with its total and writes the items from the
+   reservation's answer, only if the row is still `reserving` (with a key, in one
+   transaction with the key's answer).
+
+Every order runs these, so they are asyncpg's own statements (shared.db.HotPath, built
+in repository.py), and the answer is made from what was written, not read back: the
+order's timestamps are this process's clock, as the sweeper's and the expiry's are.
 
 Refused (out of stock) or never sent (product service unreachable): the row is
 removed, nothing was taken. No usable answer (timeout, 5xx) or step 3 failing: the row

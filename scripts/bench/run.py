@@ -395,7 +395,7 @@ def main() -> int:
         ADMIN_PASSWORD=BENCH_ADMIN[1],
         # The worker processes `make run` gives the payment service (the throwaway stacks
         # of the tests give it one).
-        PAYMENT_WEB_CONCURRENCY=str(DEFAULT_WORKERS["payment"]),
+        PAYMENT_WEB_CONCURRENCY=DEFAULT_WORKERS["payment"],
         **{name: os.environ[name] for name in LOAD_SETTINGS if name in os.environ},
     )
     progress("starting the stack")

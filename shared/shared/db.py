@@ -134,8 +134,9 @@ def create_read_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSes
 class HotPath:
     """The busiest statements, with asyncpg itself: a small pool of its own connections
     (opened when first needed, none at start), statements prepared once a connection, no
-    ORM. A one-row read runs without a transaction (`fetchrow`); the order placement's
-    writes run in `transaction()`. A connection that broke under a statement (PostgreSQL
+    ORM. A statement runs on its own, without BEGIN and COMMIT (`fetchrow`, `fetch`,
+    `execute`, or several on one `connection()`); statements that must commit together
+    run in `transaction()`. A connection that broke under a statement (PostgreSQL
     restarted) is thrown away, the pool replaces all of its others, and the statement
     fails as a lost connection: a read is run once more on a fresh one
     (shared.read_retry), anything else is a 503 (shared.errors), never a 500."""
