@@ -1,8 +1,8 @@
 """Dependencies that validate and load."""
 
 import re
-from typing import Annotated
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from fastapi import Depends, Query
 
@@ -36,17 +36,23 @@ AnyOrder = Annotated[OrderDetailOut, Depends(any_order)]
 _TIME_ZONE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9][A-Za-z0-9_+-]*)*")
 
 
+def _list_time_zones(schema: dict[str, Any]) -> None:
+    """The API document lists every zone of the database: made when the document is (the
+    list costs a process 0.3 MiB, 3.4 in a bare interpreter), never at start."""
+    schema["enum"] = sorted(available_timezones())
+
+
 async def time_zone(
     timezone: Annotated[
         str,
         Query(
             max_length=64,
             description="An IANA time zone (Africa/Nairobi): the days are its calendar days.",
+            json_schema_extra=_list_time_zones,
         ),
     ] = "UTC",
 ) -> ZoneInfo:
-    # Checked by loading it, not against zoneinfo.available_timezones(): that list costs
-    # every order process 3.4 MiB to build.
+    # Checked by loading it, not against zoneinfo.available_timezones() (see above).
     try:
         if _TIME_ZONE_NAME.fullmatch(timezone):
             return ZoneInfo(timezone)

@@ -252,3 +252,19 @@ async def test_admin_figures_validate_their_query(client, admin, query, field):
 async def test_customers_cannot_read_the_figures(client, customer):
     response = await client.get("/api/admin/stats", headers=customer.headers)
     assert response.status_code == 403
+
+
+async def test_the_api_document_lists_every_time_zone_it_accepts(client, admin):
+    document = (await client.get("/openapi.json")).json()
+    [parameter] = [
+        p
+        for p in document["paths"]["/api/admin/stats"]["get"]["parameters"]
+        if p["name"] == "timezone"
+    ]
+    zones = parameter["schema"]["enum"]
+    assert "Africa/Nairobi" in zones and "UTC" in zones and len(zones) > 300
+    for zone in [*zones[:: len(zones) // 20], "Etc/GMT+5"]:  # a spread of them, accepted
+        response = await client.get(
+            f"/api/admin/stats?days=1&timezone={zone}", headers=admin.headers
+        )
+        assert response.status_code == 200, (zone, response.text)
