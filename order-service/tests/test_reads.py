@@ -263,7 +263,7 @@ async def test_the_api_document_lists_every_time_zone_it_accepts(client, admin):
     ]
     zones = parameter["schema"]["enum"]
     assert "Africa/Nairobi" in zones and "UTC" in zones and len(zones) > 300
-    for zone in [*zones[:: len(zones) // 20], "Etc/GMT+5"]:  # a spread of them, accepted
+    for zone in zones[:: len(zones) // 20]:  # a spread of them, each accepted
         response = await client.get(
             f"/api/admin/stats?days=1&timezone={zone}", headers=admin.headers
         )
