@@ -53,8 +53,8 @@ class OrderUpdates:
         task.add_done_callback(self._tasks.discard)
 
     async def settle(self) -> int:
-        """Waits for the sends under way; how many were delivered since the last call
-        (tests, and a graceful stop)."""
+        """Waits for the sends under way; how many were delivered since the last call (the
+        tests). At a stop, sends cut short are the worker's after the lease."""
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         delivered, self._delivered = self._delivered, 0
