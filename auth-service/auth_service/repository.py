@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, select
-from sqlalchemy.dialects.postgresql import asyncpg, insert
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from auth_service.models import User
-from shared.db import HotPath
+from shared.db import DirectStatement, HotPath
 from shared.pagination import equals, paginated
 from shared.user_status import UserStatus
 
@@ -43,15 +43,15 @@ class UserView:
 
 # The view's fields are the table's column names: the query is made from them, once, in
 # asyncpg's own SQL (`$1` parameters).
-_USER_VIEW = str(
-    select(*(_USERS.c[field.name] for field in fields(UserView)))
-    .where(_USERS.c.id == bindparam("user_id"))
-    .compile(dialect=asyncpg.dialect())  # type: ignore[no-untyped-call]
+_USER_VIEW = DirectStatement.of(
+    select(*(_USERS.c[field.name] for field in fields(UserView))).where(
+        _USERS.c.id == bindparam("user_id")
+    )
 )
 
 
 async def get_user_view(reads: HotPath, user_id: uuid.UUID) -> UserView | None:
-    row = await reads.fetchrow(_USER_VIEW, user_id)
+    row = await reads.fetchrow(_USER_VIEW.sql, *_USER_VIEW.args(user_id=user_id))
     return UserView(**row) if row is not None else None
 
 

@@ -3,12 +3,12 @@
 import uuid
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, inspect, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cart_service.models import Cart, CartItem
-from shared.db import DirectStatement, HotPath, affected_rows, table_of
+from shared.db import DirectStatement, HotPath, affected_rows, object_of, table_of
 
 
 async def create_cart_if_absent(
@@ -44,8 +44,6 @@ async def get_cart(session: AsyncSession, user_id: uuid.UUID) -> Cart | None:
 # through the session and the ORM it was most of a GET /api/cart. Each row is the cart's
 # columns (cart_*) and one line's (item_*, all null for an empty cart).
 _CARTS, _ITEMS = table_of(Cart), table_of(CartItem)
-_CART_FIELDS = [(a.key, a.columns[0].name) for a in inspect(Cart).column_attrs]
-_ITEM_FIELDS = [(a.key, a.columns[0].name) for a in inspect(CartItem).column_attrs]
 _READ_CART_WITH_LINES = DirectStatement.of(
     select(
         *(column.label(f"cart_{column.name}") for column in _CARTS.c),
@@ -66,12 +64,8 @@ async def read_cart_with_items(
     rows = await hot_path.fetch(statement.sql, *statement.args(owner=user_id))
     if not rows:
         return None
-    cart = Cart(**{key: rows[0][f"cart_{name}"] for key, name in _CART_FIELDS})
-    items = [
-        CartItem(**{key: row[f"item_{name}"] for key, name in _ITEM_FIELDS})
-        for row in rows
-        if row["item_id"] is not None
-    ]
+    cart = object_of(Cart, rows[0], prefix="cart_")
+    items = [object_of(CartItem, row, prefix="item_") for row in rows if row["item_id"] is not None]
     return cart, items
 
 

@@ -147,8 +147,8 @@ async def cancel_as_customer(state: OrderState, user: AuthenticatedUser, order_i
     one release); the release is written to the outbox with it, so a product service
     that is down delays it, never loses it."""
     async with state.sessionmaker() as session, session.begin():
-        order = await repository.get_order(
-            session, parse_order_id(order_id), user_id=user.id, for_update=True
+        order = await repository.lock_order_with_details(
+            session, parse_order_id(order_id), user_id=user.id
         )
         if order is None:
             raise OrderNotFound()
@@ -166,7 +166,7 @@ async def change_status_as_admin(
     state: OrderState, admin: AuthenticatedUser, order_id: str, target: Status
 ) -> Order:
     async with state.sessionmaker() as session, session.begin():
-        order = await repository.get_order(session, parse_order_id(order_id), for_update=True)
+        order = await repository.lock_order_with_details(session, parse_order_id(order_id))
         if order is None:
             raise OrderNotFound()
         calls = change_status(session, order, target, Actor.ADMIN, f"Set by admin {admin.id}")

@@ -50,22 +50,16 @@ def _with_details(statement: Select[Order]) -> Select[Order]:
     return statement.options(selectinload(Order.items), selectinload(Order.history))
 
 
-async def get_order(
-    session: AsyncSession,
-    order_id: uuid.UUID,
-    *,
-    user_id: uuid.UUID | None = None,
-    for_update: bool = False,
+async def lock_order_with_details(
+    session: AsyncSession, order_id: uuid.UUID, *, user_id: uuid.UUID | None = None
 ) -> Order | None:
-    """A placed order with its items and history; only `user_id`'s when given. With
-    `for_update` the row is locked until the transaction ends."""
+    """A placed order with its items and history, locked until the transaction ends; only
+    `user_id`'s when given. (Reads without a change: `find_order`.)"""
     statement = select(Order).where(Order.id == order_id, PLACED)
     if user_id is not None:
         statement = statement.where(Order.user_id == user_id)
-    if for_update:
-        statement = statement.with_for_update(of=Order)
-    statement = _with_details(statement).execution_options(populate_existing=True)
-    return await session.scalar(statement)
+    statement = _with_details(statement.with_for_update(of=Order))
+    return await session.scalar(statement.execution_options(populate_existing=True))
 
 
 _LOCK_PLACED_ORDER = (

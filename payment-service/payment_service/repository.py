@@ -6,7 +6,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-from sqlalchemy import String, Uuid, any_, bindparam, exists, func, inspect, select, text, update
+from sqlalchemy import String, Uuid, any_, bindparam, exists, func, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import CollectionAggregate
@@ -19,15 +19,12 @@ from payment_service.models import (
     ProviderEvent,
     Refund,
 )
-from shared.db import DirectStatement, HotPath, table_of
+from shared.db import DirectStatement, HotPath, column_names, object_of, table_of
 from shared.pagination import created_within, equals, paginated
 
 # An initiation's statements (every payment runs them), with asyncpg itself
-# (shared.db.HotPath). Their rows become Payment objects of no session (`_payment_of`).
+# (shared.db.HotPath). Their rows become Payment objects of no session (shared.db.object_of).
 _PAYMENTS = table_of(Payment)
-_PAYMENT_COLUMNS = [
-    (attribute.key, attribute.columns[0].name) for attribute in inspect(Payment).column_attrs
-]
 _NEW_PAYMENT_COLUMNS = [
     "id",
     "order_id",
@@ -94,21 +91,17 @@ _INSERT_EVENT = DirectStatement.of(
 )
 
 
-def _payment_of(row: asyncpg.Record) -> Payment:
-    return Payment(**{key: row[column] for key, column in _PAYMENT_COLUMNS})
-
-
 async def insert_payment_unless_in_flight(hot_path: HotPath, **values: Any) -> Payment | None:
     """Inserts a pending payment unless the order already has one in flight (the partial
     unique index decides, so two concurrent requests cannot both get through). One
     statement, committed on its own."""
     statement = _INSERT_PAYMENT_UNLESS_IN_FLIGHT
-    columns = dict(_PAYMENT_COLUMNS)  # attribute -> column ("details" is "metadata")
+    columns = dict(column_names(Payment))  # attribute -> column ("details" is "metadata")
     values = {"phone_number": None, **values}  # a card payment has none
     row = await hot_path.fetchrow(
         statement.sql, *statement.args(**{columns[key]: value for key, value in values.items()})
     )
-    return None if row is None else _payment_of(row)
+    return None if row is None else object_of(Payment, row)
 
 
 async def order_has_paid_payment(hot_path: HotPath, order_id: uuid.UUID) -> bool:
@@ -129,7 +122,7 @@ async def read_payment_by_reference(
     row = await hot_path.fetchrow(
         statement.sql, *statement.args(by_provider=provider, by_reference=reference)
     )
-    return None if row is None else _payment_of(row)
+    return None if row is None else object_of(Payment, row)
 
 
 async def insert_event(hot_path: HotPath, event: ProviderEvent) -> None:
@@ -144,7 +137,7 @@ async def lock_payment_row(connection: asyncpg.Connection, payment_id: uuid.UUID
     """The payment, locked until the caller's transaction ends."""
     statement = _LOCK_PAYMENT_ROW
     row = await connection.fetchrow(statement.sql, *statement.args(locked_id=payment_id))
-    return None if row is None else _payment_of(row)
+    return None if row is None else object_of(Payment, row)
 
 
 async def record_acceptance(
@@ -164,7 +157,7 @@ async def record_acceptance(
         ),
     )
     assert row is not None  # the caller holds the row's lock
-    return _payment_of(row)
+    return object_of(Payment, row)
 
 
 # The statements of every payment, built once: an ORM statement costs more to build and
@@ -176,15 +169,15 @@ _LOCK_PAYMENT = (
     .with_for_update()
     .execution_options(populate_existing=True)
 )
-_PAID_PAYMENT_FOR_ORDER = (
+_OTHER_PAID_PAYMENT_FOR_ORDER = (
     select(Payment)
     .where(
         Payment.order_id == bindparam("order_id"),
         Payment.status.in_(bindparam("statuses", expanding=True)),
+        Payment.id != bindparam("other_than"),
     )
     .limit(1)
 )
-_OTHER_PAID_PAYMENT_FOR_ORDER = _PAID_PAYMENT_FOR_ORDER.where(Payment.id != bindparam("other_than"))
 _PAYMENT_BY_REFERENCE = select(Payment).where(
     Payment.provider == bindparam("provider"),
     Payment.external_reference == bindparam("reference"),
@@ -212,13 +205,10 @@ async def paid_payment_for_order(
     session: AsyncSession,
     order_id: uuid.UUID,
     *,
-    other_than: uuid.UUID | None = None,
+    other_than: uuid.UUID,
     statuses: frozenset[PaymentStatus] = SETTLED_PAID,
 ) -> Payment | None:
-    if other_than is None:
-        return await session.scalar(
-            _PAID_PAYMENT_FOR_ORDER, {"order_id": order_id, "statuses": list(statuses)}
-        )
+    """Another payment of the order in one of `statuses` (paid, by default), if any."""
     return await session.scalar(
         _OTHER_PAID_PAYMENT_FOR_ORDER,
         {"order_id": order_id, "statuses": list(statuses), "other_than": other_than},

@@ -25,12 +25,22 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
 import asyncpg
 from asyncpg.exceptions import ConnectionDoesNotExistError
 from fastapi import Depends, Request
-from sqlalchemy import CursorResult, DateTime, MetaData, Result, Table, event, func, text
+from sqlalchemy import (
+    CursorResult,
+    DateTime,
+    MetaData,
+    Result,
+    Table,
+    event,
+    func,
+    inspect,
+    text,
+)
 from sqlalchemy.dialects.postgresql import asyncpg as postgresql_asyncpg
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -47,6 +57,8 @@ from shared.state import database_state
 
 logger = logging.getLogger(__name__)
 
+ModelT = TypeVar("ModelT")
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -61,6 +73,25 @@ def table_of(model: type[Any]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)
     return table
+
+
+_COLUMN_NAMES: dict[type[Any], tuple[tuple[str, str], ...]] = {}
+
+
+def column_names(model: type[Any]) -> tuple[tuple[str, str], ...]:
+    """(attribute, column) of each column of a mapped class (an attribute may be named
+    otherwise than its column: the payments' `details` is `metadata`); read once."""
+    if model not in _COLUMN_NAMES:
+        _COLUMN_NAMES[model] = tuple(
+            (column.key, column.columns[0].name) for column in inspect(model).column_attrs
+        )
+    return _COLUMN_NAMES[model]
+
+
+def object_of(model: type[ModelT], row: asyncpg.Record, *, prefix: str = "") -> ModelT:
+    """An object of no session made from a row of the model's table read with asyncpg
+    (its columns named `<prefix><column>`): to read and answer with, never to change."""
+    return model(**{key: row[prefix + name] for key, name in column_names(model)})
 
 
 def new_metadata() -> MetaData:
